@@ -1,0 +1,314 @@
+//! A repository in a local directory.
+//!
+//! ```text
+//! <repo>/config                 the config object
+//! <repo>/data/<xx>/<packid>     packs, fanned out by the first two hex digits
+//! <repo>/snapshots/<snapid>     snapshot manifests
+//! <repo>/tmp/                   staging for atomic writes; leftovers are garbage
+//! <repo>/index.sqlite           the index (a rebuildable cache)
+//! <repo>/lock                   flock(2) target
+//! ```
+//!
+//! A put writes a private temp file, fsyncs it, hard-links it to its final
+//! name (which fails if the name exists, so puts are create-only), fsyncs
+//! the directory, then drops the temp name. Everything is created 0600/0700.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{ErrorKind, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::{Backend, FileKind, LockGuard, LockMode, Put};
+use crate::error::{Error, IoContext, Result};
+
+const CONFIG: &str = "config";
+const DATA_DIR: &str = "data";
+const SNAPSHOT_DIR: &str = "snapshots";
+const TMP_DIR: &str = "tmp";
+const LOCK_FILE: &str = "lock";
+const INDEX_FILE: &str = "index.sqlite";
+
+/// A repository directory on a local POSIX filesystem.
+#[derive(Debug)]
+pub struct LocalBackend {
+    root: PathBuf,
+    counter: AtomicU64,
+}
+
+struct FileLock(#[allow(dead_code)] File);
+impl LockGuard for FileLock {}
+
+impl LocalBackend {
+    /// A backend rooted at `root` (which need not exist yet).
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        LocalBackend { root: root.into(), counter: AtomicU64::new(0) }
+    }
+
+    /// The repository directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn dir(&self, kind: FileKind) -> PathBuf {
+        match kind {
+            FileKind::Config => self.root.clone(),
+            FileKind::Pack => self.root.join(DATA_DIR),
+            FileKind::Snapshot => self.root.join(SNAPSHOT_DIR),
+        }
+    }
+
+    fn path(&self, kind: FileKind, name: &str) -> Result<PathBuf> {
+        check_name(kind, name)?;
+        Ok(match kind {
+            FileKind::Config => self.root.join(CONFIG),
+            FileKind::Pack => self.root.join(DATA_DIR).join(&name[..2]).join(name),
+            FileKind::Snapshot => self.root.join(SNAPSHOT_DIR).join(name),
+        })
+    }
+
+    fn temp_path(&self) -> PathBuf {
+        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        self.root.join(TMP_DIR).join(format!("{}-{n}.tmp", std::process::id()))
+    }
+
+    fn open(&self, kind: FileKind, name: &str) -> Result<(File, PathBuf)> {
+        let path = self.path(kind, name)?;
+        match File::open(&path) {
+            Ok(f) => Ok((f, path)),
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                Err(Error::NotFound { kind: kind.describe(), id: name.to_owned() })
+            }
+            Err(e) => Err(Error::io(path, e)),
+        }
+    }
+}
+
+/// Object names are fixed words or 64 hex digits; anything else could
+/// escape the repository directory, so it is refused.
+fn check_name(kind: FileKind, name: &str) -> Result<()> {
+    let ok = match kind {
+        FileKind::Config => name == CONFIG,
+        FileKind::Pack | FileKind::Snapshot => {
+            name.len() == 64 && name.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        }
+    };
+    if ok { Ok(()) } else { Err(Error::InvalidInput(format!("bad {} name {name:?}", kind.describe()))) }
+}
+
+fn mkdir_private(path: &Path) -> Result<bool> {
+    match fs::DirBuilder::new().mode(0o700).create(path) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(Error::io(path, e)),
+    }
+}
+
+fn fsync_dir(path: &Path) -> Result<()> {
+    File::open(path).and_then(|d| d.sync_all()).at(path)
+}
+
+fn write_durable(path: &Path, data: &[u8]) -> Result<()> {
+    let mut f = OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).at(path)?;
+    f.write_all(data).at(path)?;
+    f.sync_all().at(path)
+}
+
+impl Backend for LocalBackend {
+    fn location(&self) -> String {
+        self.root.display().to_string()
+    }
+
+    fn exists(&self) -> Result<bool> {
+        let path = self.root.join(CONFIG);
+        match fs::symlink_metadata(&path) {
+            Ok(_) => Ok(true),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(Error::io(path, e)),
+        }
+    }
+
+    fn create(&self) -> Result<()> {
+        if let Some(parent) = self.root.parent().filter(|p| !p.as_os_str().is_empty()) {
+            fs::DirBuilder::new().recursive(true).mode(0o700).create(parent).at(parent)?;
+        }
+        mkdir_private(&self.root)?;
+        for sub in [DATA_DIR, SNAPSHOT_DIR, TMP_DIR] {
+            mkdir_private(&self.root.join(sub))?;
+        }
+        fsync_dir(&self.root)
+    }
+
+    fn put(&self, kind: FileKind, name: &str, data: &[u8]) -> Result<Put> {
+        let path = self.path(kind, name)?;
+        let dir = path.parent().expect("object paths have a parent").to_path_buf();
+        if kind == FileKind::Pack && mkdir_private(&dir)? {
+            fsync_dir(&self.dir(kind))?;
+        }
+        let tmp = self.temp_path();
+        write_durable(&tmp, data)?;
+        let linked = fs::hard_link(&tmp, &path);
+        let _ = fs::remove_file(&tmp);
+        match linked {
+            Ok(()) => {
+                fsync_dir(&dir)?;
+                Ok(Put::Created)
+            }
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(Put::Existed),
+            Err(e) => Err(Error::io(path, e)),
+        }
+    }
+
+    fn get(&self, kind: FileKind, name: &str) -> Result<Vec<u8>> {
+        let (mut f, path) = self.open(kind, name)?;
+        let mut out = Vec::new();
+        f.read_to_end(&mut out).at(&path)?;
+        Ok(out)
+    }
+
+    fn get_range(&self, kind: FileKind, name: &str, offset: u64, len: usize) -> Result<Vec<u8>> {
+        let (mut f, path) = self.open(kind, name)?;
+        f.seek(SeekFrom::Start(offset)).at(&path)?;
+        let mut out = vec![0; len];
+        f.read_exact(&mut out).map_err(|e| match e.kind() {
+            ErrorKind::UnexpectedEof => Error::corrupt(
+                format!("{} {name}", kind.describe()),
+                format!("truncated: cannot read {len} bytes at offset {offset}"),
+            ),
+            _ => Error::io(&path, e),
+        })?;
+        Ok(out)
+    }
+
+    fn list(&self, kind: FileKind) -> Result<Vec<(String, u64)>> {
+        let dir = self.dir(kind);
+        let mut out = Vec::new();
+        match kind {
+            FileKind::Config => {
+                if let Ok(m) = fs::metadata(self.root.join(CONFIG)) {
+                    out.push((CONFIG.to_owned(), m.len()));
+                }
+            }
+            FileKind::Snapshot => list_names(&dir, kind, &mut out)?,
+            FileKind::Pack => {
+                for sub in fs::read_dir(&dir).at(&dir)? {
+                    let sub = sub.at(&dir)?;
+                    if sub.file_type().at(sub.path())?.is_dir() {
+                        list_names(&sub.path(), kind, &mut out)?;
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn remove(&self, kind: FileKind, name: &str) -> Result<()> {
+        let path = self.path(kind, name)?;
+        match fs::remove_file(&path) {
+            Ok(()) => fsync_dir(path.parent().expect("object paths have a parent")),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(Error::io(path, e)),
+        }
+    }
+
+    fn lock(&self, mode: LockMode) -> Result<Box<dyn LockGuard>> {
+        let path = self.root.join(LOCK_FILE);
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(&path)
+            .at(&path)?;
+        let res = match mode {
+            LockMode::Shared => file.try_lock_shared(),
+            LockMode::Exclusive => file.try_lock(),
+        };
+        match res {
+            Ok(()) => Ok(Box::new(FileLock(file))),
+            Err(fs::TryLockError::WouldBlock) => Err(Error::Locked {
+                detail: match mode {
+                    LockMode::Shared => "an exclusive operation such as prune is running".into(),
+                    LockMode::Exclusive => "another operation is running".into(),
+                },
+            }),
+            Err(fs::TryLockError::Error(e)) => Err(Error::io(path, e)),
+        }
+    }
+
+    fn index_path(&self) -> PathBuf {
+        self.root.join(INDEX_FILE)
+    }
+}
+
+/// Adds the well-formed object names in `dir` (temp files and strays are
+/// not objects and are skipped).
+fn list_names(dir: &Path, kind: FileKind, out: &mut Vec<(String, u64)>) -> Result<()> {
+    for entry in fs::read_dir(dir).at(dir)? {
+        let entry = entry.at(dir)?;
+        let Some(name) = entry.file_name().to_str().map(str::to_owned) else { continue };
+        if check_name(kind, &name).is_err() {
+            continue;
+        }
+        let meta = entry.metadata().at(entry.path())?;
+        if meta.is_file() {
+            out.push((name, meta.len()));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn name(c: char) -> String {
+        c.to_string().repeat(64)
+    }
+
+    #[test]
+    fn put_is_create_only_and_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = LocalBackend::new(dir.path().join("repo"));
+        b.create().unwrap();
+        assert_eq!(b.put(FileKind::Pack, &name('a'), b"one").unwrap(), Put::Created);
+        assert_eq!(b.put(FileKind::Pack, &name('a'), b"two").unwrap(), Put::Existed);
+        assert_eq!(b.get(FileKind::Pack, &name('a')).unwrap(), b"one");
+        let mode = fs::metadata(b.path(FileKind::Pack, &name('a')).unwrap()).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let mode = fs::metadata(b.root()).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
+        assert_eq!(b.list(FileKind::Pack).unwrap(), vec![(name('a'), 3)]);
+        assert!(fs::read_dir(b.root().join(TMP_DIR)).unwrap().next().is_none());
+    }
+
+    #[test]
+    fn short_range_read_is_corruption() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = LocalBackend::new(dir.path());
+        b.create().unwrap();
+        b.put(FileKind::Snapshot, &name('b'), b"12345").unwrap();
+        assert_eq!(b.get_range(FileKind::Snapshot, &name('b'), 1, 3).unwrap(), b"234");
+        assert!(matches!(b.get_range(FileKind::Snapshot, &name('b'), 3, 5), Err(Error::Corrupt { .. })));
+        assert!(matches!(b.get(FileKind::Snapshot, &name('c')), Err(Error::NotFound { .. })));
+    }
+
+    #[test]
+    fn names_that_could_escape_are_refused() {
+        let b = LocalBackend::new("/nonexistent");
+        assert!(b.get(FileKind::Pack, "../../etc/passwd").is_err());
+    }
+
+    #[test]
+    fn exclusive_lock_conflicts_with_shared() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = LocalBackend::new(dir.path());
+        b.create().unwrap();
+        let shared = b.lock(LockMode::Shared).unwrap();
+        let _second = b.lock(LockMode::Shared).unwrap();
+        assert!(matches!(b.lock(LockMode::Exclusive), Err(Error::Locked { .. })));
+        drop(shared);
+    }
+}

@@ -1,0 +1,101 @@
+//! Command-line arguments (clap derive). Secrets never come from flags.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// A content-addressed, deduplicating snapshot store.
+#[derive(Debug, Parser)]
+#[command(name = "snap", version, about, max_term_width = 100)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command takes.
+#[derive(Debug, Args)]
+pub struct Global {
+    /// Repository directory [default: $XDG_DATA_HOME/snap or ~/.local/share/snap]
+    #[arg(long, global = true, env = "SNAP_REPO", value_name = "PATH")]
+    pub repo: Option<PathBuf>,
+    /// Print one JSON document on stdout instead of text
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Never draw a progress bar
+    #[arg(long, global = true)]
+    pub no_progress: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a repository
+    Init,
+    /// Take a new snapshot of files and directories
+    Backup(BackupArgs),
+    /// List snapshots
+    Snapshots(SnapshotsArgs),
+    /// List the files in a snapshot
+    Ls(LsArgs),
+    /// Restore a snapshot, or part of it, into a directory
+    Restore(RestoreArgs),
+    /// Repair the repository
+    #[command(subcommand)]
+    Repair(RepairCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    /// Files and directories to back up
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+    /// Tag the snapshot (repeatable)
+    #[arg(long = "tag", value_name = "TAG")]
+    pub tags: Vec<String>,
+    /// Describe the snapshot
+    #[arg(long, short)]
+    pub message: Option<String>,
+    /// Take unchanged files from this snapshot instead of the latest matching one
+    #[arg(long, value_name = "SNAPSHOT", conflicts_with = "force")]
+    pub parent: Option<String>,
+    /// Read every file, even those unchanged since the parent snapshot
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SnapshotsArgs {
+    /// Group by year, month and ISO week
+    #[arg(long)]
+    pub tree: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct LsArgs {
+    /// Snapshot: id prefix, latest, latest~N or YYYY-MM-DD
+    pub snapshot: String,
+    /// Only this path and what is below it
+    pub path: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// Snapshot: id prefix, latest, latest~N or YYYY-MM-DD
+    pub snapshot: String,
+    /// Directory to restore into (created if missing)
+    #[arg(long, short, value_name = "DIR")]
+    pub target: PathBuf,
+    /// Restore only this path of the snapshot
+    #[arg(long, value_name = "PATH")]
+    pub include: Option<PathBuf>,
+    /// Re-read every restored file and check it against the snapshot
+    #[arg(long)]
+    pub verify: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RepairCommand {
+    /// Rebuild the index from the packs alone
+    Index,
+}

@@ -1,0 +1,74 @@
+//! `snap backup`.
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+use snap::Repository;
+use snap::backend::LockMode;
+use snap::ops::backup::{BackupOptions, BackupReport, ParentChoice, backup};
+
+use super::args::{BackupArgs, Global};
+use super::{EXIT_INCOMPLETE, output, progress::Bar};
+
+pub fn run(g: &Global, a: &BackupArgs) -> Result<ExitCode> {
+    let loc = super::location(g)?;
+    let backend = super::backend(&loc.path);
+    // The default repository is created on first use; a named one must exist.
+    let repo = if loc.is_default && !snap::backend::Backend::exists(backend.as_ref())? {
+        let repo = Repository::init(backend)?;
+        output::warn(&format!("created the default repository at {}", loc.path.display()));
+        repo
+    } else {
+        Repository::open(backend, LockMode::Shared)?
+    };
+    super::report_sync(&repo);
+    let parent = match (&a.parent, a.force) {
+        (_, true) => ParentChoice::Ignore,
+        (Some(spec), false) => ParentChoice::Id(repo.resolve(spec)?.0),
+        (None, false) => ParentChoice::Auto,
+    };
+    let opts = BackupOptions {
+        paths: a.paths.clone(),
+        tags: a.tags.clone(),
+        message: a.message.clone(),
+        parent,
+        repository_dir: Some(loc.path.clone()),
+        hostname: gethostname::gethostname().to_string_lossy().into_owned(),
+        username: std::env::var("USER").unwrap_or_default(),
+    };
+    let report = backup(&repo, &opts, &Bar::new(g))?;
+    output::warnings(&report.warnings);
+    if g.json {
+        output::json(&report)?;
+    } else {
+        print_summary(&report)?;
+    }
+    Ok(if report.incomplete { ExitCode::from(EXIT_INCOMPLETE) } else { ExitCode::SUCCESS })
+}
+
+fn print_summary(r: &BackupReport) -> Result<()> {
+    let s = &r.summary;
+    let parent = r.parent.map(|p| format!(" (parent {})", p.short())).unwrap_or_default();
+    output::line(&format!("snapshot {} saved{parent}", r.snapshot.short()))?;
+    output::line(&format!(
+        "files: {} ({} read, {} unchanged), dirs: {}, others: {}",
+        s.files,
+        s.files_read,
+        s.files - s.files_read,
+        s.dirs,
+        s.others
+    ))?;
+    output::line(&format!(
+        "data: {} in files, {} read, {} new ({} stored) in {} pack(s), {:.1}s",
+        output::bytes(s.bytes),
+        output::bytes(s.bytes_read),
+        output::bytes(s.new_bytes),
+        output::bytes(s.new_stored_bytes),
+        r.packs_written,
+        s.duration_ms as f64 / 1000.0
+    ))?;
+    if r.incomplete {
+        output::warn("some files could not be read; the snapshot lacks them (see above)");
+    }
+    Ok(())
+}

@@ -1,0 +1,115 @@
+//! The binary's side: where the repository is, how results are shown, and
+//! the exit code. Only this module prints, reads the environment or exits.
+
+pub mod args;
+mod backup;
+mod output;
+mod progress;
+mod restore;
+mod show;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use snap::Repository;
+use snap::backend::LockMode;
+use snap::backend::local::LocalBackend;
+
+use args::{Cli, Command, RepairCommand};
+
+/// Exit code of any error.
+pub const EXIT_ERROR: u8 = 1;
+/// Exit code when a backup or restore finished but left something out.
+pub const EXIT_INCOMPLETE: u8 = 3;
+
+/// Runs the command; `Ok` carries the exit code.
+pub fn run(cli: &Cli) -> Result<ExitCode> {
+    let g = &cli.global;
+    match &cli.command {
+        Command::Init => init(g),
+        Command::Backup(a) => backup::run(g, a),
+        Command::Snapshots(a) => show::snapshots(g, a),
+        Command::Ls(a) => show::ls(g, a),
+        Command::Restore(a) => restore::run(g, a),
+        Command::Repair(RepairCommand::Index) => repair_index(g),
+    }
+}
+
+/// Whether an error is only a closed stdout (`snap ls | head`).
+pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            || c.downcast_ref::<serde_json::Error>()
+                .is_some_and(|j| j.io_error_kind() == Some(std::io::ErrorKind::BrokenPipe))
+    })
+}
+
+/// Where the repository is, and whether it is the implicit default.
+struct Location {
+    path: PathBuf,
+    is_default: bool,
+}
+
+fn location(g: &args::Global) -> Result<Location> {
+    if let Some(path) = &g.repo {
+        return Ok(Location { path: path.clone(), is_default: false });
+    }
+    let data = dirs::data_dir()
+        .context("cannot find a data directory for the default repository; use --repo or SNAP_REPO")?;
+    Ok(Location { path: data.join("snap"), is_default: true })
+}
+
+fn backend(path: &Path) -> Box<LocalBackend> {
+    Box::new(LocalBackend::new(path))
+}
+
+/// Opens the repository and reports what reconciling its index found.
+fn open(g: &args::Global, mode: LockMode) -> Result<(Repository, PathBuf)> {
+    let loc = location(g)?;
+    let repo = Repository::open(backend(&loc.path), mode)?;
+    report_sync(&repo);
+    Ok((repo, loc.path))
+}
+
+fn report_sync(repo: &Repository) {
+    let sync = repo.sync_report();
+    if !sync.dropped.is_empty() {
+        output::warn(&format!(
+            "{} indexed pack(s) are missing or damaged; their data will be stored again by the next backup",
+            sync.dropped.len()
+        ));
+    }
+    for u in &sync.unreadable {
+        output::warn(&format!("pack {} is unreadable: {}", u.name, u.error));
+    }
+}
+
+fn init(g: &args::Global) -> Result<ExitCode> {
+    let loc = location(g)?;
+    let repo = Repository::init(backend(&loc.path))?;
+    let shown = loc.path.display().to_string();
+    if g.json {
+        output::json(&serde_json::json!({ "repository": shown, "id": repo.config().id }))?;
+    } else {
+        output::line(&format!("created snap repository {} at {shown}", &repo.config().id[..8]))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn repair_index(g: &args::Global) -> Result<ExitCode> {
+    let loc = location(g)?;
+    let report = Repository::rebuild_index(backend(&loc.path))?;
+    for u in &report.unreadable {
+        output::warn(&format!("pack {} is unreadable and was not indexed: {}", u.name, u.error));
+    }
+    if g.json {
+        output::json(&serde_json::json!({
+            "packs_indexed": report.added.len(),
+            "packs_unreadable": report.unreadable,
+        }))?;
+    } else {
+        output::line(&format!("index rebuilt from {} pack(s)", report.added.len()))?;
+    }
+    Ok(if report.unreadable.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(EXIT_ERROR) })
+}

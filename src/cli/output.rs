@@ -1,0 +1,39 @@
+//! Text and JSON output. Writes go through `io::Result` so a closed pipe
+//! ends the program quietly instead of panicking.
+
+use std::io::Write;
+
+use anyhow::Result;
+use serde::Serialize;
+
+/// Prints one line on stdout.
+pub fn line(text: &str) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{text}")?;
+    Ok(())
+}
+
+/// Prints `value` as the command's one JSON document.
+pub fn json<T: Serialize + ?Sized>(value: &T) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, value)?;
+    writeln!(out)?;
+    Ok(())
+}
+
+/// Prints a warning on stderr.
+pub fn warn(text: &str) {
+    eprintln!("snap: warning: {text}");
+}
+
+/// Prints per-path warnings from a report.
+pub fn warnings(list: &[snap::ops::Warning]) {
+    for w in list {
+        warn(&format!("{}: {}", w.path, w.message));
+    }
+}
+
+/// Bytes for people: `1.5 MiB`.
+pub fn bytes(n: u64) -> String {
+    indicatif::HumanBytes(n).to_string()
+}

@@ -1,0 +1,118 @@
+//! `snap snapshots` and `snap ls`.
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+use chrono::{Local, TimeZone};
+use snap::backend::LockMode;
+use snap::ops::ls::{LsEntry, ls as list_entries};
+use snap::ops::snapshots::{SnapshotInfo, calendar, list};
+
+use super::args::{Global, LsArgs, SnapshotsArgs};
+use super::output;
+
+pub fn snapshots(g: &Global, a: &SnapshotsArgs) -> Result<ExitCode> {
+    let (repo, _) = super::open(g, LockMode::Shared)?;
+    let listing = list(&repo)?;
+    let (infos, damaged) = (&listing.snapshots, &listing.damaged);
+    for d in damaged {
+        output::warn(&format!("snapshot {} cannot be read: {}", d.name, d.error));
+    }
+    match (g.json, a.tree) {
+        (true, true) => output::json(&calendar(infos))?,
+        (true, false) => output::json(infos)?,
+        (false, true) => print_calendar(infos)?,
+        (false, false) => print_table(infos)?,
+    }
+    Ok(if damaged.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(super::EXIT_ERROR) })
+}
+
+fn row(s: &SnapshotInfo) -> String {
+    let tags = if s.tags.is_empty() { String::new() } else { format!(" [{}]", s.tags.join(",")) };
+    format!(
+        "{}  {}  {:<12}  {:>7} files  {:>10}  {}{tags}",
+        s.short_id,
+        display_time(s.unix_time),
+        s.hostname,
+        s.summary.files,
+        output::bytes(s.summary.bytes),
+        s.paths.join(" ")
+    )
+}
+
+fn print_table(infos: &[SnapshotInfo]) -> Result<()> {
+    for s in infos {
+        output::line(&row(s))?;
+    }
+    output::line(&format!("{} snapshot(s)", infos.len()))
+}
+
+fn print_calendar(infos: &[SnapshotInfo]) -> Result<()> {
+    for year in calendar(infos) {
+        output::line(&year.year.to_string())?;
+        for month in &year.months {
+            output::line(&format!("  {}", month.month))?;
+            for week in &month.weeks {
+                output::line(&format!("    {}", week.week))?;
+                for s in &week.snapshots {
+                    output::line(&format!("      {}", row(s)))?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn display_time(secs: i64) -> String {
+    Local
+        .timestamp_opt(secs, 0)
+        .earliest()
+        .map_or_else(|| secs.to_string(), |t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+}
+
+pub fn ls(g: &Global, a: &LsArgs) -> Result<ExitCode> {
+    let (repo, _) = super::open(g, LockMode::Shared)?;
+    let (id, snap) = repo.resolve(&a.snapshot)?;
+    let entries = list_entries(&repo, &snap, a.path.as_deref())?;
+    if g.json {
+        output::json(&serde_json::json!({ "snapshot": id.to_hex(), "entries": entries }))?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    for e in &entries {
+        output::line(&ls_line(e))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn ls_line(e: &LsEntry) -> String {
+    let target = e.target.as_ref().map(|t| format!(" -> {t}")).unwrap_or_default();
+    format!(
+        "{} {:>5}:{:<5} {:>10} {} {}{target}",
+        mode_string(e.kind, e.mode),
+        e.uid,
+        e.gid,
+        e.size,
+        display_time(e.mtime),
+        e.path
+    )
+}
+
+/// `ls -l` style mode, with setuid/setgid/sticky shown as s/s/t.
+fn mode_string(kind: char, mode: u32) -> String {
+    let mut s = String::from(kind);
+    let special = [(0o4000, 's'), (0o2000, 's'), (0o1000, 't')];
+    for (i, who) in [(0o700, 6), (0o070, 3), (0o007, 0)].iter().enumerate() {
+        let bits = (mode & who.0) >> who.1;
+        s.push(if bits & 4 != 0 { 'r' } else { '-' });
+        s.push(if bits & 2 != 0 { 'w' } else { '-' });
+        let exec = bits & 1 != 0;
+        let (flag, letter) = special[i];
+        s.push(match (mode & flag != 0, exec) {
+            (true, true) => letter,
+            (true, false) => letter.to_ascii_uppercase(),
+            (false, true) => 'x',
+            (false, false) => '-',
+        });
+    }
+    s
+}

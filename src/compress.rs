@@ -1,0 +1,112 @@
+//! zstd compression of blobs. Incompressible data (media, archives,
+//! encrypted files) is detected from a small sample and stored as is, so no
+//! time is spent compressing what will not shrink. Decompression is bounded
+//! by the length the pack entry declares, whatever the frame claims.
+
+use std::cell::RefCell;
+use std::io::Read;
+
+use crate::format::DecodeError;
+use crate::format::pack::Compression;
+
+/// Blobs shorter than this are compressed without sampling.
+const SAMPLE_FROM: usize = 64 << 10;
+/// Size of the probe taken from the middle of a larger blob.
+const SAMPLE_LEN: usize = 16 << 10;
+/// A sample that does not shrink below this share (in 1/100) means "store raw".
+const SAMPLE_MAX_PERCENT: usize = 95;
+
+thread_local! {
+    static COMPRESSORS: RefCell<Vec<(i32, zstd::bulk::Compressor<'static>)>> = const { RefCell::new(Vec::new()) };
+}
+
+fn with_compressor<T>(level: i32, f: impl FnOnce(&mut zstd::bulk::Compressor<'static>) -> T) -> T {
+    COMPRESSORS.with(|cell| {
+        let mut list = cell.borrow_mut();
+        let pos = match list.iter().position(|(l, _)| *l == level) {
+            Some(pos) => pos,
+            None => {
+                let c = zstd::bulk::Compressor::new(level).expect("zstd context for a valid level");
+                list.push((level, c));
+                list.len() - 1
+            }
+        };
+        f(&mut list[pos].1)
+    })
+}
+
+fn zstd(level: i32, data: &[u8]) -> Vec<u8> {
+    with_compressor(level, |c| c.compress(data)).expect("zstd compression into a growable buffer")
+}
+
+/// Compresses `data` at `level`, or returns `None` when compression would
+/// not pay (the caller then stores the raw bytes).
+pub fn compress(data: &[u8], level: i32) -> Option<Vec<u8>> {
+    if data.len() >= SAMPLE_FROM {
+        let mid = data.len() / 2 - SAMPLE_LEN / 2;
+        let sample = zstd(1, &data[mid..mid + SAMPLE_LEN]);
+        if sample.len() * 100 > SAMPLE_LEN * SAMPLE_MAX_PERCENT {
+            return None;
+        }
+    }
+    let out = zstd(level, data);
+    (out.len() < data.len()).then_some(out)
+}
+
+/// Turns stored bytes back into exactly `raw_len` bytes.
+pub fn decompress(stored: &[u8], compression: Compression, raw_len: u32) -> Result<Vec<u8>, DecodeError> {
+    let raw_len = raw_len as usize;
+    match compression {
+        Compression::None if stored.len() == raw_len => Ok(stored.to_vec()),
+        Compression::None => Err(DecodeError::invalid("blob", "stored length differs from raw length")),
+        Compression::Zstd => {
+            let decoder = zstd::stream::read::Decoder::with_buffer(stored)
+                .map_err(|e| DecodeError::invalid("zstd frame", e.to_string()))?;
+            // Reading one byte past the declared length tells "too long" apart
+            // from "exact", while never allocating more than it admits.
+            let mut out = Vec::with_capacity(raw_len.min(16 << 20));
+            decoder
+                .take(raw_len as u64 + 1)
+                .read_to_end(&mut out)
+                .map_err(|e| DecodeError::invalid("zstd frame", e.to_string()))?;
+            if out.len() != raw_len {
+                return Err(DecodeError::invalid(
+                    "zstd frame",
+                    format!("decompressed to {} bytes, expected {raw_len}", out.len()),
+                ));
+            }
+            Ok(out)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn round_trip(data in prop::collection::vec(0u8..4, 0..100_000)) {
+            match compress(&data, 3) {
+                Some(c) => prop_assert_eq!(decompress(&c, Compression::Zstd, data.len() as u32).unwrap(), data),
+                None => prop_assert!(data.len() < 64 || data.len() >= SAMPLE_FROM),
+            }
+        }
+    }
+
+    #[test]
+    fn random_data_is_stored_raw() {
+        let mut random = vec![0u8; 200_000];
+        blake3::Hasher::new().update(b"seed").finalize_xof().fill(&mut random);
+        assert!(compress(&random, 3).is_none());
+    }
+
+    #[test]
+    fn bomb_is_refused() {
+        let zeros = vec![0u8; 1 << 20];
+        let c = compress(&zeros, 3).unwrap();
+        assert!(decompress(&c, Compression::Zstd, 1000).is_err());
+        assert!(decompress(&c, Compression::Zstd, (2 << 20) as u32).is_err());
+    }
+}

@@ -1,0 +1,82 @@
+//! The library's one error type. Variants are named for what the user can do
+//! about them; the path or object that failed is a field, not a string, so
+//! callers (verify, the CLI) can say precisely what is affected.
+
+use std::path::PathBuf;
+
+use crate::format::DecodeError;
+
+/// Everything that can go wrong inside `snap`.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// An operating-system call on a path failed.
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// No repository at this location.
+    #[error("no snap repository at {} (run `snap init` first)", .0.display())]
+    RepoNotFound(PathBuf),
+    /// `init` on a location that already holds a repository.
+    #[error("a repository already exists at {}", .0.display())]
+    RepoExists(PathBuf),
+    /// The location exists but is not a snap repository.
+    #[error("{} is not a snap repository: {detail}", path.display())]
+    NotARepository { path: PathBuf, detail: String },
+    /// The repository was written by a newer snap, or uses a feature this one lacks.
+    #[error("repository format {found} is not supported by this snap (supports {supported}); upgrade snap")]
+    UnsupportedFormat { found: String, supported: String },
+    /// Another process holds a lock that conflicts with this operation.
+    #[error("repository is locked by another snap process ({detail})")]
+    Locked { detail: String },
+    /// Bytes read back from the repository are damaged.
+    #[error("corrupt {object}: {detail}")]
+    Corrupt { object: String, detail: String },
+    /// An object the repository refers to does not exist.
+    #[error("{kind} {id} not found")]
+    NotFound { kind: &'static str, id: String },
+    /// A snapshot prefix matched more than one snapshot.
+    #[error("snapshot prefix {prefix:?} is ambiguous ({count} snapshots match)")]
+    AmbiguousPrefix { prefix: String, count: usize },
+    /// The user asked for something that cannot be done.
+    #[error("{0}")]
+    InvalidInput(String),
+    /// The SQLite index failed.
+    #[error("index database: {0}")]
+    Index(#[from] rusqlite::Error),
+}
+
+/// Result with [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// Wraps an I/O error with the path it concerns.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io { path: path.into(), source }
+    }
+
+    /// A decode failure of a named repository object.
+    pub fn corrupt(object: impl Into<String>, detail: impl std::fmt::Display) -> Self {
+        Error::Corrupt { object: object.into(), detail: detail.to_string() }
+    }
+
+    /// Converts a decoder error about `object` into [`Error::Corrupt`].
+    pub fn decode(object: impl Into<String>, err: DecodeError) -> Self {
+        Error::corrupt(object, err)
+    }
+}
+
+/// Attaches a path to an `io::Result`.
+pub trait IoContext<T> {
+    /// Maps the error to [`Error::Io`] naming `path`.
+    fn at(self, path: impl Into<PathBuf>) -> Result<T>;
+}
+
+impl<T> IoContext<T> for std::io::Result<T> {
+    fn at(self, path: impl Into<PathBuf>) -> Result<T> {
+        self.map_err(|e| Error::io(path, e))
+    }
+}

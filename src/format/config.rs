@@ -1,0 +1,192 @@
+//! The repository config object (`config` at the repository root): JSON,
+//! because it is tiny, read first by every command, and worth reading by eye.
+//! It fixes everything that must stay the same for the repository's life:
+//! format version, repository id, chunker parameters, compression and the
+//! encryption scheme (only `"none"` in format 1; the field is the place a
+//! later scheme is named, and an unknown one is refused, never guessed).
+
+use serde::{Deserialize, Serialize};
+
+use super::{DecodeError, FORMAT_VERSION};
+
+/// Largest config file snap will parse.
+pub const MAX_CONFIG_LEN: usize = 64 << 10;
+
+/// The repository config.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Repository format version; a reader refuses versions above its own.
+    pub version: u32,
+    /// Random 32-byte id in hex; names the local cache of a remote repository.
+    pub id: String,
+    /// Content-defined chunking parameters.
+    pub chunker: ChunkerParams,
+    /// How blobs are compressed.
+    pub compression: CompressionParams,
+    /// Encryption scheme; `"none"` in format 1.
+    pub encryption: String,
+    /// Target size of a pack file in bytes.
+    pub pack_size: u32,
+}
+
+/// FastCDC (2020 variant) parameters; see DESIGN.md for why these defaults.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChunkerParams {
+    /// Smallest chunk except a file's last.
+    pub min_size: u32,
+    /// Expected chunk size.
+    pub avg_size: u32,
+    /// Largest chunk.
+    pub max_size: u32,
+    /// FastCDC normalization level (0..=3).
+    pub normalization: u8,
+    /// XORed into the gear table; 0 for unencrypted repositories.
+    pub seed: u64,
+}
+
+/// Compression settings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CompressionParams {
+    /// zstd level used for new blobs (1..=19). Readers do not need it.
+    pub zstd_level: i32,
+}
+
+impl Default for ChunkerParams {
+    fn default() -> Self {
+        ChunkerParams { min_size: 512 << 10, avg_size: 1 << 20, max_size: 8 << 20, normalization: 1, seed: 0 }
+    }
+}
+
+impl Default for CompressionParams {
+    fn default() -> Self {
+        CompressionParams { zstd_level: 3 }
+    }
+}
+
+/// Default target pack size (16 MiB): few files per gigabyte, and small
+/// enough to hold in memory while it is built.
+pub const DEFAULT_PACK_SIZE: u32 = 16 << 20;
+
+impl Config {
+    /// A fresh config with the default parameters and the given id.
+    pub fn new(id: [u8; 32]) -> Self {
+        Config {
+            version: FORMAT_VERSION,
+            id: hex::encode(id),
+            chunker: ChunkerParams::default(),
+            compression: CompressionParams::default(),
+            encryption: "none".to_owned(),
+            pack_size: DEFAULT_PACK_SIZE,
+        }
+    }
+
+    /// Serializes to pretty JSON.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = serde_json::to_vec_pretty(self).expect("config serializes");
+        out.push(b'\n');
+        out
+    }
+
+    /// Parses and validates a config read from a repository.
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        if bytes.len() > MAX_CONFIG_LEN {
+            return Err(DecodeError::TooLarge {
+                what: "config",
+                len: bytes.len() as u64,
+                max: MAX_CONFIG_LEN as u64,
+            });
+        }
+        // Read the version alone first, so a newer repository is refused by
+        // version even when it also has fields this build does not know.
+        #[derive(Deserialize)]
+        struct VersionOnly {
+            version: u32,
+        }
+        let v: VersionOnly =
+            serde_json::from_slice(bytes).map_err(|e| DecodeError::Encoding(e.to_string()))?;
+        if v.version == 0 || v.version > FORMAT_VERSION {
+            return Err(DecodeError::NewerVersion(v.version.min(255) as u8));
+        }
+        let config: Config =
+            serde_json::from_slice(bytes).map_err(|e| DecodeError::Encoding(e.to_string()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), DecodeError> {
+        let mut id = [0u8; 32];
+        hex::decode_to_slice(&self.id, &mut id)
+            .map_err(|_| DecodeError::invalid("config", "id is not 64 hex digits"))?;
+        if self.encryption != "none" {
+            return Err(DecodeError::invalid(
+                "config",
+                format!("encryption scheme {:?} is not supported", self.encryption),
+            ));
+        }
+        self.chunker.validate()?;
+        if !(1..=19).contains(&self.compression.zstd_level) {
+            return Err(DecodeError::invalid("config", "zstd level outside 1..=19"));
+        }
+        if !(1 << 20..=super::MAX_BLOB_LEN).contains(&self.pack_size) {
+            return Err(DecodeError::invalid("config", "pack size outside 1 MiB..=128 MiB"));
+        }
+        Ok(())
+    }
+}
+
+impl ChunkerParams {
+    /// Checks the bounds fastcdc asserts on, so bad repository bytes become
+    /// an error instead of a panic.
+    pub fn validate(&self) -> Result<(), DecodeError> {
+        use fastcdc::v2020::{AVERAGE_MAX, AVERAGE_MIN, MAXIMUM_MAX, MAXIMUM_MIN, MINIMUM_MAX, MINIMUM_MIN};
+        let ok = (MINIMUM_MIN..=MINIMUM_MAX).contains(&self.min_size)
+            && (AVERAGE_MIN..=AVERAGE_MAX).contains(&self.avg_size)
+            && (MAXIMUM_MIN..=MAXIMUM_MAX).contains(&self.max_size)
+            && self.min_size <= self.avg_size
+            && self.avg_size <= self.max_size
+            && self.avg_size.is_power_of_two()
+            && self.normalization <= 3;
+        if ok {
+            Ok(())
+        } else {
+            Err(DecodeError::invalid("config", format!("chunker parameters {self:?} out of range")))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip() {
+        let c = Config::new([7; 32]);
+        assert_eq!(Config::decode(&c.encode()).unwrap(), c);
+    }
+
+    #[test]
+    fn newer_version_is_refused_even_with_new_fields() {
+        let json = br#"{"version": 9, "something_new": true}"#;
+        assert_eq!(Config::decode(json), Err(DecodeError::NewerVersion(9)));
+    }
+
+    #[test]
+    fn bad_chunker_params_are_an_error_not_a_panic() {
+        let mut c = Config::new([1; 32]);
+        c.chunker.min_size = 1;
+        assert!(Config::decode(&c.encode()).is_err());
+        let mut c = Config::new([1; 32]);
+        c.chunker.avg_size = 3 << 20;
+        assert!(Config::decode(&c.encode()).is_err());
+    }
+
+    #[test]
+    fn unknown_encryption_is_refused() {
+        let mut c = Config::new([1; 32]);
+        c.encryption = "rot13".into();
+        assert!(Config::decode(&c.encode()).is_err());
+    }
+}

@@ -1,0 +1,154 @@
+//! Every byte layout snap writes, and the only code that decodes bytes read
+//! back from a repository. Pure: no I/O. Decoders never panic and check every
+//! length against a cap before allocating; the fuzz targets point here.
+//!
+//! Object files (packs, snapshots) start with an 8-byte header:
+//!
+//! | offset | size | field                                    |
+//! |--------|------|------------------------------------------|
+//! | 0      | 4    | magic, names the object type             |
+//! | 4      | 1    | format version (1)                       |
+//! | 5      | 1    | encryption scheme (0 = none)             |
+//! | 6      | 2    | reserved, zero                           |
+
+pub mod config;
+pub mod pack;
+pub mod snapshot;
+pub mod tree;
+
+use serde::{Deserialize, Serialize};
+
+/// The repository format version this build writes and reads.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// Length of the common object header.
+pub const HEADER_LEN: usize = 8;
+const OFF_MAGIC: usize = 0;
+const OFF_VERSION: usize = 4;
+const OFF_ENCRYPTION: usize = 5;
+const OFF_RESERVED: usize = 6;
+
+/// Encryption byte for "stored in the clear".
+pub const ENCRYPTION_NONE: u8 = 0;
+
+/// The largest blob (chunk or tree node) snap will decode, before or after
+/// decompression. Chunks are at most 16 MiB; tree nodes of very large
+/// directories are the reason for the headroom.
+pub const MAX_BLOB_LEN: u32 = 128 << 20;
+
+/// Why bytes could not be decoded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    #[error("truncated: need {need} bytes, have {have}")]
+    Truncated { need: usize, have: usize },
+    #[error("bad magic {found:?} (expected {expected:?})")]
+    BadMagic { found: [u8; 4], expected: [u8; 4] },
+    #[error("format version {0} is newer than this snap supports ({FORMAT_VERSION})")]
+    NewerVersion(u8),
+    #[error("unknown encryption scheme {0}")]
+    UnknownEncryption(u8),
+    #[error("checksum mismatch")]
+    Checksum,
+    #[error("{what} of {len} bytes exceeds the limit of {max}")]
+    TooLarge { what: &'static str, len: u64, max: u64 },
+    #[error("invalid {what}: {detail}")]
+    Invalid { what: &'static str, detail: String },
+    #[error("malformed encoding: {0}")]
+    Encoding(String),
+}
+
+impl DecodeError {
+    pub(crate) fn invalid(what: &'static str, detail: impl Into<String>) -> Self {
+        DecodeError::Invalid { what, detail: detail.into() }
+    }
+}
+
+impl From<postcard::Error> for DecodeError {
+    fn from(e: postcard::Error) -> Self {
+        DecodeError::Encoding(e.to_string())
+    }
+}
+
+/// Writes the common header for an object of type `magic`.
+pub(crate) fn write_header(out: &mut Vec<u8>, magic: [u8; 4]) {
+    out.extend_from_slice(&magic);
+    out.push(FORMAT_VERSION as u8);
+    out.push(ENCRYPTION_NONE);
+    out.extend_from_slice(&[0, 0]);
+}
+
+/// Checks the common header and returns the bytes after it.
+pub(crate) fn read_header(bytes: &[u8], magic: [u8; 4]) -> Result<&[u8], DecodeError> {
+    if bytes.len() < HEADER_LEN {
+        return Err(DecodeError::Truncated { need: HEADER_LEN, have: bytes.len() });
+    }
+    let found: [u8; 4] = bytes[OFF_MAGIC..OFF_VERSION].try_into().expect("4-byte slice");
+    if found != magic {
+        return Err(DecodeError::BadMagic { found, expected: magic });
+    }
+    let version = bytes[OFF_VERSION];
+    if version == 0 || u32::from(version) > FORMAT_VERSION {
+        return Err(DecodeError::NewerVersion(version));
+    }
+    if bytes[OFF_ENCRYPTION] != ENCRYPTION_NONE {
+        return Err(DecodeError::UnknownEncryption(bytes[OFF_ENCRYPTION]));
+    }
+    if bytes[OFF_RESERVED..HEADER_LEN] != [0, 0] {
+        return Err(DecodeError::invalid("header", "reserved bytes are not zero"));
+    }
+    Ok(&bytes[HEADER_LEN..])
+}
+
+/// A point in time with nanoseconds, as stored in trees and snapshots.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Timestamp {
+    /// Seconds since the Unix epoch (may be negative).
+    pub secs: i64,
+    /// Nanoseconds within the second, below 1e9.
+    pub nanos: u32,
+}
+
+impl Timestamp {
+    /// Now, from the system clock.
+    pub fn now() -> Self {
+        let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        Timestamp { secs: d.as_secs() as i64, nanos: d.subsec_nanos() }
+    }
+
+    pub(crate) fn validate(&self, what: &'static str) -> Result<(), DecodeError> {
+        if self.nanos >= 1_000_000_000 {
+            return Err(DecodeError::invalid(what, format!("nanoseconds {}", self.nanos)));
+        }
+        Ok(())
+    }
+}
+
+/// Decodes a postcard value that must use every byte of `bytes`.
+pub(crate) fn decode_exact<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, DecodeError> {
+    let (value, rest) = postcard::take_from_bytes(bytes)?;
+    if !rest.is_empty() {
+        return Err(DecodeError::invalid("encoding", format!("{} trailing bytes", rest.len())));
+    }
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_round_trip_and_rejections() {
+        let mut buf = Vec::new();
+        write_header(&mut buf, *b"TEST");
+        buf.push(42);
+        assert_eq!(read_header(&buf, *b"TEST").unwrap(), &[42]);
+        assert!(matches!(read_header(&buf, *b"NOPE"), Err(DecodeError::BadMagic { .. })));
+        assert!(matches!(read_header(&buf[..5], *b"TEST"), Err(DecodeError::Truncated { .. })));
+        let mut newer = buf.clone();
+        newer[OFF_VERSION] = 2;
+        assert_eq!(read_header(&newer, *b"TEST"), Err(DecodeError::NewerVersion(2)));
+        let mut enc = buf.clone();
+        enc[OFF_ENCRYPTION] = 1;
+        assert_eq!(read_header(&enc, *b"TEST"), Err(DecodeError::UnknownEncryption(1)));
+    }
+}

@@ -1,0 +1,203 @@
+//! The SQLite index: blob id -> (pack, offset, lengths). The only module that
+//! speaks SQL. It is a cache of the pack trailers and may be deleted at any
+//! time; rows are added only after their pack is durable, so a row never
+//! points at data that a crash could take away.
+
+mod migrate;
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::error::{Error, Result};
+use crate::format::pack::{Compression, PackEntry};
+use crate::id::{BlobId, BlobKind, PackId};
+
+/// Where a blob is stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BlobLocation {
+    /// The pack holding it.
+    pub pack: PackId,
+    /// Its entry in that pack.
+    pub entry: PackEntry,
+}
+
+/// An open index database.
+pub struct Index {
+    conn: Connection,
+}
+
+impl Index {
+    /// Opens (creating if needed) the database at `path` and migrates it.
+    pub fn open(path: &Path) -> Result<Self> {
+        let mut conn = Connection::open(path)?;
+        // A second backup may be committing; wait for it rather than fail.
+        conn.busy_timeout(std::time::Duration::from_secs(120))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        // FULL: a committed transaction survives power loss, so the index
+        // is durable before any snapshot that relies on it is written.
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        migrate::migrate(&mut conn)?;
+        Ok(Index { conn })
+    }
+
+    /// Deletes the database and its journal files.
+    pub fn destroy(path: &Path) -> Result<()> {
+        for suffix in ["", "-wal", "-shm"] {
+            let mut name = path.as_os_str().to_owned();
+            name.push(suffix);
+            match std::fs::remove_file(&name) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(Error::io(name, e)),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the blob is stored in some indexed pack.
+    pub fn contains(&self, blob: &BlobId) -> Result<bool> {
+        let mut stmt = self.conn.prepare_cached("SELECT 1 FROM blobs WHERE id = ?1 AND kind = ?2 LIMIT 1")?;
+        Ok(stmt.exists(params![&blob.as_bytes()[..], blob.kind().code()])?)
+    }
+
+    /// Where a blob is stored, if anywhere.
+    pub fn lookup(&self, blob: &BlobId) -> Result<Option<BlobLocation>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT p.name, b.offset, b.stored_len, b.raw_len, b.compression
+             FROM blobs b JOIN packs p ON p.id = b.pack
+             WHERE b.id = ?1 AND b.kind = ?2 LIMIT 1",
+        )?;
+        let row = stmt
+            .query_row(params![&blob.as_bytes()[..], blob.kind().code()], |r| {
+                Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, u32>(1)?, r.get(2)?, r.get(3)?, r.get::<_, u8>(4)?))
+            })
+            .optional()?;
+        let Some((pack, offset, stored_len, raw_len, comp)) = row else { return Ok(None) };
+        let compression = Compression::from_code(comp)
+            .ok_or_else(|| Error::corrupt("index", format!("compression code {comp}")))?;
+        Ok(Some(BlobLocation {
+            pack: PackId::from_slice(&pack)?,
+            entry: PackEntry { blob: *blob, offset, stored_len, raw_len, compression },
+        }))
+    }
+
+    /// Records a durable pack and its entries in one transaction.
+    pub fn add_pack(&mut self, pack: &PackId, size: u64, entries: &[PackEntry]) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        tx.execute(
+            "INSERT OR IGNORE INTO packs (name, size) VALUES (?1, ?2)",
+            params![&pack.as_bytes()[..], size],
+        )?;
+        let rowid: i64 =
+            tx.query_row("SELECT id FROM packs WHERE name = ?1", [&pack.as_bytes()[..]], |r| r.get(0))?;
+        {
+            let mut stmt = tx.prepare_cached(
+                "INSERT OR IGNORE INTO blobs (id, kind, pack, offset, stored_len, raw_len, compression)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?;
+            for e in entries {
+                stmt.execute(params![
+                    &e.blob.as_bytes()[..],
+                    e.blob.kind().code(),
+                    rowid,
+                    e.offset,
+                    e.stored_len,
+                    e.raw_len,
+                    e.compression.code()
+                ])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Forgets a pack and every blob row pointing into it.
+    pub fn remove_pack(&mut self, pack: &PackId) -> Result<()> {
+        self.conn.execute("DELETE FROM packs WHERE name = ?1", [&pack.as_bytes()[..]])?;
+        Ok(())
+    }
+
+    /// Every indexed pack with its recorded size.
+    pub fn packs(&self) -> Result<HashMap<PackId, u64>> {
+        let mut stmt = self.conn.prepare("SELECT name, size FROM packs")?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, u64>(1)?)))?;
+        let mut out = HashMap::new();
+        for row in rows {
+            let (name, size) = row?;
+            out.insert(PackId::from_slice(&name)?, size);
+        }
+        Ok(out)
+    }
+
+    /// Counts of indexed packs and blobs by kind, for stats.
+    pub fn counts(&self) -> Result<IndexCounts> {
+        let packs: u64 = self.conn.query_row("SELECT COUNT(*) FROM packs", [], |r| r.get(0))?;
+        let count_kind = |kind: BlobKind| -> Result<(u64, u64, u64)> {
+            Ok(self.conn.query_row(
+                "SELECT COUNT(*), COALESCE(SUM(raw_len), 0), COALESCE(SUM(stored_len), 0)
+                 FROM (SELECT DISTINCT id, raw_len, stored_len FROM blobs WHERE kind = ?1)",
+                [kind.code()],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )?)
+        };
+        let (chunks, chunk_raw, chunk_stored) = count_kind(BlobKind::Chunk)?;
+        let (trees, _, tree_stored) = count_kind(BlobKind::Tree)?;
+        Ok(IndexCounts { packs, chunks, trees, chunk_raw, stored: chunk_stored + tree_stored })
+    }
+}
+
+/// Totals over the index.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct IndexCounts {
+    /// Indexed packs.
+    pub packs: u64,
+    /// Distinct chunks.
+    pub chunks: u64,
+    /// Distinct tree nodes.
+    pub trees: u64,
+    /// Raw bytes of the distinct chunks.
+    pub chunk_raw: u64,
+    /// Stored (compressed) bytes of all distinct blobs.
+    pub stored: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::id::ChunkId;
+
+    fn entry(id: u8, offset: u32) -> PackEntry {
+        PackEntry {
+            blob: BlobId::Chunk(ChunkId::from_bytes([id; 32])),
+            offset,
+            stored_len: 10,
+            raw_len: 20,
+            compression: Compression::Zstd,
+        }
+    }
+
+    #[test]
+    fn add_lookup_remove() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut idx = Index::open(&dir.path().join("i.sqlite")).unwrap();
+        let pack = PackId::from_bytes([9; 32]);
+        idx.add_pack(&pack, 100, &[entry(1, 8), entry(2, 18)]).unwrap();
+        let loc = idx.lookup(&entry(2, 0).blob).unwrap().unwrap();
+        assert_eq!(loc.pack, pack);
+        assert_eq!(loc.entry, entry(2, 18));
+        assert!(!idx.contains(&BlobId::Tree(crate::id::TreeId::from_bytes([1; 32]))).unwrap());
+        assert_eq!(idx.packs().unwrap().get(&pack), Some(&100));
+        idx.remove_pack(&pack).unwrap();
+        assert!(!idx.contains(&entry(1, 0).blob).unwrap());
+    }
+
+    #[test]
+    fn reopening_keeps_rows_and_schema() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("i.sqlite");
+        Index::open(&path).unwrap().add_pack(&PackId::from_bytes([1; 32]), 5, &[entry(3, 8)]).unwrap();
+        assert!(Index::open(&path).unwrap().contains(&entry(3, 0).blob).unwrap());
+    }
+}

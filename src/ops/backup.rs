@@ -1,0 +1,488 @@
+//! `snap backup`: walk the sources, reuse unchanged files from the parent
+//! snapshot, chunk/hash/compress the rest in parallel, build the tree bottom
+//! up, then commit: packs and index first (`BlobWriter::finish`), the
+//! snapshot file last.
+//!
+//! Trouble with one source path (vanished, unreadable, changed while read)
+//! becomes a warning and the snapshot records what could be read; trouble
+//! with the repository (a failed write, a full disk) aborts before the
+//! snapshot is written, so nothing refers to data that is not there.
+
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::io::Read;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use rayon::prelude::*;
+use serde::Serialize;
+
+use super::{Warning, WarningKind, Warnings};
+use crate::error::{Error, IoContext, Result};
+use crate::format::Timestamp;
+use crate::format::snapshot::{Snapshot, Summary};
+use crate::format::tree::{Entry, Node, Tree};
+use crate::hash;
+use crate::id::{BlobId, ChunkId, SnapshotId, TreeId};
+use crate::progress::Progress;
+use crate::repo::{BlobWriter, Repository};
+use crate::walk::{self, SourceKind, Stat};
+
+/// Files up to this size are read whole; larger ones are streamed.
+const READ_WHOLE_LIMIT: u64 = 32 << 20;
+/// Chunks of a streamed file processed in parallel at once.
+const STREAM_BATCH: usize = 8;
+
+/// Which snapshot unchanged files may be taken from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ParentChoice {
+    /// The newest snapshot of the same host and paths.
+    #[default]
+    Auto,
+    /// None: read every file.
+    Ignore,
+    /// This one.
+    Id(SnapshotId),
+}
+
+/// What to back up and how to describe it.
+#[derive(Clone, Debug, Default)]
+pub struct BackupOptions {
+    /// Source paths (files or directories).
+    pub paths: Vec<PathBuf>,
+    /// Tags for the snapshot.
+    pub tags: Vec<String>,
+    /// A message for the snapshot.
+    pub message: Option<String>,
+    /// Where unchanged files come from.
+    pub parent: ParentChoice,
+    /// The repository directory, when local: never backed up into itself.
+    pub repository_dir: Option<PathBuf>,
+    /// Host name to record.
+    pub hostname: String,
+    /// User name to record.
+    pub username: String,
+}
+
+/// The outcome of a backup.
+#[derive(Clone, Debug, Serialize)]
+pub struct BackupReport {
+    /// The new snapshot.
+    pub snapshot: SnapshotId,
+    /// The parent it reused files from.
+    pub parent: Option<SnapshotId>,
+    /// Counters, as stored in the snapshot.
+    pub summary: Summary,
+    /// Packs written.
+    pub packs_written: u64,
+    /// Per-path trouble.
+    pub warnings: Vec<Warning>,
+    /// True when some source data could not be read.
+    pub incomplete: bool,
+}
+
+#[derive(Default)]
+struct Counters {
+    files: AtomicU64,
+    dirs: AtomicU64,
+    others: AtomicU64,
+    bytes: AtomicU64,
+    files_read: AtomicU64,
+    bytes_read: AtomicU64,
+}
+
+struct Ctx<'a> {
+    repo: &'a Repository,
+    writer: BlobWriter<'a>,
+    counters: Counters,
+    warnings: Warnings,
+    progress: &'a dyn Progress,
+    /// (dev, inode) of directories never to enter.
+    skip: Option<(u64, u64)>,
+}
+
+/// The source paths arranged as a tree from `/`.
+enum Trie {
+    Source(PathBuf),
+    Inner(BTreeMap<Vec<u8>, Trie>),
+}
+
+/// Runs a backup and commits its snapshot.
+pub fn backup(repo: &Repository, opts: &BackupOptions, progress: &dyn Progress) -> Result<BackupReport> {
+    let started = Instant::now();
+    let time = Timestamp::now();
+    let sources = absolute_sources(&opts.paths)?;
+    let skip = repository_guard(&sources, opts.repository_dir.as_deref())?;
+    let (parent_id, parent_tree) = find_parent(repo, opts, &sources)?;
+    let ctx = Ctx {
+        repo,
+        writer: BlobWriter::new(repo),
+        counters: Counters::default(),
+        warnings: Warnings::default(),
+        progress,
+        skip,
+    };
+    progress.begin("backup", None);
+    let root = match build_trie(&sources) {
+        Trie::Source(path) => backup_dir(&ctx, &path, parent_tree)?,
+        Trie::Inner(children) => store_inner(&ctx, Path::new("/"), &children, parent_tree)?,
+    };
+    let Ctx { writer, counters, warnings, .. } = ctx;
+    let written = writer.finish()?;
+    progress.end();
+    let warnings = warnings.into_vec();
+    let summary = Summary {
+        files: counters.files.into_inner(),
+        dirs: counters.dirs.into_inner(),
+        others: counters.others.into_inner(),
+        bytes: counters.bytes.into_inner(),
+        files_read: counters.files_read.into_inner(),
+        bytes_read: counters.bytes_read.into_inner(),
+        new_blobs: written.blobs,
+        new_bytes: written.raw_bytes,
+        new_stored_bytes: written.stored_bytes,
+        duration_ms: started.elapsed().as_millis() as u64,
+    };
+    let snapshot = Snapshot {
+        time,
+        tree: root,
+        paths: sources.iter().map(|p| serde_bytes::ByteBuf::from(p.as_os_str().as_bytes())).collect(),
+        hostname: opts.hostname.clone(),
+        username: opts.username.clone(),
+        os: os_description(),
+        program_version: env!("CARGO_PKG_VERSION").to_owned(),
+        tags: opts.tags.clone(),
+        message: opts.message.clone(),
+        parent: parent_id,
+        summary,
+        extra: BTreeMap::new(),
+    };
+    let id = repo.save_snapshot(&snapshot)?;
+    let incomplete = warnings.iter().any(|w| w.kind == WarningKind::Failed);
+    Ok(BackupReport {
+        snapshot: id,
+        parent: parent_id,
+        summary,
+        packs_written: written.packs,
+        warnings,
+        incomplete,
+    })
+}
+
+fn os_description() -> String {
+    let u = rustix::system::uname();
+    format!("{} {}", u.sysname().to_string_lossy(), u.release().to_string_lossy())
+}
+
+/// Makes each source absolute without following a symlink it names itself,
+/// and checks that it exists. Sorted, without duplicates.
+fn absolute_sources(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    if paths.is_empty() {
+        return Err(Error::InvalidInput("nothing to back up: give at least one path".into()));
+    }
+    let mut out = Vec::new();
+    for p in paths {
+        std::fs::symlink_metadata(p)
+            .map_err(|e| Error::InvalidInput(format!("cannot back up {}: {e}", p.display())))?;
+        let abs = match (p.parent(), p.file_name()) {
+            (Some(parent), Some(name)) => {
+                let parent = if parent.as_os_str().is_empty() { Path::new(".") } else { parent };
+                parent.canonicalize().at(parent)?.join(name)
+            }
+            _ => p.canonicalize().at(p)?,
+        };
+        out.push(abs);
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
+/// Refuses sources inside the repository; returns the repository's
+/// (dev, inode) so the walk can step around it when a source contains it.
+fn repository_guard(sources: &[PathBuf], repo_dir: Option<&Path>) -> Result<Option<(u64, u64)>> {
+    let Some(dir) = repo_dir else { return Ok(None) };
+    let dir = dir.canonicalize().at(dir)?;
+    if let Some(src) = sources.iter().find(|s| s.starts_with(&dir)) {
+        return Err(Error::InvalidInput(format!(
+            "cannot back up {}: it lies inside the repository {}",
+            src.display(),
+            dir.display()
+        )));
+    }
+    let m = std::fs::metadata(&dir).at(&dir)?;
+    Ok(Some((m.dev(), m.ino())))
+}
+
+fn find_parent(
+    repo: &Repository,
+    opts: &BackupOptions,
+    sources: &[PathBuf],
+) -> Result<(Option<SnapshotId>, Option<Tree>)> {
+    let id = match opts.parent {
+        ParentChoice::Ignore => return Ok((None, None)),
+        ParentChoice::Id(id) => Some(id),
+        ParentChoice::Auto => {
+            let wanted: Vec<&[u8]> = sources.iter().map(|p| p.as_os_str().as_bytes()).collect();
+            repo.snapshots()?
+                .snapshots
+                .into_iter()
+                .rev()
+                .find(|(_, s)| {
+                    s.hostname == opts.hostname
+                        && s.paths.iter().map(|p| p.as_slice()).eq(wanted.iter().copied())
+                })
+                .map(|(id, _)| id)
+        }
+    };
+    let Some(id) = id else { return Ok((None, None)) };
+    let snap = repo.load_snapshot(&id)?;
+    // A damaged parent only costs speed: everything is read again.
+    Ok((Some(id), repo.load_tree(&snap.tree).ok()))
+}
+
+fn build_trie(sources: &[PathBuf]) -> Trie {
+    let mut root = Trie::Inner(BTreeMap::new());
+    for src in sources {
+        let names: Vec<Vec<u8>> = src.iter().skip(1).map(|c| c.as_bytes().to_vec()).collect();
+        insert(&mut root, &names, src);
+    }
+    root
+}
+
+fn insert(node: &mut Trie, names: &[Vec<u8>], src: &Path) {
+    let Trie::Inner(children) = node else { return }; // an ancestor is already backed up whole
+    match names.split_first() {
+        None => *node = Trie::Source(src.to_path_buf()),
+        Some((first, rest)) => {
+            let child = children.entry(first.clone()).or_insert_with(|| Trie::Inner(BTreeMap::new()));
+            insert(child, rest, src);
+        }
+    }
+}
+
+/// Stores a directory on the way down to the sources: its own metadata, but
+/// only the children that lead to a source.
+fn store_inner(
+    ctx: &Ctx,
+    path: &Path,
+    children: &BTreeMap<Vec<u8>, Trie>,
+    parent: Option<Tree>,
+) -> Result<TreeId> {
+    let entries = children
+        .par_iter()
+        .map(|(name, child)| {
+            let parent_entry = parent.as_ref().and_then(|t| t.find(name));
+            let child_path = path.join(std::ffi::OsStr::from_bytes(name));
+            match child {
+                Trie::Source(src) => backup_entry(ctx, src, name, parent_entry),
+                Trie::Inner(grand) => {
+                    let mut stat = walk::lstat(&child_path)?;
+                    stat.meta.xattrs = read_xattrs(ctx, &child_path);
+                    let subtree = parent_subtree(ctx, parent_entry);
+                    let tree = store_inner(ctx, &child_path, grand, subtree)?;
+                    ctx.counters.dirs.fetch_add(1, Ordering::Relaxed);
+                    Ok(Some(Entry { name: name.clone(), node: Node::Dir { tree }, meta: stat.meta }))
+                }
+            }
+        })
+        .collect::<Result<Vec<_>>>()?;
+    store_tree(ctx, Tree { entries: entries.into_iter().flatten().collect() })
+}
+
+fn parent_subtree(ctx: &Ctx, parent: Option<&Entry>) -> Option<Tree> {
+    match parent {
+        Some(Entry { node: Node::Dir { tree }, .. }) => ctx.repo.load_tree(tree).ok(),
+        _ => None,
+    }
+}
+
+fn store_tree(ctx: &Ctx, tree: Tree) -> Result<TreeId> {
+    let bytes = tree.encode();
+    let id = hash::tree_id(&bytes);
+    ctx.writer.save(BlobId::Tree(id), &bytes)?;
+    Ok(id)
+}
+
+fn read_xattrs(ctx: &Ctx, path: &Path) -> Vec<crate::format::tree::Xattr> {
+    walk::xattrs(path).unwrap_or_else(|e| {
+        ctx.warnings.push(path, WarningKind::Metadata, format!("extended attributes: {e}"));
+        Vec::new()
+    })
+}
+
+/// Backs up one path of any kind. `Ok(None)`: it could not be read (a
+/// warning says why); `Err`: the repository failed and the backup stops.
+fn backup_entry(ctx: &Ctx, path: &Path, name: &[u8], parent: Option<&Entry>) -> Result<Option<Entry>> {
+    let mut stat = match walk::lstat(path) {
+        Ok(s) => s,
+        Err(e) => {
+            ctx.warnings.push(path, WarningKind::Failed, e);
+            return Ok(None);
+        }
+    };
+    stat.meta.xattrs = read_xattrs(ctx, path);
+    let c = &ctx.counters;
+    let node = match stat.kind {
+        SourceKind::Dir => {
+            if ctx.skip == Some((stat.meta.dev, stat.meta.inode)) {
+                ctx.warnings.push(path, WarningKind::Skipped, "the repository is not backed up into itself");
+                return Ok(None);
+            }
+            c.dirs.fetch_add(1, Ordering::Relaxed);
+            Node::Dir { tree: backup_dir(ctx, path, parent_subtree(ctx, parent))? }
+        }
+        SourceKind::File => match backup_file(ctx, path, &stat, parent)? {
+            Some(node) => node,
+            None => return Ok(None),
+        },
+        SourceKind::Symlink => match std::fs::read_link(path) {
+            Ok(target) => Node::Symlink { target: target.as_os_str().as_bytes().to_vec() },
+            Err(e) => {
+                ctx.warnings.push(path, WarningKind::Failed, e);
+                return Ok(None);
+            }
+        },
+        SourceKind::Fifo => Node::Fifo,
+        SourceKind::CharDevice => Node::CharDevice { rdev: stat.rdev },
+        SourceKind::BlockDevice => Node::BlockDevice { rdev: stat.rdev },
+        SourceKind::Socket => Node::Socket,
+    };
+    match &node {
+        Node::File { size, .. } => {
+            c.files.fetch_add(1, Ordering::Relaxed);
+            c.bytes.fetch_add(*size, Ordering::Relaxed);
+        }
+        Node::Dir { .. } => {}
+        _ => drop(c.others.fetch_add(1, Ordering::Relaxed)),
+    }
+    Ok(Some(Entry { name: name.to_vec(), node, meta: stat.meta }))
+}
+
+fn backup_dir(ctx: &Ctx, path: &Path, parent_tree: Option<Tree>) -> Result<TreeId> {
+    let names = walk::list_dir(path).unwrap_or_else(|e| {
+        ctx.warnings.push(path, WarningKind::Failed, format!("cannot list directory: {e}"));
+        Vec::new()
+    });
+    let entries = names
+        .par_iter()
+        .map(|name| {
+            let name = name.as_bytes();
+            let prev = parent_tree.as_ref().and_then(|t| t.find(name));
+            backup_entry(ctx, &path.join(std::ffi::OsStr::from_bytes(name)), name, prev)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    store_tree(ctx, Tree { entries: entries.into_iter().flatten().collect() })
+}
+
+/// A file's node: from the parent when size, mtime, ctime and inode match
+/// and all its chunks are really stored; otherwise read.
+fn backup_file(ctx: &Ctx, path: &Path, stat: &Stat, parent: Option<&Entry>) -> Result<Option<Node>> {
+    if let Some(Entry { node: Node::File { size, chunks }, meta, .. }) = parent {
+        let same = *size == stat.size
+            && meta.mtime == stat.meta.mtime
+            && meta.ctime == stat.meta.ctime
+            && meta.inode == stat.meta.inode;
+        if same && all_known(ctx, chunks)? {
+            ctx.progress.advance(1, 0);
+            return Ok(Some(Node::File { size: *size, chunks: chunks.clone() }));
+        }
+    }
+    read_file(ctx, path, stat)
+}
+
+fn all_known(ctx: &Ctx, chunks: &[ChunkId]) -> Result<bool> {
+    for c in chunks {
+        if !ctx.writer.is_known(&BlobId::Chunk(*c))? {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// Why reading a source file stopped.
+enum ReadError {
+    /// The source failed: warn and leave the file out.
+    Source(std::io::Error),
+    /// The repository failed: abort.
+    Repo(Error),
+}
+
+fn read_file(ctx: &Ctx, path: &Path, stat: &Stat) -> Result<Option<Node>> {
+    // O_NOFOLLOW and O_NONBLOCK: a path swapped for a symlink or a fifo since
+    // the lstat must neither be followed nor block the backup.
+    let flags = (rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK).bits() as i32;
+    let file = match OpenOptions::new().read(true).custom_flags(flags).open(path) {
+        Ok(f) => f,
+        Err(e) => {
+            ctx.warnings.push(path, WarningKind::Failed, e);
+            return Ok(None);
+        }
+    };
+    let opened = file.metadata().map(|m| Stat::from_metadata(&m));
+    match opened {
+        Ok(s)
+            if s.kind == SourceKind::File
+                && s.meta.inode == stat.meta.inode
+                && s.meta.dev == stat.meta.dev => {}
+        _ => {
+            ctx.warnings.push(path, WarningKind::Failed, "replaced by something else while being backed up");
+            return Ok(None);
+        }
+    }
+    let (size, chunks) = match chunk_file(ctx, &file, stat.size) {
+        Ok(done) => done,
+        Err(ReadError::Source(e)) => {
+            ctx.warnings.push(path, WarningKind::Failed, e);
+            return Ok(None);
+        }
+        Err(ReadError::Repo(e)) => return Err(e),
+    };
+    let after = file.metadata().map(|m| Stat::from_metadata(&m));
+    if !after.is_ok_and(|a| stat.unchanged_since(&a)) || size != stat.size {
+        ctx.warnings.push(path, WarningKind::Changed, "changed while being read; stored what was read");
+    }
+    ctx.counters.files_read.fetch_add(1, Ordering::Relaxed);
+    ctx.counters.bytes_read.fetch_add(size, Ordering::Relaxed);
+    ctx.progress.advance(1, size);
+    Ok(Some(Node::File { size, chunks }))
+}
+
+/// Reads and stores a file's chunks; returns the bytes read and chunk ids.
+fn chunk_file(ctx: &Ctx, mut file: &File, size_hint: u64) -> Result<(u64, Vec<ChunkId>), ReadError> {
+    let chunker = ctx.repo.chunker();
+    if size_hint <= READ_WHOLE_LIMIT {
+        let mut data = Vec::with_capacity(size_hint as usize + 1);
+        file.read_to_end(&mut data).map_err(ReadError::Source)?;
+        let ids =
+            chunker.cut(&data).into_par_iter().map(|r| store_chunk(ctx, &data[r])).collect::<Result<_>>();
+        return Ok((data.len() as u64, ids.map_err(ReadError::Repo)?));
+    }
+    let mut ids = Vec::new();
+    let mut total = 0u64;
+    let mut batch = Vec::with_capacity(STREAM_BATCH);
+    let mut stream = chunker.stream(file).peekable();
+    while let Some(chunk) = stream.next() {
+        batch.push(chunk.map_err(ReadError::Source)?);
+        if batch.len() == STREAM_BATCH || stream.peek().is_none() {
+            total += batch.iter().map(|c| c.len() as u64).sum::<u64>();
+            let stored: Vec<ChunkId> = batch
+                .par_iter()
+                .map(|c| store_chunk(ctx, c))
+                .collect::<Result<_>>()
+                .map_err(ReadError::Repo)?;
+            ids.extend(stored);
+            batch.clear();
+        }
+    }
+    Ok((total, ids))
+}
+
+fn store_chunk(ctx: &Ctx, data: &[u8]) -> Result<ChunkId> {
+    let id = hash::chunk_id(data);
+    ctx.writer.save(BlobId::Chunk(id), data)?;
+    Ok(id)
+}

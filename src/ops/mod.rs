@@ -1,0 +1,55 @@
+//! One module per command. Each takes options and returns a report that
+//! serializes to JSON; none prints, none reads the environment.
+
+pub mod backup;
+pub mod ls;
+pub mod restore;
+pub mod snapshots;
+
+use serde::Serialize;
+
+/// Something a command could not do for one path, without failing as a whole.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Warning {
+    /// The path concerned, escaped for display.
+    pub path: String,
+    /// What kind of trouble it was.
+    pub kind: WarningKind,
+    /// The reason, in words.
+    pub message: String,
+}
+
+/// Classes of per-path trouble.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WarningKind {
+    /// Could not be read or written; the result lacks it.
+    Failed,
+    /// Changed while it was read; what was read was stored consistently.
+    Changed,
+    /// Left out on purpose (e.g. the repository itself).
+    Skipped,
+    /// Extended attributes or ownership could not be handled.
+    Metadata,
+}
+
+/// Collects warnings from many threads.
+#[derive(Debug, Default)]
+pub(crate) struct Warnings(std::sync::Mutex<Vec<Warning>>);
+
+impl Warnings {
+    pub(crate) fn push(&self, path: &std::path::Path, kind: WarningKind, message: impl ToString) {
+        let path = crate::names::escape(std::os::unix::ffi::OsStrExt::as_bytes(path.as_os_str()));
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).push(Warning {
+            path,
+            kind,
+            message: message.to_string(),
+        });
+    }
+
+    pub(crate) fn into_vec(self) -> Vec<Warning> {
+        let mut v = self.0.into_inner().unwrap_or_else(|p| p.into_inner());
+        v.sort_by(|a, b| a.path.cmp(&b.path));
+        v
+    }
+}

@@ -1,0 +1,155 @@
+//! `snap snapshots`: the list, and the calendar view grouped by year,
+//! month and ISO week.
+
+use chrono::{DateTime, Datelike, Local, TimeZone};
+use serde::Serialize;
+
+use crate::error::Result;
+use crate::format::snapshot::{Snapshot, Summary};
+use crate::id::SnapshotId;
+use crate::names;
+use crate::repo::{Repository, Unreadable};
+
+/// A snapshot as shown to users.
+#[derive(Clone, Debug, Serialize)]
+pub struct SnapshotInfo {
+    /// Full id.
+    pub id: String,
+    /// First 8 hex digits.
+    pub short_id: String,
+    /// Local time, RFC 3339.
+    pub time: String,
+    /// Seconds since the epoch.
+    pub unix_time: i64,
+    pub hostname: String,
+    pub username: String,
+    /// Source paths, escaped.
+    pub paths: Vec<String>,
+    pub tags: Vec<String>,
+    pub message: Option<String>,
+    pub parent: Option<String>,
+    pub summary: Summary,
+}
+
+impl SnapshotInfo {
+    /// Describes one snapshot.
+    pub fn new(id: &SnapshotId, s: &Snapshot) -> Self {
+        SnapshotInfo {
+            id: id.to_hex(),
+            short_id: id.short(),
+            time: local_time(s.time.secs).to_rfc3339_opts(chrono::SecondsFormat::Secs, false),
+            unix_time: s.time.secs,
+            hostname: s.hostname.clone(),
+            username: s.username.clone(),
+            paths: s.paths.iter().map(|p| names::escape(p)).collect(),
+            tags: s.tags.clone(),
+            message: s.message.clone(),
+            parent: s.parent.map(|p| p.to_hex()),
+            summary: s.summary,
+        }
+    }
+}
+
+fn local_time(secs: i64) -> DateTime<Local> {
+    Local.timestamp_opt(secs, 0).earliest().unwrap_or_else(|| DateTime::UNIX_EPOCH.with_timezone(&Local))
+}
+
+/// Snapshots as shown, and the snapshot files that could not be read.
+#[derive(Clone, Debug, Serialize)]
+pub struct Listing {
+    /// Oldest first.
+    pub snapshots: Vec<SnapshotInfo>,
+    /// Files that failed to load.
+    pub damaged: Vec<Unreadable>,
+}
+
+/// All snapshots, oldest first.
+pub fn list(repo: &Repository) -> Result<Listing> {
+    let list = repo.snapshots()?;
+    Ok(Listing {
+        snapshots: list.snapshots.iter().map(|(id, s)| SnapshotInfo::new(id, s)).collect(),
+        damaged: list.damaged,
+    })
+}
+
+/// A calendar year of snapshots.
+#[derive(Clone, Debug, Serialize)]
+pub struct Year {
+    pub year: i32,
+    pub months: Vec<Month>,
+}
+
+/// A month, e.g. `2026-11`.
+#[derive(Clone, Debug, Serialize)]
+pub struct Month {
+    pub month: String,
+    pub weeks: Vec<Week>,
+}
+
+/// An ISO week, e.g. `2026-W47`.
+#[derive(Clone, Debug, Serialize)]
+pub struct Week {
+    pub week: String,
+    pub snapshots: Vec<SnapshotInfo>,
+}
+
+/// Groups snapshots by year, month and ISO week, newest first at every level.
+pub fn calendar(snapshots: &[SnapshotInfo]) -> Vec<Year> {
+    let mut years: Vec<Year> = Vec::new();
+    let mut sorted: Vec<&SnapshotInfo> = snapshots.iter().collect();
+    sorted.sort_by(|a, b| b.unix_time.cmp(&a.unix_time).then_with(|| b.id.cmp(&a.id)));
+    for s in sorted {
+        let t = local_time(s.unix_time);
+        let iso = t.iso_week();
+        let month = format!("{:04}-{:02}", t.year(), t.month());
+        let week = format!("{:04}-W{:02}", iso.year(), iso.week());
+        if years.last().is_none_or(|y| y.year != t.year()) {
+            years.push(Year { year: t.year(), months: Vec::new() });
+        }
+        let months = &mut years.last_mut().expect("pushed above").months;
+        if months.last().is_none_or(|m| m.month != month) {
+            months.push(Month { month, weeks: Vec::new() });
+        }
+        let weeks = &mut months.last_mut().expect("pushed above").weeks;
+        if weeks.last().is_none_or(|w| w.week != week) {
+            weeks.push(Week { week, snapshots: Vec::new() });
+        }
+        weeks.last_mut().expect("pushed above").snapshots.push(s.clone());
+    }
+    years
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(y: i32, m: u32, d: u32) -> SnapshotInfo {
+        let t = Local.with_ymd_and_hms(y, m, d, 12, 0, 0).unwrap().timestamp();
+        SnapshotInfo {
+            id: format!("{t:064x}"),
+            short_id: String::new(),
+            time: String::new(),
+            unix_time: t,
+            hostname: String::new(),
+            username: String::new(),
+            paths: vec![],
+            tags: vec![],
+            message: None,
+            parent: None,
+            summary: Summary::default(),
+        }
+    }
+
+    #[test]
+    fn groups_newest_first() {
+        let list = [info(2025, 12, 30), info(2026, 11, 16), info(2026, 11, 20), info(2026, 11, 2)];
+        let cal = calendar(&list);
+        assert_eq!(cal.iter().map(|y| y.year).collect::<Vec<_>>(), [2026, 2025]);
+        assert_eq!(cal[0].months[0].month, "2026-11");
+        let weeks: Vec<_> =
+            cal[0].months[0].weeks.iter().map(|w| (w.week.as_str(), w.snapshots.len())).collect();
+        assert_eq!(weeks, [("2026-W47", 2), ("2026-W45", 1)]);
+        // 2025-12-30 belongs to ISO week 1 of 2026.
+        assert_eq!(cal[1].months[0].weeks[0].week, "2026-W01");
+    }
+}

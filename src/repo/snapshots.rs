@@ -1,0 +1,149 @@
+//! Snapshot files: the commit point of a backup, and how users name them.
+
+use chrono::{Local, NaiveDate, TimeZone};
+
+use super::{Repository, Unreadable};
+use crate::backend::FileKind;
+use crate::error::{Error, Result};
+use crate::format::snapshot::Snapshot;
+use crate::hash;
+use crate::id::SnapshotId;
+
+/// Every readable snapshot, oldest first, and the ones that could not be read.
+#[derive(Debug, Default)]
+pub struct SnapshotList {
+    /// Snapshots sorted by time, then id.
+    pub snapshots: Vec<(SnapshotId, Snapshot)>,
+    /// Snapshot files that failed to load.
+    pub damaged: Vec<Unreadable>,
+}
+
+impl Repository {
+    /// Writes a snapshot file. Call only after every blob it names is
+    /// durable and indexed ([`super::BlobWriter::finish`]); when this returns
+    /// the snapshot is committed.
+    pub fn save_snapshot(&self, snap: &Snapshot) -> Result<SnapshotId> {
+        let bytes = snap.encode();
+        let id = hash::snapshot_id(&bytes);
+        self.backend().put(FileKind::Snapshot, &id.to_hex(), &bytes)?;
+        Ok(id)
+    }
+
+    /// Loads one snapshot, checking its bytes against its name.
+    pub fn load_snapshot(&self, id: &SnapshotId) -> Result<Snapshot> {
+        let bytes = self.backend().get(FileKind::Snapshot, &id.to_hex())?;
+        let object = || format!("snapshot {id}");
+        if hash::snapshot_id(&bytes) != *id {
+            return Err(Error::corrupt(object(), "contents do not match the name"));
+        }
+        Snapshot::decode(&bytes).map_err(|e| Error::decode(object(), e))
+    }
+
+    /// All snapshots, oldest first.
+    pub fn snapshots(&self) -> Result<SnapshotList> {
+        let mut list = SnapshotList::default();
+        for (name, _) in self.backend().list(FileKind::Snapshot)? {
+            let loaded = SnapshotId::from_hex(&name).and_then(|id| Ok((id, self.load_snapshot(&id)?)));
+            match loaded {
+                Ok(pair) => list.snapshots.push(pair),
+                Err(e) => list.damaged.push(Unreadable { name, error: e.to_string() }),
+            }
+        }
+        list.snapshots.sort_by_key(|(id, s)| (s.time, *id));
+        Ok(list)
+    }
+
+    /// Finds the snapshot a user means: `latest`, `latest~N`, a date
+    /// `YYYY-MM-DD` (the newest snapshot on or before that local day), or
+    /// a prefix of its hex id.
+    pub fn resolve(&self, spec: &str) -> Result<(SnapshotId, Snapshot)> {
+        let list = self.snapshots()?.snapshots;
+        resolve_in(list, spec)
+    }
+}
+
+fn resolve_in(mut list: Vec<(SnapshotId, Snapshot)>, spec: &str) -> Result<(SnapshotId, Snapshot)> {
+    let not_found = || Error::NotFound { kind: "snapshot", id: spec.to_owned() };
+    if let Some(back) = latest_offset(spec)? {
+        let pos = list.len().checked_sub(back + 1).ok_or_else(not_found)?;
+        return Ok(list.swap_remove(pos));
+    }
+    if let Ok(day) = NaiveDate::parse_from_str(spec, "%Y-%m-%d") {
+        let next = day.succ_opt().and_then(|d| d.and_hms_opt(0, 0, 0)).ok_or_else(not_found)?;
+        let cutoff = Local.from_local_datetime(&next).earliest().ok_or_else(not_found)?.timestamp();
+        let pos = list.iter().rposition(|(_, s)| s.time.secs < cutoff).ok_or_else(not_found)?;
+        return Ok(list.swap_remove(pos));
+    }
+    let prefix = spec.to_ascii_lowercase();
+    if prefix.is_empty() || !prefix.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(Error::InvalidInput(format!(
+            "{spec:?} is not a snapshot name (use an id prefix, latest, latest~N or YYYY-MM-DD)"
+        )));
+    }
+    let mut matches: Vec<_> = list.into_iter().filter(|(id, _)| id.to_hex().starts_with(&prefix)).collect();
+    match matches.len() {
+        0 => Err(not_found()),
+        1 => Ok(matches.remove(0)),
+        count => Err(Error::AmbiguousPrefix { prefix: spec.to_owned(), count }),
+    }
+}
+
+/// `latest` -> 0, `latest~N` -> N, anything else -> None.
+fn latest_offset(spec: &str) -> Result<Option<usize>> {
+    let Some(rest) = spec.strip_prefix("latest") else { return Ok(None) };
+    if rest.is_empty() {
+        return Ok(Some(0));
+    }
+    rest.strip_prefix('~')
+        .and_then(|n| n.parse().ok())
+        .map(Some)
+        .ok_or_else(|| Error::InvalidInput(format!("{spec:?}: expected latest or latest~N")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::Timestamp;
+    use crate::id::TreeId;
+
+    fn snap(secs: i64) -> Snapshot {
+        Snapshot {
+            time: Timestamp { secs, nanos: 0 },
+            tree: TreeId::from_bytes([0; 32]),
+            paths: vec![],
+            hostname: String::new(),
+            username: String::new(),
+            os: String::new(),
+            program_version: String::new(),
+            tags: vec![],
+            message: None,
+            parent: None,
+            summary: Default::default(),
+            extra: Default::default(),
+        }
+    }
+
+    fn list() -> Vec<(SnapshotId, Snapshot)> {
+        let day = |d: u32| Local.with_ymd_and_hms(2026, 11, d, 12, 0, 0).unwrap().timestamp();
+        vec![
+            (SnapshotId::from_bytes([0xaa; 32]), snap(day(18))),
+            (SnapshotId::from_bytes([0xab; 32]), snap(day(20))),
+            (SnapshotId::from_bytes([0xcd; 32]), snap(day(21))),
+        ]
+    }
+
+    #[test]
+    fn names_resolve() {
+        let id = |spec| resolve_in(list(), spec).map(|(id, _)| id.as_bytes()[0]);
+        assert_eq!(id("latest").unwrap(), 0xcd);
+        assert_eq!(id("latest~2").unwrap(), 0xaa);
+        assert!(matches!(id("latest~3"), Err(Error::NotFound { .. })));
+        assert_eq!(id("2026-11-20").unwrap(), 0xab);
+        assert_eq!(id("2026-11-19").unwrap(), 0xaa);
+        assert!(id("2026-11-17").is_err());
+        assert_eq!(id("CD").unwrap(), 0xcd);
+        assert!(matches!(id("a"), Err(Error::AmbiguousPrefix { count: 2, .. })));
+        assert!(matches!(id("latest~x"), Err(Error::InvalidInput(_))));
+        assert!(matches!(id("nonsense"), Err(Error::InvalidInput(_))));
+    }
+}

@@ -1,0 +1,74 @@
+//! Reconciles the index with the packs really present. Rows whose pack is
+//! gone or has the wrong size are dropped, so a backup never deduplicates
+//! against data that is not there (it stores it again instead). Packs with no
+//! rows (a crash between pack write and index commit, or another host's
+//! backup) are read back from their trailers. Rebuilding the whole index is
+//! this same step run against an empty database.
+
+use std::collections::HashMap;
+
+use super::{Repository, Unreadable};
+use crate::backend::FileKind;
+use crate::error::{Error, Result};
+use crate::format::pack::{FOOTER_LEN, PackEntry, decode_footer, decode_trailer};
+use crate::id::PackId;
+
+/// What reconciling index and packs changed.
+#[derive(Clone, Debug, Default)]
+pub struct SyncReport {
+    /// Packs found in storage and added to the index.
+    pub added: Vec<PackId>,
+    /// Indexed packs missing from storage or of the wrong size, now dropped.
+    pub dropped: Vec<PackId>,
+    /// Packs whose trailer could not be read.
+    pub unreadable: Vec<Unreadable>,
+}
+
+impl Repository {
+    /// Brings the index in line with storage.
+    pub fn sync_index(&self) -> Result<SyncReport> {
+        let mut report = SyncReport::default();
+        let mut present: HashMap<PackId, u64> = HashMap::new();
+        for (name, size) in self.backend().list(FileKind::Pack)? {
+            match PackId::from_hex(&name) {
+                Ok(id) => drop(present.insert(id, size)),
+                Err(_) => report.unreadable.push(Unreadable { name, error: "not a pack name".into() }),
+            }
+        }
+        let indexed = self.index().packs()?;
+        for (id, size) in &indexed {
+            if present.get(id) != Some(size) {
+                self.index().remove_pack(id)?;
+                report.dropped.push(*id);
+            }
+        }
+        for (id, size) in present {
+            if indexed.contains_key(&id) {
+                continue;
+            }
+            match self.read_pack_entries(&id, size) {
+                Ok(entries) => {
+                    self.index().add_pack(&id, size, &entries)?;
+                    report.added.push(id);
+                }
+                Err(e) => report.unreadable.push(Unreadable { name: id.to_hex(), error: e.to_string() }),
+            }
+        }
+        Ok(report)
+    }
+
+    /// Reads a pack's own list of its contents (footer, then trailer).
+    pub fn read_pack_entries(&self, id: &PackId, size: u64) -> Result<Vec<PackEntry>> {
+        let name = id.to_hex();
+        let object = || format!("pack {name}");
+        if size < FOOTER_LEN as u64 {
+            return Err(Error::corrupt(object(), format!("only {size} bytes")));
+        }
+        let footer_bytes =
+            self.backend().get_range(FileKind::Pack, &name, size - FOOTER_LEN as u64, FOOTER_LEN)?;
+        let footer = decode_footer(&footer_bytes, size).map_err(|e| Error::decode(object(), e))?;
+        let start = size - FOOTER_LEN as u64 - u64::from(footer.trailer_len);
+        let trailer = self.backend().get_range(FileKind::Pack, &name, start, footer.trailer_len as usize)?;
+        decode_trailer(&trailer, &footer, size).map_err(|e| Error::decode(object(), e))
+    }
+}

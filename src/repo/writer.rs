@@ -1,0 +1,136 @@
+//! The write path for blobs. Many threads call [`BlobWriter::save`]; each new
+//! blob is sealed (compressed and checked) outside any lock, then appended to
+//! the open pack of its kind. A full pack is stored durably and only then
+//! are its index rows committed. Dedup consults blobs pending in this run
+//! first, then the index, which only ever names durable packs.
+
+use std::collections::HashSet;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::Repository;
+use crate::backend::FileKind;
+use crate::error::Result;
+use crate::id::{BlobId, BlobKind};
+use crate::pack::{self, FinishedPack, PackWriter};
+
+/// Counters of what a writer added to the repository.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WriteStats {
+    /// New blobs stored.
+    pub blobs: u64,
+    /// Their raw bytes.
+    pub raw_bytes: u64,
+    /// Their stored bytes.
+    pub stored_bytes: u64,
+    /// Packs written.
+    pub packs: u64,
+}
+
+struct State {
+    pending: HashSet<BlobId>,
+    chunks: PackWriter,
+    trees: PackWriter,
+}
+
+/// Adds blobs to a repository; call [`BlobWriter::finish`] before
+/// referring to them from a snapshot.
+pub struct BlobWriter<'r> {
+    repo: &'r Repository,
+    state: Mutex<State>,
+    blobs: AtomicU64,
+    raw_bytes: AtomicU64,
+    stored_bytes: AtomicU64,
+    packs: AtomicU64,
+}
+
+impl<'r> BlobWriter<'r> {
+    /// A writer with empty packs.
+    pub fn new(repo: &'r Repository) -> Self {
+        let target = repo.config().pack_size as usize;
+        BlobWriter {
+            repo,
+            state: Mutex::new(State {
+                pending: HashSet::new(),
+                chunks: PackWriter::new(target),
+                trees: PackWriter::new(target),
+            }),
+            blobs: AtomicU64::new(0),
+            raw_bytes: AtomicU64::new(0),
+            stored_bytes: AtomicU64::new(0),
+            packs: AtomicU64::new(0),
+        }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether the blob is already stored or on its way in this run.
+    pub fn is_known(&self, blob: &BlobId) -> Result<bool> {
+        if self.state().pending.contains(blob) {
+            return Ok(true);
+        }
+        self.repo.index().contains(blob)
+    }
+
+    /// Stores `raw` as `blob` unless it is known; returns whether it was new.
+    pub fn save(&self, blob: BlobId, raw: &[u8]) -> Result<bool> {
+        {
+            let mut state = self.state();
+            if state.pending.contains(&blob) || self.repo.index().contains(&blob)? {
+                return Ok(false);
+            }
+            state.pending.insert(blob);
+        }
+        let sealed = pack::seal(blob, raw, self.repo.config().compression.zstd_level)?;
+        self.blobs.fetch_add(1, Ordering::Relaxed);
+        self.raw_bytes.fetch_add(raw.len() as u64, Ordering::Relaxed);
+        self.stored_bytes.fetch_add(sealed.stored.len() as u64, Ordering::Relaxed);
+        let full = {
+            let mut state = self.state();
+            let writer = match blob.kind() {
+                BlobKind::Chunk => &mut state.chunks,
+                BlobKind::Tree => &mut state.trees,
+            };
+            writer.add(sealed);
+            writer
+                .is_full()
+                .then(|| std::mem::replace(writer, PackWriter::new(self.repo.config().pack_size as usize)))
+        };
+        if let Some(writer) = full {
+            self.store(writer.finish())?;
+        }
+        Ok(true)
+    }
+
+    /// Makes the pack durable, then indexes it: never the other way round.
+    fn store(&self, pack: FinishedPack) -> Result<()> {
+        self.repo.backend().put(FileKind::Pack, &pack.id.to_hex(), &pack.bytes)?;
+        self.repo.index().add_pack(&pack.id, pack.bytes.len() as u64, &pack.entries)?;
+        self.packs.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Stores the partly filled packs; afterwards every saved blob is durable
+    /// and indexed.
+    pub fn finish(self) -> Result<WriteStats> {
+        let target = self.repo.config().pack_size as usize;
+        let open = {
+            let mut state = self.state();
+            [
+                std::mem::replace(&mut state.chunks, PackWriter::new(target)),
+                std::mem::replace(&mut state.trees, PackWriter::new(target)),
+            ]
+        };
+        for writer in open.into_iter().filter(|w| !w.is_empty()) {
+            self.store(writer.finish())?;
+        }
+        Ok(WriteStats {
+            blobs: self.blobs.load(Ordering::Relaxed),
+            raw_bytes: self.raw_bytes.load(Ordering::Relaxed),
+            stored_bytes: self.stored_bytes.load(Ordering::Relaxed),
+            packs: self.packs.load(Ordering::Relaxed),
+        })
+    }
+}
