@@ -1,7 +1,9 @@
-//! Directory nodes of the snapshot Merkle tree. A node is the postcard
-//! encoding of its entries, sorted by name bytes; its id is the BLAKE3 (tree
-//! domain) of that encoding, so an unchanged directory encodes to the same
-//! bytes, gets the same id and is stored once.
+//! Directory nodes of the snapshot Merkle tree. A node is one version byte
+//! ([`TREE_VERSION`]) followed by the postcard encoding of its entries,
+//! sorted by name bytes; its id is the BLAKE3 (tree domain) of those bytes.
+//! The version byte lets a later format add fields while old nodes in the
+//! same repository stay readable. An unchanged directory encodes to the
+//! same bytes, gets the same id and is stored once.
 //!
 //! Names are raw bytes (Unix file names need not be UTF-8). A decoded node is
 //! checked so that restore can trust it: every name is non-empty, is not `.`
@@ -12,6 +14,9 @@ use serde::{Deserialize, Serialize};
 
 use super::{DecodeError, Timestamp, decode_exact};
 use crate::id::{ChunkId, TreeId};
+
+/// Version byte that starts every encoded node.
+pub const TREE_VERSION: u8 = 1;
 
 /// Longest file name accepted (Linux NAME_MAX).
 pub const MAX_NAME_LEN: usize = 255;
@@ -111,12 +116,18 @@ impl Node {
 impl Tree {
     /// Encodes the node; its id is the tree-domain hash of these bytes.
     pub fn encode(&self) -> Vec<u8> {
-        postcard::to_stdvec(self).expect("tree serializes")
+        let mut out = vec![TREE_VERSION];
+        out.extend(postcard::to_stdvec(self).expect("tree serializes"));
+        out
     }
 
     /// Decodes and validates a node read from a repository.
     pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
-        let tree: Tree = decode_exact(bytes)?;
+        let (&version, body) = bytes.split_first().ok_or(DecodeError::Truncated { need: 1, have: 0 })?;
+        if version != TREE_VERSION {
+            return Err(DecodeError::NewerVersion(version));
+        }
+        let tree: Tree = decode_exact(body)?;
         tree.validate()?;
         Ok(tree)
     }
