@@ -38,6 +38,8 @@ pub enum Command {
     Snapshots(SnapshotsArgs),
     /// List the files in a snapshot
     Ls(LsArgs),
+    /// Show what changed between two snapshots
+    Diff(DiffArgs),
     /// Restore a snapshot, or part of it, into a directory
     Restore(RestoreArgs),
     /// Repair the repository
@@ -76,6 +78,17 @@ pub struct LsArgs {
     /// Snapshot: id prefix, latest, latest~N or YYYY-MM-DD
     pub snapshot: String,
     /// Only this path and what is below it
+    pub path: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// The older snapshot
+    pub a: String,
+    /// The newer snapshot
+    pub b: String,
+    /// Compare only this path (give it after `--`)
+    #[arg(last = true, value_name = "PATH")]
     pub path: Option<PathBuf>,
 }
 

@@ -31,6 +31,7 @@ pub fn run(cli: &Cli) -> Result<ExitCode> {
         Command::Backup(a) => backup::run(g, a),
         Command::Snapshots(a) => show::snapshots(g, a),
         Command::Ls(a) => show::ls(g, a),
+        Command::Diff(a) => show::diff(g, a),
         Command::Restore(a) => restore::run(g, a),
         Command::Repair(RepairCommand::Index) => repair_index(g),
     }

@@ -8,7 +8,7 @@ use snap::backend::LockMode;
 use snap::ops::ls::{LsEntry, ls as list_entries};
 use snap::ops::snapshots::{SnapshotInfo, calendar, list};
 
-use super::args::{Global, LsArgs, SnapshotsArgs};
+use super::args::{DiffArgs, Global, LsArgs, SnapshotsArgs};
 use super::output;
 
 pub fn snapshots(g: &Global, a: &SnapshotsArgs) -> Result<ExitCode> {
@@ -115,4 +115,32 @@ fn mode_string(kind: char, mode: u32) -> String {
         });
     }
     s
+}
+
+pub fn diff(g: &Global, a: &DiffArgs) -> Result<ExitCode> {
+    let (repo, _) = super::open(g, LockMode::Shared)?;
+    let (id_a, snap_a) = repo.resolve(&a.a)?;
+    let (id_b, snap_b) = repo.resolve(&a.b)?;
+    let report = snap::ops::diff::diff(&repo, snap_a.tree, snap_b.tree, a.path.as_deref())?;
+    if g.json {
+        output::json(
+            &serde_json::json!({ "a": id_a.to_hex(), "b": id_b.to_hex(), "changes": report.changes, "summary": report.summary }),
+        )?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    for line in &report.changes {
+        output::line(&format!("{}  {}", line.change.marker(), line.path))?;
+    }
+    let s = &report.summary;
+    output::line(&format!(
+        "{} added, {} removed, {} modified, {} type changed, {} metadata only; {} added, {} removed",
+        s.added,
+        s.removed,
+        s.modified,
+        s.type_changed,
+        s.metadata,
+        output::bytes(s.bytes_added),
+        output::bytes(s.bytes_removed)
+    ))?;
+    Ok(ExitCode::SUCCESS)
 }

@@ -2,6 +2,7 @@
 //! serializes to JSON; none prints, none reads the environment.
 
 pub mod backup;
+pub mod diff;
 pub mod ls;
 pub mod restore;
 pub mod snapshots;

@@ -1,0 +1,249 @@
+//! `snap diff A B`: what changed between two snapshots. Two trees are walked
+//! side by side in name order, and a subtree whose id is the same on both
+//! sides is skipped without being loaded, so the cost follows the size of
+//! the change, not the size of the snapshots.
+
+use std::collections::HashSet;
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::error::Result;
+use crate::format::tree::{Entry, Metadata, Node, Tree};
+use crate::id::{BlobId, ChunkId, TreeId};
+use crate::names;
+use crate::repo::Repository;
+use crate::tree::{self, Found};
+
+/// How one path changed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Change {
+    /// `+`: only in the second snapshot.
+    Added,
+    /// `-`: only in the first.
+    Removed,
+    /// `M`: contents (or symlink target, or device number) differ.
+    Modified,
+    /// `T`: the type differs (file became a symlink, ...).
+    TypeChanged,
+    /// `m`: only metadata differs (mode, owner, mtime, xattrs, link count).
+    Metadata,
+}
+
+impl Change {
+    /// The one-character marker shown before the path.
+    pub fn marker(self) -> char {
+        match self {
+            Change::Added => '+',
+            Change::Removed => '-',
+            Change::Modified => 'M',
+            Change::TypeChanged => 'T',
+            Change::Metadata => 'm',
+        }
+    }
+}
+
+/// One changed path.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct DiffLine {
+    /// What happened.
+    pub change: Change,
+    /// Path inside the snapshots, escaped; directories end in `/`.
+    pub path: String,
+}
+
+/// Totals of a diff.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct DiffSummary {
+    pub added: u64,
+    pub removed: u64,
+    pub modified: u64,
+    pub type_changed: u64,
+    pub metadata: u64,
+    /// Bytes of file data only in the second snapshot (new chunks).
+    pub bytes_added: u64,
+    /// Bytes of file data only in the first snapshot.
+    pub bytes_removed: u64,
+}
+
+/// The changes in path order, and their totals.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct DiffReport {
+    pub changes: Vec<DiffLine>,
+    pub summary: DiffSummary,
+}
+
+struct Differ<'a> {
+    repo: &'a Repository,
+    report: DiffReport,
+}
+
+/// Compares two root trees, optionally only below `path`.
+pub fn diff(repo: &Repository, a: TreeId, b: TreeId, path: Option<&Path>) -> Result<DiffReport> {
+    let mut d = Differ { repo, report: DiffReport::default() };
+    let prefix = path.map(names::split_snapshot_path).transpose()?.unwrap_or_default();
+    let left = find_optional(repo, a, &prefix)?;
+    let right = find_optional(repo, b, &prefix)?;
+    match (left, right) {
+        (Some(Found::Root(x)), Some(Found::Root(y))) => d.trees(Some(x), Some(y), &mut prefix.clone())?,
+        (l, r) => d.entries(&mut prefix.clone(), as_entry(l).as_ref(), as_entry(r).as_ref())?,
+    }
+    Ok(d.report)
+}
+
+/// The entry at `path`, or `None` when one snapshot lacks it.
+fn find_optional(repo: &Repository, root: TreeId, path: &[Vec<u8>]) -> Result<Option<Found>> {
+    match tree::find(repo, root, path) {
+        Ok(found) => Ok(Some(found)),
+        Err(crate::Error::NotFound { kind: "path", .. }) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+fn as_entry(found: Option<Found>) -> Option<Entry> {
+    match found? {
+        Found::Entry(e) => Some(e),
+        Found::Root(tree) => {
+            Some(Entry { name: Vec::new(), node: Node::Dir { tree }, meta: Metadata::default() })
+        }
+    }
+}
+
+impl Differ<'_> {
+    fn load(&self, id: Option<TreeId>) -> Result<Tree> {
+        id.map_or_else(|| Ok(Tree::default()), |id| self.repo.load_tree(&id))
+    }
+
+    /// Merges two directories' entries by name.
+    fn trees(&mut self, a: Option<TreeId>, b: Option<TreeId>, prefix: &mut Vec<Vec<u8>>) -> Result<()> {
+        if a == b {
+            return Ok(());
+        }
+        let (ta, tb) = (self.load(a)?, self.load(b)?);
+        let (mut i, mut j) = (0, 0);
+        while i < ta.entries.len() || j < tb.entries.len() {
+            let (ea, eb) = (ta.entries.get(i), tb.entries.get(j));
+            let order = match (ea, eb) {
+                (Some(x), Some(y)) => x.name.cmp(&y.name),
+                (Some(_), None) => std::cmp::Ordering::Less,
+                _ => std::cmp::Ordering::Greater,
+            };
+            let (left, right) = match order {
+                std::cmp::Ordering::Less => (ea, None),
+                std::cmp::Ordering::Greater => (None, eb),
+                std::cmp::Ordering::Equal => (ea, eb),
+            };
+            i += usize::from(left.is_some());
+            j += usize::from(right.is_some());
+            let name = left.or(right).expect("one side present").name.clone();
+            prefix.push(name);
+            self.entries(prefix, left, right)?;
+            prefix.pop();
+        }
+        Ok(())
+    }
+
+    fn entries(&mut self, path: &mut Vec<Vec<u8>>, a: Option<&Entry>, b: Option<&Entry>) -> Result<()> {
+        match (a, b) {
+            (None, None) => Ok(()),
+            (Some(a), None) => self.whole(path, a, Change::Removed),
+            (None, Some(b)) => self.whole(path, b, Change::Added),
+            (Some(a), Some(b)) if a.node.type_char() != b.node.type_char() => {
+                self.push(path, b, Change::TypeChanged);
+                self.data_delta(a, b)?;
+                self.children(path, a, Change::Removed)?;
+                self.children(path, b, Change::Added)
+            }
+            (Some(a), Some(b)) => {
+                if content_differs(&a.node, &b.node) {
+                    self.push(path, b, Change::Modified);
+                    self.data_delta(a, b)?;
+                } else if metadata_differs(&a.meta, &b.meta) {
+                    self.push(path, b, Change::Metadata);
+                }
+                match (&a.node, &b.node) {
+                    (Node::Dir { tree: x }, Node::Dir { tree: y }) => self.trees(Some(*x), Some(*y), path),
+                    _ => Ok(()),
+                }
+            }
+        }
+    }
+
+    /// An entry that exists on one side only, with everything below it.
+    fn whole(&mut self, path: &mut Vec<Vec<u8>>, e: &Entry, change: Change) -> Result<()> {
+        self.push(path, e, change);
+        if let Node::File { size, .. } = e.node {
+            self.count_bytes(change, size);
+        }
+        self.children(path, e, change)
+    }
+
+    fn children(&mut self, path: &mut Vec<Vec<u8>>, e: &Entry, change: Change) -> Result<()> {
+        let Node::Dir { tree } = e.node else { return Ok(()) };
+        let (a, b) = if change == Change::Added { (None, Some(tree)) } else { (Some(tree), None) };
+        self.trees(a, b, path)
+    }
+
+    fn count_bytes(&mut self, change: Change, bytes: u64) {
+        match change {
+            Change::Added => self.report.summary.bytes_added += bytes,
+            _ => self.report.summary.bytes_removed += bytes,
+        }
+    }
+
+    /// Bytes in chunks only one of two versions of a path has.
+    fn data_delta(&mut self, a: &Entry, b: &Entry) -> Result<()> {
+        let (ca, cb) = (chunks(&a.node), chunks(&b.node));
+        let removed = self.chunk_bytes(ca.difference(&cb))?;
+        let added = self.chunk_bytes(cb.difference(&ca))?;
+        self.report.summary.bytes_removed += removed;
+        self.report.summary.bytes_added += added;
+        Ok(())
+    }
+
+    fn chunk_bytes<'c>(&self, ids: impl Iterator<Item = &'c ChunkId>) -> Result<u64> {
+        let mut total = 0;
+        for id in ids {
+            total += self.repo.locate(&BlobId::Chunk(*id)).map_or(0, |loc| u64::from(loc.entry.raw_len));
+        }
+        Ok(total)
+    }
+
+    fn push(&mut self, path: &[Vec<u8>], e: &Entry, change: Change) {
+        let mut shown = names::display_components(path);
+        if matches!(e.node, Node::Dir { .. }) {
+            shown.push('/');
+        }
+        let s = &mut self.report.summary;
+        match change {
+            Change::Added => s.added += 1,
+            Change::Removed => s.removed += 1,
+            Change::Modified => s.modified += 1,
+            Change::TypeChanged => s.type_changed += 1,
+            Change::Metadata => s.metadata += 1,
+        }
+        self.report.changes.push(DiffLine { change, path: shown });
+    }
+}
+
+fn chunks(node: &Node) -> HashSet<ChunkId> {
+    match node {
+        Node::File { chunks, .. } => chunks.iter().copied().collect(),
+        _ => HashSet::new(),
+    }
+}
+
+fn content_differs(a: &Node, b: &Node) -> bool {
+    match (a, b) {
+        (Node::File { size: sa, chunks: ca }, Node::File { size: sb, chunks: cb }) => sa != sb || ca != cb,
+        (Node::Dir { .. }, Node::Dir { .. }) => false,
+        _ => a != b,
+    }
+}
+
+/// Metadata a user can see and restore; ctime, inode and device are
+/// bookkeeping for change detection and do not count.
+fn metadata_differs(a: &Metadata, b: &Metadata) -> bool {
+    (a.mode, a.uid, a.gid, a.mtime, a.nlink, &a.xattrs) != (b.mode, b.uid, b.gid, b.mtime, b.nlink, &b.xattrs)
+}
