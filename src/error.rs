@@ -63,6 +63,15 @@ impl Error {
         Error::Corrupt { object: object.into(), detail: detail.to_string() }
     }
 
+    /// The message without the name of the object, for reports that
+    /// already name it.
+    pub fn detail(&self) -> String {
+        match self {
+            Error::Corrupt { detail, .. } => detail.clone(),
+            other => other.to_string(),
+        }
+    }
+
     /// Converts a decoder error about `object` into [`Error::Corrupt`].
     pub fn decode(object: impl Into<String>, err: DecodeError) -> Self {
         Error::corrupt(object, err)

@@ -42,6 +42,8 @@ pub enum Command {
     Diff(DiffArgs),
     /// Restore a snapshot, or part of it, into a directory
     Restore(RestoreArgs),
+    /// Check that every snapshot is whole; optionally read and re-hash the data
+    Verify(VerifyArgs),
     /// Repair the repository
     #[command(subcommand)]
     Repair(RepairCommand),
@@ -105,6 +107,16 @@ pub struct RestoreArgs {
     /// Re-read every restored file and check it against the snapshot
     #[arg(long)]
     pub verify: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Also read every pack, decompress and re-hash every chunk
+    #[arg(long, conflicts_with = "read_data_subset")]
+    pub read_data: bool,
+    /// Read only a share of the packs: a percentage (10%) or a part (2/5)
+    #[arg(long, value_name = "SUBSET")]
+    pub read_data_subset: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -7,6 +7,7 @@ mod output;
 mod progress;
 mod restore;
 mod show;
+mod verify;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -22,6 +23,8 @@ use args::{Cli, Command, RepairCommand};
 pub const EXIT_ERROR: u8 = 1;
 /// Exit code when a backup or restore finished but left something out.
 pub const EXIT_INCOMPLETE: u8 = 3;
+/// Exit code when `verify` found damage.
+pub const EXIT_DAMAGED: u8 = 4;
 
 /// Runs the command; `Ok` carries the exit code.
 pub fn run(cli: &Cli) -> Result<ExitCode> {
@@ -33,6 +36,7 @@ pub fn run(cli: &Cli) -> Result<ExitCode> {
         Command::Ls(a) => show::ls(g, a),
         Command::Diff(a) => show::diff(g, a),
         Command::Restore(a) => restore::run(g, a),
+        Command::Verify(a) => verify::run(g, a),
         Command::Repair(RepairCommand::Index) => repair_index(g),
     }
 }

@@ -113,6 +113,37 @@ impl Index {
         Ok(())
     }
 
+    /// The entries the index holds for one pack, sorted by offset.
+    pub fn pack_entries(&self, pack: &PackId) -> Result<Vec<PackEntry>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT b.id, b.kind, b.offset, b.stored_len, b.raw_len, b.compression
+             FROM blobs b JOIN packs p ON p.id = b.pack WHERE p.name = ?1 ORDER BY b.offset",
+        )?;
+        let rows = stmt.query_map([&pack.as_bytes()[..]], |r| {
+            Ok((
+                r.get::<_, Vec<u8>>(0)?,
+                r.get::<_, u8>(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get::<_, u8>(5)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, kind, offset, stored_len, raw_len, comp) = row?;
+            let bad = || {
+                Error::corrupt("index", format!("row of pack {pack} has kind {kind} / compression {comp}"))
+            };
+            let kind = crate::id::BlobKind::from_code(kind).ok_or_else(bad)?;
+            let compression = Compression::from_code(comp).ok_or_else(bad)?;
+            let id: [u8; 32] =
+                id.try_into().map_err(|_| Error::corrupt("index", "blob id is not 32 bytes"))?;
+            out.push(PackEntry { blob: BlobId::new(kind, id), offset, stored_len, raw_len, compression });
+        }
+        Ok(out)
+    }
+
     /// Forgets a pack and every blob row pointing into it.
     pub fn remove_pack(&mut self, pack: &PackId) -> Result<()> {
         self.conn.execute("DELETE FROM packs WHERE name = ?1", [&pack.as_bytes()[..]])?;

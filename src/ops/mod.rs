@@ -6,6 +6,7 @@ pub mod diff;
 pub mod ls;
 pub mod restore;
 pub mod snapshots;
+pub mod verify;
 
 use serde::Serialize;
 

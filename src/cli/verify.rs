@@ -1,0 +1,63 @@
+//! `snap verify`.
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+use snap::backend::LockMode;
+use snap::ops::verify::{ReadData, VerifyReport, parse_subset, verify};
+
+use super::args::{Global, VerifyArgs};
+use super::{EXIT_DAMAGED, output, progress::Bar};
+
+pub fn run(g: &Global, a: &VerifyArgs) -> Result<ExitCode> {
+    let read = match (&a.read_data_subset, a.read_data) {
+        (Some(subset), _) => parse_subset(subset)?,
+        (None, true) => ReadData::All,
+        (None, false) => ReadData::None,
+    };
+    let (repo, _) = super::open(g, LockMode::Shared)?;
+    let report = verify(&repo, read, &Bar::new(g))?;
+    if g.json {
+        output::json(&serde_json::json!({ "ok": report.ok(), "report": report }))?;
+    } else {
+        print(&report)?;
+    }
+    if report.ok() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    output::warn(&format!(
+        "the repository is damaged ({} problem(s), {} snapshot path(s) affected). Run `snap repair index` \
+         if the index disagrees with the packs; back up again to store missing data anew",
+        report.problems.len(),
+        report.affected.len()
+    ));
+    Ok(ExitCode::from(EXIT_DAMAGED))
+}
+
+fn print(r: &VerifyReport) -> Result<()> {
+    output::line(&format!(
+        "checked {} snapshot(s), {} tree(s), {} chunk(s) in {} pack(s); {} pack(s) read in full ({})",
+        r.snapshots,
+        r.trees,
+        r.chunks,
+        r.packs,
+        r.packs_read,
+        output::bytes(r.bytes_read)
+    ))?;
+    if !r.unused_packs.is_empty() {
+        output::line(&format!(
+            "{} pack(s) are used by no snapshot (harmless; prune removes them)",
+            r.unused_packs.len()
+        ))?;
+    }
+    for p in &r.problems {
+        output::line(&format!("damaged: {}: {}", p.object, p.detail))?;
+    }
+    for a in &r.affected {
+        output::line(&format!("affected: snapshot {} {}", &a.snapshot[..8], a.path))?;
+    }
+    if r.ok() {
+        output::line("no problems found")?;
+    }
+    Ok(())
+}

@@ -1,0 +1,355 @@
+//! `snap verify`: prove the repository is whole, without changing it.
+//!
+//! Structure: every snapshot file decodes and matches its name; every tree
+//! reachable from a snapshot loads (each distinct tree once) and every chunk
+//! it names is indexed; every pack's own trailer agrees with the index.
+//! Data (`--read-data`, or a subset): each selected pack is read once, whole,
+//! checked against its name, and every blob in it decompressed and
+//! re-hashed. Whatever is damaged is then traced back to the snapshots and
+//! paths that use it.
+
+use std::collections::{HashMap, HashSet};
+
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::backend::FileKind;
+use crate::error::{Error, Result};
+use crate::format::pack::{PackEntry, decode_pack};
+use crate::format::tree::{Entry, Node};
+use crate::hash;
+use crate::id::{BlobId, ChunkId, PackId, SnapshotId, TreeId};
+use crate::names;
+use crate::pack;
+use crate::progress::Progress;
+use crate::repo::Repository;
+
+/// Which packs to read in full.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ReadData {
+    /// Structure only.
+    #[default]
+    None,
+    /// Every pack.
+    All,
+    /// A random share of the packs, in percent (1..=100).
+    Percent(u32),
+    /// Part `n` of `m` (1-based): running 1/m .. m/m reads every pack once.
+    Part { n: u32, m: u32 },
+}
+
+/// One thing found wrong.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Problem {
+    /// The damaged object (`pack <id>`, `chunk <id>`, `snapshot <id>`, ...).
+    pub object: String,
+    /// What is wrong with it.
+    pub detail: String,
+}
+
+/// A snapshot path that depends on damaged data.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Affected {
+    pub snapshot: String,
+    pub path: String,
+}
+
+/// The outcome of a verify run.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct VerifyReport {
+    pub snapshots: u64,
+    pub trees: u64,
+    pub chunks: u64,
+    pub packs: u64,
+    /// Packs read in full.
+    pub packs_read: u64,
+    /// Bytes of packs read in full.
+    pub bytes_read: u64,
+    /// Everything found wrong.
+    pub problems: Vec<Problem>,
+    /// Snapshots and paths that cannot be restored whole.
+    pub affected: Vec<Affected>,
+    /// Packs no snapshot uses (left by an interrupted backup or by forget;
+    /// harmless, removed by prune).
+    pub unused_packs: Vec<String>,
+}
+
+impl VerifyReport {
+    /// Whether the repository is whole.
+    pub fn ok(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+#[derive(Default)]
+struct Findings {
+    problems: Vec<Problem>,
+    /// Blobs that are missing or damaged.
+    bad: HashSet<BlobId>,
+}
+
+impl Findings {
+    fn add(&mut self, object: String, detail: impl ToString) {
+        self.problems.push(Problem { object, detail: detail.to_string() });
+    }
+}
+
+/// Runs the checks; never writes to the repository.
+pub fn verify(repo: &Repository, read: ReadData, progress: &dyn Progress) -> Result<VerifyReport> {
+    let mut report = VerifyReport::default();
+    let mut found = Findings::default();
+    let sync = repo.sync_report();
+    for id in &sync.dropped {
+        found.add(format!("pack {id}"), "indexed, but missing from storage or of the wrong size");
+    }
+    for u in &sync.unreadable {
+        found.add(format!("pack {}", u.name), &u.error);
+    }
+    let list = repo.snapshots()?;
+    for d in &list.damaged {
+        found.add(format!("snapshot {}", d.name), &d.error);
+    }
+    report.snapshots = list.snapshots.len() as u64;
+    let (trees, chunks) = reachable(repo, &list.snapshots, &mut found)?;
+    report.trees = trees.len() as u64;
+    report.chunks = chunks.len() as u64;
+    for chunk in &chunks {
+        if !repo.index().contains(&BlobId::Chunk(*chunk))? {
+            found.bad.insert(BlobId::Chunk(*chunk));
+            found.add(format!("chunk {chunk}"), "not in any pack");
+        }
+    }
+    let packs = repo.index().packs()?;
+    report.packs = packs.len() as u64;
+    check_trailers(repo, &packs, &mut found)?;
+    let selected: Vec<(PackId, u64)> =
+        packs.iter().filter(|(id, _)| selected(id, read)).map(|(i, s)| (*i, *s)).collect();
+    progress.begin("verify", Some(selected.iter().map(|(_, s)| s).sum()));
+    let read_results: Vec<(PackId, u64, Vec<(Option<BlobId>, String)>)> = selected
+        .par_iter()
+        .map(|(id, size)| {
+            let errors = read_pack(repo, id);
+            progress.advance(1, *size);
+            (*id, *size, errors)
+        })
+        .collect();
+    progress.end();
+    for (id, size, errors) in read_results {
+        report.packs_read += 1;
+        report.bytes_read += size;
+        for (blob, detail) in errors {
+            found.bad.extend(blob);
+            found.add(blob.map_or_else(|| format!("pack {id}"), |b| format!("{b} in pack {id}")), detail);
+        }
+    }
+    report.unused_packs = unused_packs(repo, &packs, &trees, &chunks)?;
+    report.affected = trace(repo, &list.snapshots, &found.bad)?;
+    report.problems = found.problems;
+    Ok(report)
+}
+
+/// Loads every tree reachable from the snapshots once; returns the trees
+/// that loaded and the chunks they name. Trees that fail are findings.
+fn reachable(
+    repo: &Repository,
+    snapshots: &[(SnapshotId, crate::format::snapshot::Snapshot)],
+    found: &mut Findings,
+) -> Result<(HashSet<TreeId>, HashSet<ChunkId>)> {
+    let mut seen: HashSet<TreeId> = HashSet::new();
+    let mut chunks = HashSet::new();
+    let mut todo: Vec<TreeId> = snapshots.iter().map(|(_, s)| s.tree).collect();
+    while let Some(id) = todo.pop() {
+        if !seen.insert(id) {
+            continue;
+        }
+        match repo.load_tree(&id) {
+            Ok(tree) => {
+                for e in tree.entries {
+                    match e.node {
+                        Node::Dir { tree } => todo.push(tree),
+                        Node::File { chunks: c, .. } => chunks.extend(c),
+                        _ => {}
+                    }
+                }
+            }
+            Err(e) => {
+                found.bad.insert(BlobId::Tree(id));
+                found.add(format!("tree {id}"), e.detail());
+            }
+        }
+    }
+    seen.retain(|t| !found.bad.contains(&BlobId::Tree(*t)));
+    Ok((seen, chunks))
+}
+
+/// Compares each pack's own trailer with what the index says about it.
+fn check_trailers(repo: &Repository, packs: &HashMap<PackId, u64>, found: &mut Findings) -> Result<()> {
+    let results: Vec<(PackId, Result<Vec<PackEntry>>)> =
+        packs.par_iter().map(|(id, size)| (*id, repo.read_pack_entries(id, *size))).collect();
+    for (id, trailer) in results {
+        match trailer {
+            Ok(mut entries) => {
+                entries.sort_by_key(|e| e.offset);
+                if entries != repo.index().pack_entries(&id)? {
+                    found.add(
+                        format!("pack {id}"),
+                        "index disagrees with the pack's trailer; run `snap repair index`",
+                    );
+                }
+            }
+            Err(e) => {
+                let indexed = repo.index().pack_entries(&id)?;
+                found.bad.extend(indexed.iter().map(|e| e.blob));
+                found.add(format!("pack {id}"), e.detail());
+            }
+        }
+    }
+    Ok(())
+}
+
+fn selected(id: &PackId, read: ReadData) -> bool {
+    let bucket = u32::from_be_bytes(id.as_bytes()[..4].try_into().expect("4 bytes"));
+    match read {
+        ReadData::None => false,
+        ReadData::All => true,
+        ReadData::Percent(p) => {
+            // A fresh random window each run, so repeated runs cover all packs.
+            static OFFSET: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+            let offset = *OFFSET.get_or_init(|| {
+                let mut b = [0u8; 4];
+                getrandom::fill(&mut b).map(|()| u32::from_be_bytes(b)).unwrap_or(0)
+            });
+            u64::from(bucket.wrapping_sub(offset)) * 100 < u64::from(p) << 32
+        }
+        ReadData::Part { n, m } => bucket % m == n - 1,
+    }
+}
+
+/// Reads one pack whole; returns each problem with the blob it concerns.
+fn read_pack(repo: &Repository, id: &PackId) -> Vec<(Option<BlobId>, String)> {
+    let bytes = match repo.backend().get(FileKind::Pack, &id.to_hex()) {
+        Ok(b) => b,
+        Err(e) => return vec![(None, e.detail())],
+    };
+    let mut errors = Vec::new();
+    if hash::pack_id(&bytes) != *id {
+        errors.push((None, "contents do not match the pack's name".to_owned()));
+    }
+    let entries = match decode_pack(&bytes) {
+        Ok(entries) => entries,
+        Err(e) => return [errors, vec![(None, format!("trailer: {e}"))]].concat(),
+    };
+    for entry in entries {
+        let range = entry.offset as usize..(entry.offset + entry.stored_len) as usize;
+        if let Err(e) = pack::open(&entry, &bytes[range]) {
+            errors.push((Some(entry.blob), e.detail()));
+        }
+    }
+    errors
+}
+
+/// Packs holding no blob that any snapshot reaches.
+fn unused_packs(
+    repo: &Repository,
+    packs: &HashMap<PackId, u64>,
+    trees: &HashSet<TreeId>,
+    chunks: &HashSet<ChunkId>,
+) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    for id in packs.keys() {
+        let used = repo.index().pack_entries(id)?.iter().any(|e| match e.blob {
+            BlobId::Chunk(c) => chunks.contains(&c),
+            BlobId::Tree(t) => trees.contains(&t),
+        });
+        if !used {
+            out.push(id.to_hex());
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Names the snapshot paths that depend on a bad blob: files with a bad
+/// chunk, and directories whose node is bad (their contents are lost).
+fn trace(
+    repo: &Repository,
+    snapshots: &[(SnapshotId, crate::format::snapshot::Snapshot)],
+    bad: &HashSet<BlobId>,
+) -> Result<Vec<Affected>> {
+    let mut out = Vec::new();
+    if bad.is_empty() {
+        return Ok(out);
+    }
+    for (id, snap) in snapshots {
+        let mut push = |path: &[Vec<u8>]| {
+            out.push(Affected { snapshot: id.to_hex(), path: names::display_components(path) })
+        };
+        if bad.contains(&BlobId::Tree(snap.tree)) {
+            push(&[]);
+            continue;
+        }
+        trace_tree(repo, snap.tree, &mut Vec::new(), bad, &mut push)?;
+    }
+    Ok(out)
+}
+
+fn trace_tree(
+    repo: &Repository,
+    tree: TreeId,
+    prefix: &mut Vec<Vec<u8>>,
+    bad: &HashSet<BlobId>,
+    push: &mut dyn FnMut(&[Vec<u8>]),
+) -> Result<()> {
+    let Ok(node) = repo.load_tree(&tree) else { return Ok(()) };
+    for Entry { name, node, .. } in node.entries {
+        prefix.push(name);
+        match node {
+            Node::File { chunks, .. } if chunks.iter().any(|c| bad.contains(&BlobId::Chunk(*c))) => {
+                push(prefix)
+            }
+            Node::Dir { tree } if bad.contains(&BlobId::Tree(tree)) => push(prefix),
+            Node::Dir { tree } => trace_tree(repo, tree, prefix, bad, push)?,
+            _ => {}
+        }
+        prefix.pop();
+    }
+    Ok(())
+}
+
+/// Parses `10%` or `2/5` for `--read-data-subset`.
+pub fn parse_subset(s: &str) -> Result<ReadData> {
+    let bad = || Error::InvalidInput(format!("{s:?}: expected a percentage like 10% or a part like 2/5"));
+    if let Some(p) = s.strip_suffix('%') {
+        let p: u32 = p.trim().parse().map_err(|_| bad())?;
+        return if (1..=100).contains(&p) { Ok(ReadData::Percent(p)) } else { Err(bad()) };
+    }
+    let (n, m) = s.split_once('/').ok_or_else(bad)?;
+    let (n, m): (u32, u32) = (n.trim().parse().map_err(|_| bad())?, m.trim().parse().map_err(|_| bad())?);
+    if m == 0 || n == 0 || n > m {
+        return Err(bad());
+    }
+    Ok(ReadData::Part { n, m })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subset_parsing() {
+        assert_eq!(parse_subset("10%").unwrap(), ReadData::Percent(10));
+        assert_eq!(parse_subset("2/5").unwrap(), ReadData::Part { n: 2, m: 5 });
+        for bad in ["0%", "101%", "0/3", "4/3", "x", "1/0"] {
+            assert!(parse_subset(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn parts_cover_every_pack_exactly_once() {
+        for b in 0..=255u8 {
+            let id = PackId::from_bytes([b; 32]);
+            let hits = (1..=3).filter(|n| selected(&id, ReadData::Part { n: *n, m: 3 })).count();
+            assert_eq!(hits, 1);
+        }
+    }
+}
