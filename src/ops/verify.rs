@@ -81,6 +81,10 @@ impl VerifyReport {
     }
 }
 
+/// Problems found while reading one pack, each with the blob it concerns
+/// (`None`: the pack as a whole).
+type PackErrors = Vec<(Option<BlobId>, String)>;
+
 #[derive(Default)]
 struct Findings {
     problems: Vec<Problem>,
@@ -125,7 +129,7 @@ pub fn verify(repo: &Repository, read: ReadData, progress: &dyn Progress) -> Res
     let selected: Vec<(PackId, u64)> =
         packs.iter().filter(|(id, _)| selected(id, read)).map(|(i, s)| (*i, *s)).collect();
     progress.begin("verify", Some(selected.iter().map(|(_, s)| s).sum()));
-    let read_results: Vec<(PackId, u64, Vec<(Option<BlobId>, String)>)> = selected
+    let read_results: Vec<(PackId, u64, PackErrors)> = selected
         .par_iter()
         .map(|(id, size)| {
             let errors = read_pack(repo, id);
@@ -226,7 +230,7 @@ fn selected(id: &PackId, read: ReadData) -> bool {
 }
 
 /// Reads one pack whole; returns each problem with the blob it concerns.
-fn read_pack(repo: &Repository, id: &PackId) -> Vec<(Option<BlobId>, String)> {
+fn read_pack(repo: &Repository, id: &PackId) -> PackErrors {
     let bytes = match repo.backend().get(FileKind::Pack, &id.to_hex()) {
         Ok(b) => b,
         Err(e) => return vec![(None, e.detail())],
