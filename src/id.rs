@@ -13,8 +13,27 @@ pub const ID_LEN: usize = 32;
 macro_rules! id_type {
     ($(#[$doc:meta])* $name:ident, $kind:literal) => {
         $(#[$doc])*
-        #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
         pub struct $name([u8; ID_LEN]);
+
+        // Binary formats (postcard) store the 32 raw bytes; human-readable
+        // ones (JSON output) show hex.
+        impl Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+                if s.is_human_readable() { s.serialize_str(&self.to_hex()) } else { self.0.serialize(s) }
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+                if d.is_human_readable() {
+                    let s = String::deserialize(d)?;
+                    Self::from_hex(&s).map_err(serde::de::Error::custom)
+                } else {
+                    <[u8; ID_LEN]>::deserialize(d).map(Self)
+                }
+            }
+        }
 
         impl $name {
             /// What this id names, for messages.
@@ -174,6 +193,14 @@ mod tests {
         let id = ChunkId::from_bytes([0xab; 32]);
         assert_eq!(ChunkId::from_hex(&id.to_hex()).unwrap(), id);
         assert_eq!(id.short(), "abababab");
+    }
+
+    #[test]
+    fn serde_is_hex_in_json_and_raw_in_postcard() {
+        let id = TreeId::from_bytes([1; 32]);
+        assert_eq!(serde_json::to_string(&id).unwrap(), format!("\"{}\"", "01".repeat(32)));
+        assert_eq!(serde_json::from_str::<TreeId>(&serde_json::to_string(&id).unwrap()).unwrap(), id);
+        assert_eq!(postcard::to_stdvec(&id).unwrap(), vec![1; 32]);
     }
 
     #[test]

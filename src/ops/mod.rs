@@ -4,6 +4,7 @@
 pub mod backup;
 pub mod diff;
 pub mod ls;
+pub mod policy;
 pub mod restore;
 pub mod snapshots;
 pub mod verify;
