@@ -118,10 +118,10 @@ pub fn apply(policy: &KeepPolicy, snapshots: &[(SnapshotId, Snapshot)]) -> Vec<D
     }
     let mut out: Vec<(i64, Decision)> = Vec::new();
     for (_, mut members) in groups {
-        members.sort_by(|a, b| (b.1.time, b.0).cmp(&(a.1.time, a.0)));
+        members.sort_by_key(|(id, s)| std::cmp::Reverse((s.time, *id)));
         out.extend(apply_group(policy, &members));
     }
-    out.sort_by(|a, b| b.0.cmp(&a.0));
+    out.sort_by_key(|(time, _)| std::cmp::Reverse(*time));
     out.into_iter().map(|(_, d)| d).collect()
 }
 
