@@ -4,7 +4,9 @@
 
 use crate::error::{Error, Result};
 use crate::format::tree::{Entry, Node, Tree};
-use crate::id::TreeId;
+use std::collections::HashSet;
+
+use crate::id::{ChunkId, TreeId};
 use crate::names;
 
 /// Anything that can load directory nodes by id.
@@ -86,4 +88,42 @@ pub fn walk_path(
             }
         }
     }
+}
+
+/// Everything reachable from a set of root trees.
+#[derive(Debug, Default)]
+pub struct Reachable {
+    /// Trees that loaded.
+    pub trees: HashSet<TreeId>,
+    /// Chunks those trees name.
+    pub chunks: HashSet<ChunkId>,
+    /// Trees that failed to load, with the error.
+    pub failed: Vec<(TreeId, Error)>,
+}
+
+/// Loads every tree reachable from `roots`, each distinct tree once (shared
+/// subtrees across snapshots cost nothing extra).
+pub fn reachable(store: &dyn TreeStore, roots: impl IntoIterator<Item = TreeId>) -> Reachable {
+    let mut out = Reachable::default();
+    let mut seen = HashSet::new();
+    let mut todo: Vec<TreeId> = roots.into_iter().collect();
+    while let Some(id) = todo.pop() {
+        if !seen.insert(id) {
+            continue;
+        }
+        match store.load_tree(&id) {
+            Ok(tree) => {
+                out.trees.insert(id);
+                for e in tree.entries {
+                    match e.node {
+                        Node::Dir { tree } => todo.push(tree),
+                        Node::File { chunks, .. } => out.chunks.extend(chunks),
+                        _ => {}
+                    }
+                }
+            }
+            Err(e) => out.failed.push((id, e)),
+        }
+    }
+    out
 }

@@ -211,6 +211,17 @@ impl Backend for LocalBackend {
         }
     }
 
+    fn remove_leftovers(&self) -> Result<u64> {
+        let dir = self.root.join(TMP_DIR);
+        let mut removed = 0;
+        for entry in fs::read_dir(&dir).at(&dir)? {
+            let path = entry.at(&dir)?.path();
+            fs::remove_file(&path).at(&path)?;
+            removed += 1;
+        }
+        Ok(removed)
+    }
+
     fn lock(&self, mode: LockMode) -> Result<Box<dyn LockGuard>> {
         let path = self.root.join(LOCK_FILE);
         let file = OpenOptions::new()

@@ -80,6 +80,10 @@ pub trait Backend: Send + Sync {
     /// Removes an object; removing a missing object is not an error.
     fn remove(&self, kind: FileKind, name: &str) -> Result<()>;
 
+    /// Removes what interrupted writes left behind (staging files); returns
+    /// how many. Only safe under the exclusive lock, when no write is running.
+    fn remove_leftovers(&self) -> Result<u64>;
+
     /// Takes the repository lock, failing at once if it conflicts.
     fn lock(&self, mode: LockMode) -> Result<Box<dyn LockGuard>>;
 

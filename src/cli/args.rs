@@ -44,6 +44,10 @@ pub enum Command {
     Restore(RestoreArgs),
     /// Check that every snapshot is whole; optionally read and re-hash the data
     Verify(VerifyArgs),
+    /// Remove snapshots (their space is freed by the next prune)
+    Forget(ForgetArgs),
+    /// Apply a retention policy and free the space of unused data
+    Prune(PruneArgs),
     /// Repair the repository
     #[command(subcommand)]
     Repair(RepairCommand),
@@ -117,6 +121,47 @@ pub struct VerifyArgs {
     /// Read only a share of the packs: a percentage (10%) or a part (2/5)
     #[arg(long, value_name = "SUBSET")]
     pub read_data_subset: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ForgetArgs {
+    /// Snapshots: id prefix, latest, latest~N or YYYY-MM-DD
+    #[arg(required = true, value_name = "SNAPSHOT")]
+    pub snapshots: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// Keep the newest N snapshots
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub keep: u32,
+    /// Keep the newest snapshot of each of the last N hours
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub keep_hourly: u32,
+    /// Keep the newest snapshot of each of the last N days
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub keep_daily: u32,
+    /// Keep the newest snapshot of each of the last N ISO weeks
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub keep_weekly: u32,
+    /// Keep the newest snapshot of each of the last N months
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub keep_monthly: u32,
+    /// Keep the newest snapshot of each of the last N years
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub keep_yearly: u32,
+    /// Keep snapshots younger than this span before the newest one (30d, 2w, 6m, 1y)
+    #[arg(long, value_name = "SPAN")]
+    pub keep_within: Option<String>,
+    /// Keep snapshots with this tag (repeatable)
+    #[arg(long, value_name = "TAG")]
+    pub keep_tag: Vec<String>,
+    /// Show what would be removed, and why the rest is kept; change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Repack packs whose unused share is at least this percentage
+    #[arg(long, value_name = "PERCENT", default_value_t = 50, value_parser = clap::value_parser!(u8).range(1..=100))]
+    pub repack_threshold: u8,
 }
 
 #[derive(Debug, Subcommand)]

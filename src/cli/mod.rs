@@ -5,6 +5,7 @@ pub mod args;
 mod backup;
 mod output;
 mod progress;
+mod prune;
 mod restore;
 mod show;
 mod verify;
@@ -37,6 +38,8 @@ pub fn run(cli: &Cli) -> Result<ExitCode> {
         Command::Diff(a) => show::diff(g, a),
         Command::Restore(a) => restore::run(g, a),
         Command::Verify(a) => verify::run(g, a),
+        Command::Forget(a) => prune::forget(g, a),
+        Command::Prune(a) => prune::prune(g, a),
         Command::Repair(RepairCommand::Index) => repair_index(g),
     }
 }

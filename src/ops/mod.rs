@@ -5,6 +5,7 @@ pub mod backup;
 pub mod diff;
 pub mod ls;
 pub mod policy;
+pub mod prune;
 pub mod restore;
 pub mod snapshots;
 pub mod verify;

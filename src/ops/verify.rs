@@ -23,6 +23,7 @@ use crate::names;
 use crate::pack;
 use crate::progress::Progress;
 use crate::repo::Repository;
+use crate::tree;
 
 /// Which packs to read in full.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -114,7 +115,12 @@ pub fn verify(repo: &Repository, read: ReadData, progress: &dyn Progress) -> Res
         found.add(format!("snapshot {}", d.name), &d.error);
     }
     report.snapshots = list.snapshots.len() as u64;
-    let (trees, chunks) = reachable(repo, &list.snapshots, &mut found)?;
+    let reach = tree::reachable(repo, list.snapshots.iter().map(|(_, s)| s.tree));
+    for (id, e) in &reach.failed {
+        found.bad.insert(BlobId::Tree(*id));
+        found.add(format!("tree {id}"), e.detail());
+    }
+    let (trees, chunks) = (reach.trees, reach.chunks);
     report.trees = trees.len() as u64;
     report.chunks = chunks.len() as u64;
     for chunk in &chunks {
@@ -150,40 +156,6 @@ pub fn verify(repo: &Repository, read: ReadData, progress: &dyn Progress) -> Res
     report.affected = trace(repo, &list.snapshots, &found.bad)?;
     report.problems = found.problems;
     Ok(report)
-}
-
-/// Loads every tree reachable from the snapshots once; returns the trees
-/// that loaded and the chunks they name. Trees that fail are findings.
-fn reachable(
-    repo: &Repository,
-    snapshots: &[(SnapshotId, crate::format::snapshot::Snapshot)],
-    found: &mut Findings,
-) -> Result<(HashSet<TreeId>, HashSet<ChunkId>)> {
-    let mut seen: HashSet<TreeId> = HashSet::new();
-    let mut chunks = HashSet::new();
-    let mut todo: Vec<TreeId> = snapshots.iter().map(|(_, s)| s.tree).collect();
-    while let Some(id) = todo.pop() {
-        if !seen.insert(id) {
-            continue;
-        }
-        match repo.load_tree(&id) {
-            Ok(tree) => {
-                for e in tree.entries {
-                    match e.node {
-                        Node::Dir { tree } => todo.push(tree),
-                        Node::File { chunks: c, .. } => chunks.extend(c),
-                        _ => {}
-                    }
-                }
-            }
-            Err(e) => {
-                found.bad.insert(BlobId::Tree(id));
-                found.add(format!("tree {id}"), e.detail());
-            }
-        }
-    }
-    seen.retain(|t| !found.bad.contains(&BlobId::Tree(*t)));
-    Ok((seen, chunks))
 }
 
 /// Compares each pack's own trailer with what the index says about it.

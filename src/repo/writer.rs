@@ -37,6 +37,8 @@ struct State {
 /// referring to them from a snapshot.
 pub struct BlobWriter<'r> {
     repo: &'r Repository,
+    /// False when repacking: the blobs being moved are indexed already.
+    dedup_against_index: bool,
     state: Mutex<State>,
     blobs: AtomicU64,
     raw_bytes: AtomicU64,
@@ -47,9 +49,20 @@ pub struct BlobWriter<'r> {
 impl<'r> BlobWriter<'r> {
     /// A writer with empty packs.
     pub fn new(repo: &'r Repository) -> Self {
+        Self::with_dedup(repo, true)
+    }
+
+    /// A writer that stores every blob given once, even if the index
+    /// already has it elsewhere: for moving blobs out of packs to delete.
+    pub fn repacking(repo: &'r Repository) -> Self {
+        Self::with_dedup(repo, false)
+    }
+
+    fn with_dedup(repo: &'r Repository, dedup_against_index: bool) -> Self {
         let target = repo.config().pack_size as usize;
         BlobWriter {
             repo,
+            dedup_against_index,
             state: Mutex::new(State {
                 pending: HashSet::new(),
                 chunks: PackWriter::new(target),
@@ -78,7 +91,9 @@ impl<'r> BlobWriter<'r> {
     pub fn save(&self, blob: BlobId, raw: &[u8]) -> Result<bool> {
         {
             let mut state = self.state();
-            if state.pending.contains(&blob) || self.repo.index().contains(&blob)? {
+            if state.pending.contains(&blob)
+                || (self.dedup_against_index && self.repo.index().contains(&blob)?)
+            {
                 return Ok(false);
             }
             state.pending.insert(blob);

@@ -1,0 +1,208 @@
+//! `snap forget` and `snap prune`: drop snapshots, then give their space
+//! back. Prune runs under the exclusive lock, refuses to touch a repository
+//! it cannot fully read, and orders its steps so a crash at any point loses
+//! nothing that a kept snapshot needs:
+//!
+//! 1. decide (policy) and check: every kept snapshot's trees load and every
+//!    chunk they name is indexed, or prune stops before changing anything;
+//! 2. remove the forgotten snapshot files (their data is now garbage);
+//! 3. copy the live blobs out of mostly-unused packs into new packs, made
+//!    durable and indexed before anything old goes;
+//! 4. drop the old packs from the index, then delete their files;
+//! 5. sweep staging files left by interrupted writes.
+
+use std::collections::{HashMap, HashSet};
+
+use serde::Serialize;
+
+use super::policy::{self, Decision, KeepPolicy};
+use crate::backend::FileKind;
+use crate::error::{Error, Result};
+use crate::format::pack::decode_pack;
+use crate::id::{BlobId, PackId, SnapshotId};
+use crate::pack;
+use crate::progress::Progress;
+use crate::repo::{BlobWriter, Repository};
+use crate::tree;
+
+/// Default share of unused bytes above which a pack is repacked.
+pub const DEFAULT_REPACK_PERCENT: u8 = 50;
+
+/// What prune should do.
+#[derive(Clone, Debug)]
+pub struct PruneOptions {
+    /// Which snapshots to keep (empty: all).
+    pub policy: KeepPolicy,
+    /// Only report what would happen.
+    pub dry_run: bool,
+    /// Repack packs with at least this share (percent) of unused bytes.
+    pub repack_percent: u8,
+}
+
+impl Default for PruneOptions {
+    fn default() -> Self {
+        PruneOptions { policy: KeepPolicy::default(), dry_run: false, repack_percent: DEFAULT_REPACK_PERCENT }
+    }
+}
+
+/// What prune did (or, with `dry_run`, would do).
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct PruneReport {
+    pub dry_run: bool,
+    /// The verdict on every snapshot, newest first.
+    pub decisions: Vec<Decision>,
+    pub snapshots_removed: u64,
+    /// Packs with no used blob, deleted.
+    pub packs_deleted: u64,
+    /// Mostly unused packs whose live blobs were moved, then deleted.
+    pub packs_repacked: u64,
+    /// New packs written by repacking.
+    pub packs_written: u64,
+    /// Bytes of packs before and after.
+    pub bytes_before: u64,
+    pub bytes_after: u64,
+    /// Staging files of interrupted runs removed.
+    pub leftovers_removed: u64,
+}
+
+impl PruneReport {
+    /// Bytes given back.
+    pub fn bytes_freed(&self) -> u64 {
+        self.bytes_before.saturating_sub(self.bytes_after)
+    }
+}
+
+/// Removes the named snapshots; their space is freed by the next prune.
+pub fn forget(repo: &Repository, ids: &[SnapshotId]) -> Result<()> {
+    for id in ids {
+        repo.backend().remove(FileKind::Snapshot, &id.to_hex())?;
+    }
+    Ok(())
+}
+
+/// How each pack is treated.
+struct PackPlan {
+    delete: Vec<PackId>,
+    repack: Vec<PackId>,
+    /// Sizes of all packs.
+    sizes: HashMap<PackId, u64>,
+}
+
+/// Applies the policy and frees space. `repo` must be open exclusively.
+pub fn prune(repo: &Repository, opts: &PruneOptions, progress: &dyn Progress) -> Result<PruneReport> {
+    let list = repo.snapshots()?;
+    if let Some(d) = list.damaged.first() {
+        return Err(refuse(format!("snapshot {} cannot be read ({})", d.name, d.error)));
+    }
+    let decisions = policy::apply(&opts.policy, &list.snapshots);
+    let keep: HashSet<SnapshotId> = decisions.iter().filter(|d| d.keep).map(|d| d.id).collect();
+    let kept_roots = list.snapshots.iter().filter(|(id, _)| keep.contains(id)).map(|(_, s)| s.tree);
+    let live = live_blobs(repo, kept_roots)?;
+    let plan = plan_packs(repo, &live, opts.repack_percent)?;
+    let mut report = PruneReport {
+        dry_run: opts.dry_run,
+        snapshots_removed: (decisions.len() - keep.len()) as u64,
+        packs_deleted: plan.delete.len() as u64,
+        packs_repacked: plan.repack.len() as u64,
+        bytes_before: plan.sizes.values().sum(),
+        decisions,
+        ..PruneReport::default()
+    };
+    let gone: u64 = plan.delete.iter().chain(&plan.repack).map(|p| plan.sizes[p]).sum();
+    report.bytes_after = report.bytes_before - gone;
+    if opts.dry_run {
+        return Ok(report);
+    }
+    let forgotten: Vec<SnapshotId> = report.decisions.iter().filter(|d| !d.keep).map(|d| d.id).collect();
+    forget(repo, &forgotten)?;
+    let written = repack(repo, &plan.repack, &live, progress)?;
+    report.packs_written = written.packs;
+    report.bytes_after += written.pack_bytes;
+    for id in plan.delete.iter().chain(&plan.repack) {
+        repo.index().remove_pack(id)?;
+    }
+    for id in plan.delete.iter().chain(&plan.repack) {
+        repo.backend().remove(FileKind::Pack, &id.to_hex())?;
+    }
+    report.leftovers_removed = repo.backend().remove_leftovers()?;
+    Ok(report)
+}
+
+fn refuse(why: String) -> Error {
+    Error::InvalidInput(format!("prune refused, nothing was changed: {why}; run `snap verify`"))
+}
+
+/// The blobs kept snapshots need; any gap stops prune.
+fn live_blobs(
+    repo: &Repository,
+    roots: impl IntoIterator<Item = crate::id::TreeId>,
+) -> Result<HashSet<BlobId>> {
+    let reach = tree::reachable(repo, roots);
+    if let Some((id, e)) = reach.failed.first() {
+        return Err(refuse(format!("tree {id} cannot be read ({})", e.detail())));
+    }
+    let mut live: HashSet<BlobId> = reach.trees.into_iter().map(BlobId::Tree).collect();
+    for chunk in reach.chunks {
+        let blob = BlobId::Chunk(chunk);
+        if !repo.index().contains(&blob)? {
+            return Err(refuse(format!("chunk {chunk} is missing")));
+        }
+        live.insert(blob);
+    }
+    Ok(live)
+}
+
+fn plan_packs(repo: &Repository, live: &HashSet<BlobId>, repack_percent: u8) -> Result<PackPlan> {
+    let sizes = repo.index().packs()?;
+    let mut plan = PackPlan { delete: Vec::new(), repack: Vec::new(), sizes };
+    for (id, size) in &plan.sizes {
+        let entries = repo.index().pack_entries(id)?;
+        let used: u64 =
+            entries.iter().filter(|e| live.contains(&e.blob)).map(|e| u64::from(e.stored_len)).sum();
+        if used == 0 {
+            plan.delete.push(*id);
+        } else if (size - used) * 100 >= size * u64::from(repack_percent) {
+            plan.repack.push(*id);
+        }
+    }
+    plan.delete.sort();
+    plan.repack.sort();
+    Ok(plan)
+}
+
+/// What repacking wrote.
+struct Written {
+    packs: u64,
+    pack_bytes: u64,
+}
+
+/// Moves the live blobs of `packs` into new packs, durable and indexed when
+/// this returns. A live blob that fails its check stops prune: its pack is
+/// then kept, since it may still be the best copy there is.
+fn repack(
+    repo: &Repository,
+    packs: &[PackId],
+    live: &HashSet<BlobId>,
+    progress: &dyn Progress,
+) -> Result<Written> {
+    if packs.is_empty() {
+        return Ok(Written { packs: 0, pack_bytes: 0 });
+    }
+    let before = repo.index().packs()?;
+    let writer = BlobWriter::repacking(repo);
+    progress.begin("repack", None);
+    for id in packs {
+        let bytes = repo.backend().get(FileKind::Pack, &id.to_hex())?;
+        let entries = decode_pack(&bytes).map_err(|e| Error::decode(format!("pack {id}"), e))?;
+        for entry in entries.iter().filter(|e| live.contains(&e.blob)) {
+            let stored = &bytes[entry.offset as usize..(entry.offset + entry.stored_len) as usize];
+            writer.save(entry.blob, &pack::open(entry, stored)?)?;
+        }
+        progress.advance(1, bytes.len() as u64);
+    }
+    let stats = writer.finish()?;
+    progress.end();
+    let after = repo.index().packs()?;
+    let pack_bytes = after.iter().filter(|(id, _)| !before.contains_key(id)).map(|(_, s)| s).sum();
+    Ok(Written { packs: stats.packs, pack_bytes })
+}
