@@ -14,6 +14,7 @@
 pub mod backend;
 pub mod chunk;
 pub mod compress;
+pub mod crash;
 pub mod error;
 pub mod format;
 pub mod hash;

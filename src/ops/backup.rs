@@ -160,7 +160,9 @@ pub fn backup(repo: &Repository, opts: &BackupOptions, progress: &dyn Progress) 
         summary,
         extra: BTreeMap::new(),
     };
+    crate::crash::point("backup-before-snapshot");
     let id = repo.save_snapshot(&snapshot)?;
+    crate::crash::point("backup-after-snapshot");
     let incomplete = warnings.iter().any(|w| w.kind == WarningKind::Failed);
     Ok(BackupReport {
         snapshot: id,

@@ -115,15 +115,19 @@ pub fn prune(repo: &Repository, opts: &PruneOptions, progress: &dyn Progress) ->
     }
     let forgotten: Vec<SnapshotId> = report.decisions.iter().filter(|d| !d.keep).map(|d| d.id).collect();
     forget(repo, &forgotten)?;
+    crate::crash::point("prune-after-forget");
     let written = repack(repo, &plan.repack, &live, progress)?;
+    crate::crash::point("prune-after-repack");
     report.packs_written = written.packs;
     report.bytes_after += written.pack_bytes;
     for id in plan.delete.iter().chain(&plan.repack) {
         repo.index().remove_pack(id)?;
     }
+    crate::crash::point("prune-after-index-update");
     for id in plan.delete.iter().chain(&plan.repack) {
         repo.backend().remove(FileKind::Pack, &id.to_hex())?;
     }
+    crate::crash::point("prune-after-pack-delete");
     report.leftovers_removed = repo.backend().remove_leftovers()?;
     Ok(report)
 }

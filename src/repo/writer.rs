@@ -122,7 +122,9 @@ impl<'r> BlobWriter<'r> {
     /// Makes the pack durable, then indexes it: never the other way round.
     fn store(&self, pack: FinishedPack) -> Result<()> {
         self.repo.backend().put(FileKind::Pack, &pack.id.to_hex(), &pack.bytes)?;
+        crate::crash::point("backup-after-pack-write");
         self.repo.index().add_pack(&pack.id, pack.bytes.len() as u64, &pack.entries)?;
+        crate::crash::point("backup-after-index-commit");
         self.packs.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
