@@ -141,19 +141,41 @@ pub fn restore(
     })
 }
 
+/// Checks the target before creating anything: a target inside the
+/// repository is refused without leaving a trace there.
 fn prepare_target(target: &Path, repo_dir: Option<&Path>) -> Result<PathBuf> {
-    fs::DirBuilder::new().recursive(true).mode(0o700).create(target).at(target)?;
-    let target = target.canonicalize().at(target)?;
     if let Some(dir) = repo_dir {
         let repo = dir.canonicalize().at(dir)?;
-        if target.starts_with(&repo) {
+        let resolved = resolve_existing_prefix(target)?;
+        if resolved.starts_with(&repo) {
             return Err(Error::InvalidInput(format!(
                 "cannot restore into {}: it lies inside the repository",
                 target.display()
             )));
         }
     }
-    Ok(target)
+    fs::DirBuilder::new().recursive(true).mode(0o700).create(target).at(target)?;
+    target.canonicalize().at(target)
+}
+
+/// `path` made absolute, with its longest existing prefix resolved through
+/// symlinks and the rest appended as given.
+fn resolve_existing_prefix(path: &Path) -> Result<PathBuf> {
+    let abs = std::path::absolute(path).at(path)?;
+    let mut rest = Vec::new();
+    let mut base = abs.as_path();
+    loop {
+        match base.canonicalize() {
+            Ok(real) => return Ok(rest.iter().rev().fold(real, |p, c| p.join(c))),
+            Err(_) => match (base.parent(), base.file_name()) {
+                (Some(parent), Some(name)) => {
+                    rest.push(name.to_owned());
+                    base = parent;
+                }
+                _ => return Ok(abs),
+            },
+        }
+    }
 }
 
 fn make_plan(repo: &Repository, snap: &Snapshot, target: &Path, include: Option<&Path>) -> Result<Plan> {
@@ -335,12 +357,11 @@ fn restore_region(ctx: &Ctx, pack: &PackId, group: &[Need]) {
 }
 
 fn write_places(ctx: &Ctx, need: &Need, raw: &[u8]) {
-    let zero = raw.iter().all(|b| *b == 0);
     for &(file, offset) in &need.places {
         if ctx.is_failed(file) {
             continue;
         }
-        if !zero && let Err(e) = write_at(&ctx.plan.files[file].path, raw, offset) {
+        if let Err(e) = write_nonzero(&ctx.plan.files[file].path, raw, offset) {
             ctx.fail(file, e);
             continue;
         }
@@ -349,10 +370,43 @@ fn write_places(ctx: &Ctx, need: &Need, raw: &[u8]) {
     }
 }
 
-fn write_at(path: &Path, data: &[u8], offset: u64) -> std::io::Result<()> {
+/// Filesystem block size assumed for holes; a multiple of every common one.
+const HOLE_BLOCK: u64 = 4096;
+
+/// Writes `data` at `offset` except for block-aligned all-zero stretches:
+/// the file already has its full length, so those stay holes and a sparse
+/// file is restored sparse.
+fn write_nonzero(path: &Path, data: &[u8], offset: u64) -> std::io::Result<()> {
+    let runs = nonzero_runs(data, offset);
+    if runs.is_empty() {
+        return Ok(());
+    }
     let flags = rustix::fs::OFlags::NOFOLLOW.bits() as i32;
     let f = OpenOptions::new().write(true).custom_flags(flags).open(path)?;
-    f.write_all_at(data, offset)
+    for run in runs {
+        f.write_all_at(&data[run.clone()], offset + run.start as u64)?;
+    }
+    Ok(())
+}
+
+/// The parts of `data` (which starts at file offset `offset`) that must be
+/// written: maximal runs of blocks, aligned to file offsets, that are not
+/// all zero.
+fn nonzero_runs(data: &[u8], offset: u64) -> Vec<std::ops::Range<usize>> {
+    let mut runs: Vec<std::ops::Range<usize>> = Vec::new();
+    let mut start = 0usize;
+    while start < data.len() {
+        let to_boundary = (HOLE_BLOCK - (offset + start as u64) % HOLE_BLOCK) as usize;
+        let end = (start + to_boundary).min(data.len());
+        if data[start..end].iter().any(|b| *b != 0) {
+            match runs.last_mut() {
+                Some(last) if last.end == start => last.end = end,
+                _ => runs.push(start..end),
+            }
+        }
+        start = end;
+    }
+    runs
 }
 
 /// Removes files that could not be restored whole: a partial file must not
@@ -493,4 +547,20 @@ fn verify_file(
         return Err(std::io::Error::other("file is longer than in the snapshot"));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::nonzero_runs;
+
+    #[test]
+    fn zero_blocks_are_skipped_at_file_alignment() {
+        let mut data = vec![0u8; 3 * 4096];
+        data[5000] = 1;
+        // The chunk starts 100 bytes into a block, so blocks end at 3996, 8092, ...
+        assert_eq!(nonzero_runs(&data, 100), vec![3996..8092]);
+        assert!(nonzero_runs(&[0; 10], 0).is_empty());
+        // Adjacent non-zero blocks merge into one write.
+        assert_eq!(nonzero_runs(&[1; 10], 4090), vec![0..10]);
+    }
 }

@@ -60,20 +60,8 @@ impl Repository {
     /// Opens an existing repository, takes the lock and brings the index up
     /// to date with the packs actually present.
     pub fn open(backend: Box<dyn Backend>, mode: LockMode) -> Result<Self> {
-        let location = backend.location();
-        if !backend.exists()? {
-            return Err(Error::RepoNotFound(location.into()));
-        }
+        let config = read_config(backend.as_ref())?;
         let lock = backend.lock(mode)?;
-        let config = Config::decode(&backend.get(FileKind::Config, "config")?).map_err(|e| match e {
-            DecodeError::NewerVersion(v) => Error::UnsupportedFormat {
-                found: format!("version {v}"),
-                supported: format!("version {}", crate::format::FORMAT_VERSION),
-            },
-            other => {
-                Error::NotARepository { path: location.clone().into(), detail: format!("config: {other}") }
-            }
-        })?;
         let index = Index::open(&backend.index_path()).map_err(|e| match e {
             Error::Index(inner) => Error::corrupt(
                 "index database",
@@ -151,13 +139,28 @@ impl Repository {
     /// Rebuilds the index from the packs alone, under the exclusive lock:
     /// the old database is deleted first, so nothing it said survives.
     pub fn rebuild_index(backend: Box<dyn Backend>) -> Result<SyncReport> {
-        if !backend.exists()? {
-            return Err(Error::RepoNotFound(backend.location().into()));
-        }
+        read_config(backend.as_ref())?;
         let lock = backend.lock(LockMode::Exclusive)?;
         Index::destroy(&backend.index_path())?;
         drop(lock);
         let repo = Self::open(backend, LockMode::Exclusive)?;
         Ok(repo.sync)
     }
+}
+
+/// Reads and checks the config. Done before anything is locked, created or
+/// deleted, so a directory that is not a snap repository (or one of a newer
+/// format) is left exactly as it was.
+fn read_config(backend: &dyn Backend) -> Result<Config> {
+    let location = backend.location();
+    if !backend.exists()? {
+        return Err(Error::RepoNotFound(location.into()));
+    }
+    Config::decode(&backend.get(FileKind::Config, "config")?).map_err(|e| match e {
+        DecodeError::NewerVersion(v) => Error::UnsupportedFormat {
+            found: format!("version {v}"),
+            supported: format!("version {}", crate::format::FORMAT_VERSION),
+        },
+        other => Error::NotARepository { path: location.into(), detail: format!("config: {other}") },
+    })
 }
