@@ -1,0 +1,229 @@
+//! What must hold when things go wrong: concurrent backups, lost and damaged
+//! packs, and repositories crafted to attack the restore path.
+
+mod common;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use common::{Rng, TempRepo, s, write_random};
+use snap::backend::LockMode;
+use snap::backend::local::LocalBackend;
+use snap::format::Timestamp;
+use snap::format::snapshot::Snapshot;
+use snap::format::tree::{Entry, Metadata, Node, Tree};
+use snap::id::BlobId;
+use snap::repo::{BlobWriter, Repository};
+
+/// The pack files of a repository, largest last.
+fn packs(repo: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for sub in fs::read_dir(repo.join("data")).unwrap() {
+        for f in fs::read_dir(sub.unwrap().path()).unwrap() {
+            out.push(f.unwrap().path());
+        }
+    }
+    out.sort_by_key(|p| fs::metadata(p).unwrap().len());
+    out
+}
+
+#[test]
+fn two_backups_at_once_both_succeed() {
+    let r = TempRepo::init();
+    let (a, b) = (r.src.join("a"), r.src.join("b"));
+    let mut rng = Rng::new(1);
+    for dir in [&a, &b] {
+        fs::create_dir(dir).unwrap();
+        for i in 0..20 {
+            write_random(&dir.join(format!("f{i}")), &mut rng, 300_000);
+        }
+    }
+    let spawn = |dir: &Path| r.command().args(["backup", s(dir)]).output().unwrap();
+    let (out_a, out_b) = std::thread::scope(|scope| {
+        let ta = scope.spawn(|| spawn(&a));
+        let tb = scope.spawn(|| spawn(&b));
+        (ta.join().unwrap(), tb.join().unwrap())
+    });
+    for out in [&out_a, &out_b] {
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    r.snap(["verify", "--read-data"]).assert_ok();
+    assert_eq!(r.snapshots().len(), 2);
+    r.snap(["restore", "latest", "--target", s(&r.target)]).assert_ok();
+    r.snap(["restore", "latest~1", "--target", s(&r.target)]).assert_ok();
+    common::assert_trees_equal(&a, &r.restored(&r.target, &a));
+    common::assert_trees_equal(&b, &r.restored(&r.target, &b));
+}
+
+#[test]
+fn backup_after_a_lost_pack_stores_the_data_again() {
+    let r = TempRepo::init();
+    write_random(&r.src.join("big"), &mut Rng::new(2), 3_000_000);
+    r.backup(&[]);
+    fs::remove_file(packs(&r.repo).pop().unwrap()).unwrap();
+    // The index still names the lost pack; opening the repository drops it,
+    // so the unchanged file is read and stored again instead of deduplicated.
+    let report = r.backup(&[]);
+    assert_eq!(common::summary(&report, "files_read"), 1);
+    assert!(common::summary(&report, "new_bytes") >= 3_000_000);
+    r.snap(["verify", "--read-data"]).assert_ok();
+    r.snap(["restore", "latest~1", "--target", s(&r.target)]).assert_ok();
+    assert_eq!(
+        fs::read(r.restored(&r.target, &r.src).join("big")).unwrap(),
+        fs::read(r.src.join("big")).unwrap()
+    );
+}
+
+#[test]
+fn restore_refuses_corrupt_data_and_restores_everything_else() {
+    let r = TempRepo::init();
+    write_random(&r.src.join("damaged"), &mut Rng::new(3), 2_000_000);
+    r.backup(&[]);
+    write_random(&r.src.join("intact"), &mut Rng::new(4), 1_000_000);
+    r.backup(&[]);
+    // The largest pack holds the first file's data; flip a byte in its middle.
+    let pack = packs(&r.repo).pop().unwrap();
+    let mut bytes = fs::read(&pack).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x40;
+    fs::write(&pack, bytes).unwrap();
+    let run = r.snap(["restore", "latest", "--target", s(&r.target)]);
+    assert_eq!(run.code, Some(3), "{}", run.stderr);
+    assert!(run.stderr.contains("damaged"), "the damaged file is named: {}", run.stderr);
+    assert!(!run.stderr.contains("intact"), "{}", run.stderr);
+    let restored = r.restored(&r.target, &r.src);
+    assert!(!restored.join("damaged").exists(), "corrupt data must never be restored as if it were good");
+    assert_eq!(fs::read(restored.join("intact")).unwrap(), fs::read(r.src.join("intact")).unwrap());
+    let verify = r.snap(["verify", "--read-data"]);
+    assert_eq!(verify.code, Some(4));
+    assert!(verify.stdout.contains("damaged"), "{}", verify.stdout);
+}
+
+/// Writes a snapshot whose root holds `entries` (not validated: this is
+/// what an attacker with write access to the repository could store).
+fn plant_snapshot(repo_dir: &Path, entries: Vec<Entry>) {
+    let repo = Repository::open(Box::new(LocalBackend::new(repo_dir)), LockMode::Shared).unwrap();
+    let writer = BlobWriter::new(&repo);
+    let data = b"owned\n".to_vec();
+    let chunk = snap::hash::chunk_id(&data);
+    writer.save(BlobId::Chunk(chunk), &data).unwrap();
+    let tree = Tree { entries };
+    let bytes = tree.encode();
+    let id = snap::hash::tree_id(&bytes);
+    writer.save(BlobId::Tree(id), &bytes).unwrap();
+    writer.finish().unwrap();
+    repo.save_snapshot(&Snapshot {
+        time: Timestamp::now(),
+        tree: id,
+        paths: vec![serde_bytes::ByteBuf::from(b"/x".to_vec())],
+        hostname: "attacker".into(),
+        username: String::new(),
+        os: String::new(),
+        program_version: String::new(),
+        tags: vec![],
+        message: None,
+        parent: None,
+        summary: Default::default(),
+        extra: Default::default(),
+    })
+    .unwrap();
+}
+
+fn file(name: &[u8]) -> Entry {
+    let chunk = snap::hash::chunk_id(b"owned\n");
+    Entry {
+        name: name.to_vec(),
+        node: Node::File { size: 6, chunks: vec![chunk] },
+        meta: Metadata { mode: 0o644, ..Default::default() },
+    }
+}
+
+fn symlink(name: &[u8], target: &Path) -> Entry {
+    let target = target.as_os_str().as_encoded_bytes().to_vec();
+    Entry {
+        name: name.to_vec(),
+        node: Node::Symlink { target },
+        meta: Metadata { mode: 0o777, ..Default::default() },
+    }
+}
+
+/// Everything below `root` except `target`'s contents, for "nothing was written outside".
+fn outside_listing(root: &Path) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> =
+        common::list_tree(root).into_iter().filter(|p| !p.starts_with("target")).collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn restore_refuses_hostile_names_and_writes_nothing_outside_the_target() {
+    let cases: Vec<(&str, Vec<Entry>)> = vec![
+        ("dot-dot", vec![file(b"..")]),
+        ("slash", vec![file(b"../../escaped")]),
+        ("absolute", vec![file(b"/tmp/escaped")]),
+        ("nul", vec![file(b"a\0b")]),
+        ("empty", vec![file(b"")]),
+    ];
+    for (what, entries) in cases {
+        let r = TempRepo::init();
+        plant_snapshot(&r.repo, entries);
+        let before = outside_listing(&r.root);
+        let line = r.snap(["restore", "latest", "--target", s(&r.target)]).assert_one_line_error().to_owned();
+        assert!(line.contains("corrupt tree"), "{what}: {line}");
+        assert_eq!(outside_listing(&r.root), before, "{what}: something was written outside the target");
+    }
+}
+
+#[test]
+fn a_name_that_is_both_a_symlink_and_a_directory_is_refused() {
+    let r = TempRepo::init();
+    let outside = r.root.join("outside");
+    fs::create_dir(&outside).unwrap();
+    // `evil -> outside` followed by `evil/pwned`: only possible with two
+    // entries of the same name, which a valid tree never has.
+    let inner = {
+        let repo = Repository::open(Box::new(LocalBackend::new(&r.repo)), LockMode::Shared).unwrap();
+        let writer = BlobWriter::new(&repo);
+        let bytes = Tree { entries: vec![file(b"pwned")] }.encode();
+        let id = snap::hash::tree_id(&bytes);
+        writer.save(BlobId::Tree(id), &bytes).unwrap();
+        writer.finish().unwrap();
+        id
+    };
+    let dir = Entry {
+        name: b"evil".to_vec(),
+        node: Node::Dir { tree: inner },
+        meta: Metadata { mode: 0o755, ..Default::default() },
+    };
+    plant_snapshot(&r.repo, vec![symlink(b"evil", &outside), dir]);
+    r.snap(["restore", "latest", "--target", s(&r.target)]).assert_one_line_error();
+    assert!(fs::read_dir(&outside).unwrap().next().is_none(), "a file was written through the symlink");
+}
+
+#[test]
+fn a_symlink_planted_in_the_target_is_never_followed() {
+    let r = TempRepo::init();
+    write_random(&r.src.join("secret"), &mut Rng::new(5), 1000);
+    r.backup(&[]);
+    let outside = r.root.join("outside");
+    fs::create_dir(&outside).unwrap();
+    // The restore will create target/<first component of src>; plant a
+    // symlink there pointing outside the target.
+    let first = r.src.strip_prefix("/").unwrap().components().next().unwrap();
+    fs::create_dir(&r.target).unwrap();
+    std::os::unix::fs::symlink(&outside, r.target.join(first)).unwrap();
+    let line = r.snap(["restore", "latest", "--target", s(&r.target)]).assert_one_line_error().to_owned();
+    assert!(line.contains("not a directory"), "{line}");
+    assert!(fs::read_dir(&outside).unwrap().next().is_none(), "restore wrote through a planted symlink");
+}
+
+#[test]
+fn a_dangling_symlink_to_outside_is_restored_as_a_link_only() {
+    let r = TempRepo::init();
+    let outside = r.root.join("outside-file");
+    plant_snapshot(&r.repo, vec![symlink(b"link", &outside), file(b"plain")]);
+    r.snap(["restore", "latest", "--target", s(&r.target)]).assert_ok();
+    assert_eq!(fs::read_link(r.target.join("link")).unwrap(), outside);
+    assert!(!outside.exists(), "restore followed a symlink out of the target");
+    assert_eq!(fs::read(r.target.join("plain")).unwrap(), b"owned\n");
+}
