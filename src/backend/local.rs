@@ -84,6 +84,21 @@ impl LocalBackend {
     }
 }
 
+impl LocalBackend {
+    /// A put found its name taken. Content-named objects have exactly one
+    /// valid content, so an existing one with other bytes is a torn or
+    /// damaged write and is atomically replaced; the config is never
+    /// replaced (creating it is how `init` claims a directory).
+    fn settle_existing(&self, kind: FileKind, tmp: &Path, path: &Path, data: &[u8]) -> Result<Put> {
+        if kind == FileKind::Config || fs::read(path).is_ok_and(|existing| existing == data) {
+            return Ok(Put::Existed);
+        }
+        fs::rename(tmp, path).at(path)?;
+        fsync_dir(path.parent().expect("object paths have a parent"))?;
+        Ok(Put::Created)
+    }
+}
+
 /// Object names are fixed words or 64 hex digits; anything else could
 /// escape the repository directory, so it is refused.
 fn check_name(kind: FileKind, name: &str) -> Result<()> {
@@ -147,16 +162,13 @@ impl Backend for LocalBackend {
         }
         let tmp = self.temp_path();
         write_durable(&tmp, data)?;
-        let linked = fs::hard_link(&tmp, &path);
+        let result = match fs::hard_link(&tmp, &path) {
+            Ok(()) => fsync_dir(&dir).map(|()| Put::Created),
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => self.settle_existing(kind, &tmp, &path, data),
+            Err(e) => Err(Error::io(&path, e)),
+        };
         let _ = fs::remove_file(&tmp);
-        match linked {
-            Ok(()) => {
-                fsync_dir(&dir)?;
-                Ok(Put::Created)
-            }
-            Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(Put::Existed),
-            Err(e) => Err(Error::io(path, e)),
-        }
+        result
     }
 
     fn get(&self, kind: FileKind, name: &str) -> Result<Vec<u8>> {
@@ -285,7 +297,7 @@ mod tests {
         let b = LocalBackend::new(dir.path().join("repo"));
         b.create().unwrap();
         assert_eq!(b.put(FileKind::Pack, &name('a'), b"one").unwrap(), Put::Created);
-        assert_eq!(b.put(FileKind::Pack, &name('a'), b"two").unwrap(), Put::Existed);
+        assert_eq!(b.put(FileKind::Pack, &name('a'), b"one").unwrap(), Put::Existed);
         assert_eq!(b.get(FileKind::Pack, &name('a')).unwrap(), b"one");
         let mode = fs::metadata(b.path(FileKind::Pack, &name('a')).unwrap()).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
@@ -293,6 +305,19 @@ mod tests {
         assert_eq!(mode & 0o777, 0o700);
         assert_eq!(b.list(FileKind::Pack).unwrap(), vec![(name('a'), 3)]);
         assert!(fs::read_dir(b.root().join(TMP_DIR)).unwrap().next().is_none());
+    }
+
+    #[test]
+    fn a_damaged_object_under_its_name_is_replaced_but_config_never_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = LocalBackend::new(dir.path());
+        b.create().unwrap();
+        b.put(FileKind::Pack, &name('a'), b"tor").unwrap();
+        assert_eq!(b.put(FileKind::Pack, &name('a'), b"torn write").unwrap(), Put::Created);
+        assert_eq!(b.get(FileKind::Pack, &name('a')).unwrap(), b"torn write");
+        b.put(FileKind::Config, "config", b"mine").unwrap();
+        assert_eq!(b.put(FileKind::Config, "config", b"theirs").unwrap(), Put::Existed);
+        assert_eq!(b.get(FileKind::Config, "config").unwrap(), b"mine");
     }
 
     #[test]

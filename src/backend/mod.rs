@@ -65,7 +65,9 @@ pub trait Backend: Send + Sync {
 
     /// Stores `data` under `name` if no such object exists. On `Created`
     /// the object is complete and durable: a crash afterwards keeps it, and a
-    /// crash before leaves nothing under `name`.
+    /// crash before leaves nothing under `name`. Packs and snapshots are
+    /// named by their content, so one found under the name with other bytes
+    /// (a torn write) is replaced; the config is never replaced.
     fn put(&self, kind: FileKind, name: &str, data: &[u8]) -> Result<Put>;
 
     /// Reads a whole object. A missing object is [`crate::Error::NotFound`].
