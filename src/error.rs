@@ -63,11 +63,12 @@ impl Error {
         Error::Corrupt { object: object.into(), detail: detail.to_string() }
     }
 
-    /// The message without the name of the object, for reports that
-    /// already name it.
+    /// The message without the name of the object or path, for reports
+    /// that already name it.
     pub fn detail(&self) -> String {
         match self {
             Error::Corrupt { detail, .. } => detail.clone(),
+            Error::Io { source, .. } => source.to_string(),
             other => other.to_string(),
         }
     }

@@ -4,6 +4,7 @@
 mod common;
 
 use std::fs;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use common::{Rng, TempRepo, s, write_random};
@@ -226,4 +227,49 @@ fn a_dangling_symlink_to_outside_is_restored_as_a_link_only() {
     assert_eq!(fs::read_link(r.target.join("link")).unwrap(), outside);
     assert!(!outside.exists(), "restore followed a symlink out of the target");
     assert_eq!(fs::read(r.target.join("plain")).unwrap(), b"owned\n");
+}
+
+#[test]
+fn unreadable_files_are_named_and_the_backup_exits_3() {
+    let r = TempRepo::init();
+    fs::write(r.src.join("readable"), "ok").unwrap();
+    fs::write(r.src.join("secret"), "no").unwrap();
+    fs::create_dir(r.src.join("closed")).unwrap();
+    fs::write(r.src.join("closed/inside"), "no").unwrap();
+    // Root reads everything, so the backup runs as an unprivileged user.
+    let nobody = 65534;
+    for entry in common::list_tree(&r.root).into_iter().chain([PathBuf::new()]) {
+        std::os::unix::fs::lchown(r.root.join(entry), Some(nobody), Some(nobody)).unwrap();
+    }
+    fs::set_permissions(r.src.join("secret"), fs::Permissions::from_mode(0o000)).unwrap();
+    fs::set_permissions(r.src.join("closed"), fs::Permissions::from_mode(0o000)).unwrap();
+    let mut cmd = if rustix::process::geteuid().is_root() {
+        let mut c = std::process::Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups", env!("CARGO_BIN_EXE_snap")]);
+        c
+    } else {
+        std::process::Command::new(env!("CARGO_BIN_EXE_snap"))
+    };
+    let out = cmd
+        .args(["--json", "backup", s(&r.src)])
+        .env("SNAP_REPO", &r.repo)
+        .env("HOME", &r.home)
+        .env("XDG_DATA_HOME", r.home.join("data"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    for path in ["secret", "closed"] {
+        assert!(stderr.contains(&format!("{}: ", s(&r.src.join(path)))), "{path} not named: {stderr}");
+    }
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["incomplete"], true);
+    assert_eq!(report["warnings"].as_array().unwrap().len(), 2, "{report:#}");
+    // The snapshot holds everything else.
+    fs::set_permissions(r.src.join("closed"), fs::Permissions::from_mode(0o755)).unwrap();
+    let listed = r.json(["ls", "latest", s(&r.src)]);
+    let paths: Vec<&str> =
+        listed["entries"].as_array().unwrap().iter().map(|e| e["path"].as_str().unwrap()).collect();
+    assert!(paths.contains(&s(&r.src.join("readable"))), "{paths:?}");
+    assert!(!paths.contains(&s(&r.src.join("secret"))), "{paths:?}");
 }

@@ -311,7 +311,7 @@ fn store_tree(ctx: &Ctx, tree: Tree) -> Result<TreeId> {
 
 fn read_xattrs(ctx: &Ctx, path: &Path) -> Vec<crate::format::tree::Xattr> {
     walk::xattrs(path).unwrap_or_else(|e| {
-        ctx.warnings.push(path, WarningKind::Metadata, format!("extended attributes: {e}"));
+        ctx.warnings.push(path, WarningKind::Metadata, format!("extended attributes: {}", e.detail()));
         Vec::new()
     })
 }
@@ -322,7 +322,7 @@ fn backup_entry(ctx: &Ctx, path: &Path, name: &[u8], parent: Option<&Entry>) -> 
     let mut stat = match walk::lstat(path) {
         Ok(s) => s,
         Err(e) => {
-            ctx.warnings.push(path, WarningKind::Failed, e);
+            ctx.warnings.push(path, WarningKind::Failed, e.detail());
             return Ok(None);
         }
     };
@@ -366,7 +366,7 @@ fn backup_entry(ctx: &Ctx, path: &Path, name: &[u8], parent: Option<&Entry>) -> 
 
 fn backup_dir(ctx: &Ctx, path: &Path, parent_tree: Option<Tree>) -> Result<TreeId> {
     let names = walk::list_dir(path).unwrap_or_else(|e| {
-        ctx.warnings.push(path, WarningKind::Failed, format!("cannot list directory: {e}"));
+        ctx.warnings.push(path, WarningKind::Failed, format!("cannot list directory: {}", e.detail()));
         Vec::new()
     });
     let entries = names
