@@ -273,3 +273,33 @@ fn unreadable_files_are_named_and_the_backup_exits_3() {
     assert!(paths.contains(&s(&r.src.join("readable"))), "{paths:?}");
     assert!(!paths.contains(&s(&r.src.join("secret"))), "{paths:?}");
 }
+
+#[test]
+fn repair_snapshots_drops_only_what_is_lost() {
+    let r = TempRepo::init();
+    fs::create_dir(r.src.join("d")).unwrap();
+    write_random(&r.src.join("d/lost"), &mut Rng::new(6), 2_000_000);
+    r.backup(&[]);
+    write_random(&r.src.join("kept"), &mut Rng::new(7), 5000);
+    r.backup(&[]);
+    fs::remove_file(packs(&r.repo).pop().unwrap()).unwrap();
+    assert_eq!(r.snap(["verify"]).code, Some(4));
+
+    let dry = r.json(["repair", "snapshots", "--dry-run"]);
+    assert_eq!(dry["repaired"].as_array().unwrap().len(), 2, "{dry:#}");
+    assert_eq!(r.snapshots().iter().filter(|s| s["tags"].to_string().contains("repaired")).count(), 0);
+
+    let report = r.json(["repair", "snapshots"]);
+    let lost = s(&r.src.join("d/lost")).to_owned();
+    for repaired in report["repaired"].as_array().unwrap() {
+        assert_eq!(repaired["lost"], serde_json::json!([lost]), "{report:#}");
+    }
+    r.snap(["verify"]).assert_ok();
+    let snapshots = r.snapshots();
+    assert!(snapshots.iter().all(|s| s["tags"] == serde_json::json!(["repaired"])), "{snapshots:?}");
+    assert_eq!(snapshots[1]["summary"]["files"], 1);
+    r.snap(["restore", "latest", "--target", s(&r.target)]).assert_ok();
+    let restored = r.restored(&r.target, &r.src);
+    assert_eq!(fs::read(restored.join("kept")).unwrap(), fs::read(r.src.join("kept")).unwrap());
+    assert!(restored.join("d").is_dir() && !restored.join("d/lost").exists());
+}

@@ -168,4 +168,16 @@ pub struct PruneArgs {
 pub enum RepairCommand {
     /// Rebuild the index from the packs alone
     Index,
+    /// Rewrite snapshots that use lost or damaged data, dropping only what is lost
+    Snapshots(RepairSnapshotsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RepairSnapshotsArgs {
+    /// Also read all data to find damaged chunks (otherwise: missing data only)
+    #[arg(long)]
+    pub read_data: bool,
+    /// Show what would be dropped; change nothing
+    #[arg(long)]
+    pub dry_run: bool,
 }

@@ -41,6 +41,7 @@ pub fn run(cli: &Cli) -> Result<ExitCode> {
         Command::Forget(a) => prune::forget(g, a),
         Command::Prune(a) => prune::prune(g, a),
         Command::Repair(RepairCommand::Index) => repair_index(g),
+        Command::Repair(RepairCommand::Snapshots(a)) => verify::repair_snapshots(g, a),
     }
 }
 

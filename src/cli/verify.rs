@@ -1,4 +1,4 @@
-//! `snap verify`.
+//! `snap verify` and `snap repair snapshots`, which acts on what verify finds.
 
 use std::process::ExitCode;
 
@@ -6,7 +6,7 @@ use anyhow::Result;
 use snap::backend::LockMode;
 use snap::ops::verify::{ReadData, VerifyReport, parse_subset, verify};
 
-use super::args::{Global, VerifyArgs};
+use super::args::{Global, RepairSnapshotsArgs, VerifyArgs};
 use super::{EXIT_DAMAGED, output, progress::Bar};
 
 pub fn run(g: &Global, a: &VerifyArgs) -> Result<ExitCode> {
@@ -27,7 +27,8 @@ pub fn run(g: &Global, a: &VerifyArgs) -> Result<ExitCode> {
     }
     output::warn(&format!(
         "the repository is damaged ({} problem(s), {} snapshot path(s) affected). Run `snap repair index` \
-         if the index disagrees with the packs; back up again to store missing data anew",
+         if the index disagrees with the packs; back up again to store missing data anew; \
+         `snap repair snapshots` drops what is lost from the snapshots",
         report.problems.len(),
         report.affected.len()
     ));
@@ -60,4 +61,30 @@ fn print(r: &VerifyReport) -> Result<()> {
         output::line("no problems found")?;
     }
     Ok(())
+}
+
+pub fn repair_snapshots(g: &Global, a: &RepairSnapshotsArgs) -> Result<ExitCode> {
+    let mode = if a.dry_run { LockMode::Shared } else { LockMode::Exclusive };
+    let (repo, _) = super::open(g, mode)?;
+    let read = if a.read_data { ReadData::All } else { ReadData::None };
+    let damaged = verify(&repo, read, &Bar::new(g))?.damaged;
+    let report = snap::ops::repair::repair_snapshots(&repo, &damaged, a.dry_run)?;
+    if g.json {
+        output::json(&report)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    for r in &report.repaired {
+        let what = match r.new {
+            Some(new) => format!("replaced snapshot {} by {}", r.old.short(), new.short()),
+            None => format!("would replace snapshot {}", r.old.short()),
+        };
+        output::line(&format!("{what}; lost:"))?;
+        for path in &r.lost {
+            output::line(&format!("  {path}"))?;
+        }
+    }
+    if report.repaired.is_empty() {
+        output::line("no snapshot uses lost or damaged data; nothing to repair")?;
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -6,6 +6,7 @@ pub mod diff;
 pub mod ls;
 pub mod policy;
 pub mod prune;
+pub mod repair;
 pub mod restore;
 pub mod snapshots;
 pub mod verify;

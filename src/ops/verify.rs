@@ -73,6 +73,9 @@ pub struct VerifyReport {
     /// Packs no snapshot uses (left by an interrupted backup or by forget;
     /// harmless, removed by prune).
     pub unused_packs: Vec<String>,
+    /// Every blob found missing or damaged (what `repair snapshots` drops).
+    #[serde(skip)]
+    pub damaged: HashSet<BlobId>,
 }
 
 impl VerifyReport {
@@ -155,6 +158,7 @@ pub fn verify(repo: &Repository, read: ReadData, progress: &dyn Progress) -> Res
     report.unused_packs = unused_packs(repo, &packs, &trees, &chunks)?;
     report.affected = trace(repo, &list.snapshots, &found.bad)?;
     report.problems = found.problems;
+    report.damaged = found.bad;
     Ok(report)
 }
 

@@ -1,0 +1,159 @@
+//! `snap repair snapshots`: rewrite every snapshot that depends on missing or
+//! damaged data so that it is whole again, dropping only what is really lost:
+//! a file with a bad chunk is left out, a directory whose node is lost
+//! becomes empty (keeping its metadata), everything else stays. The new
+//! snapshot is committed before the old one is removed, so a crash leaves one
+//! or the other. Each repaired snapshot is tagged `repaired` and records the
+//! id it replaces.
+
+use std::collections::{HashMap, HashSet};
+
+use serde::Serialize;
+
+use crate::error::Result;
+use crate::format::tree::{Entry, Node, Tree};
+use crate::hash;
+use crate::id::{BlobId, SnapshotId, TreeId};
+use crate::names;
+use crate::repo::{BlobWriter, Repository};
+
+/// Tag given to snapshots this command rewrote.
+pub const REPAIRED_TAG: &str = "repaired";
+
+/// One rewritten snapshot.
+#[derive(Clone, Debug, Serialize)]
+pub struct Repaired {
+    /// The damaged snapshot, now removed.
+    pub old: SnapshotId,
+    /// Its replacement (none in a dry run, which writes nothing).
+    pub new: Option<SnapshotId>,
+    /// Paths left out (files) or emptied (directories).
+    pub lost: Vec<String>,
+}
+
+/// What `repair snapshots` did (or would do, when `dry_run`).
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct RepairReport {
+    pub dry_run: bool,
+    pub repaired: Vec<Repaired>,
+}
+
+/// A path below some tree, as names.
+type RelPath = Vec<Vec<u8>>;
+
+struct Rewriter<'a> {
+    repo: &'a Repository,
+    writer: BlobWriter<'a>,
+    bad: &'a HashSet<BlobId>,
+    /// Compute ids only; store nothing.
+    dry_run: bool,
+    /// Trees already rewritten, with what they lost below them.
+    done: HashMap<TreeId, (TreeId, Vec<RelPath>)>,
+}
+
+/// Rewrites the snapshots that use any of the `bad` blobs; `repo` must be
+/// open exclusively. `bad` comes from `verify` (structural or with data).
+pub fn repair_snapshots(repo: &Repository, bad: &HashSet<BlobId>, dry_run: bool) -> Result<RepairReport> {
+    let mut report = RepairReport { dry_run, repaired: Vec::new() };
+    let snapshots = repo.snapshots()?.snapshots;
+    let mut rw = Rewriter { repo, writer: BlobWriter::new(repo), bad, dry_run, done: HashMap::new() };
+    let mut replacements = Vec::new();
+    for (id, snap) in snapshots {
+        let (root, lost) = rw.tree(snap.tree)?;
+        if lost.is_empty() {
+            continue;
+        }
+        let mut new = snap.clone();
+        new.tree = root;
+        if !new.tags.iter().any(|t| t == REPAIRED_TAG) {
+            new.tags.push(REPAIRED_TAG.to_owned());
+        }
+        new.extra.insert("repaired_from".to_owned(), id.to_hex());
+        let lost = lost.iter().map(|p| names::display_components(p)).collect();
+        replacements.push((id, new, lost));
+    }
+    if dry_run {
+        report.repaired =
+            replacements.into_iter().map(|(old, _, lost)| Repaired { old, new: None, lost }).collect();
+        return Ok(report);
+    }
+    rw.writer.finish()?;
+    for (old, mut new, lost) in replacements {
+        recount(repo, &mut new)?;
+        let new = repo.save_snapshot(&new)?;
+        super::prune::forget(repo, &[old])?;
+        report.repaired.push(Repaired { old, new: Some(new), lost });
+    }
+    Ok(report)
+}
+
+/// Sets the snapshot's file, directory and byte counts to what its (new)
+/// tree holds.
+fn recount(repo: &Repository, snap: &mut crate::format::snapshot::Snapshot) -> Result<()> {
+    let s = &mut snap.summary;
+    (s.files, s.dirs, s.others, s.bytes) = (0, 0, 0, 0);
+    crate::tree::walk(repo, snap.tree, &mut Vec::new(), &mut |_, e| {
+        match e.node {
+            Node::File { size, .. } => {
+                s.files += 1;
+                s.bytes += size;
+            }
+            Node::Dir { .. } => s.dirs += 1,
+            _ => s.others += 1,
+        }
+        Ok(())
+    })
+}
+
+impl Rewriter<'_> {
+    /// The repaired version of a tree and the paths (relative to it) lost.
+    fn tree(&mut self, id: TreeId) -> Result<(TreeId, Vec<RelPath>)> {
+        if let Some(done) = self.done.get(&id) {
+            return Ok(done.clone());
+        }
+        let result = if self.bad.contains(&BlobId::Tree(id)) {
+            (self.store(Tree::default())?, vec![vec![]])
+        } else {
+            let tree = self.repo.load_tree(&id)?;
+            let mut lost = Vec::new();
+            let mut entries = Vec::with_capacity(tree.entries.len());
+            for entry in tree.entries {
+                if let Some(kept) = self.entry(entry, &mut lost)? {
+                    entries.push(kept);
+                }
+            }
+            let new_id = if lost.is_empty() { id } else { self.store(Tree { entries })? };
+            (new_id, lost)
+        };
+        self.done.insert(id, result.clone());
+        Ok(result)
+    }
+
+    fn entry(&mut self, mut entry: Entry, lost: &mut Vec<RelPath>) -> Result<Option<Entry>> {
+        match &mut entry.node {
+            Node::File { chunks, .. } if chunks.iter().any(|c| self.bad.contains(&BlobId::Chunk(*c))) => {
+                lost.push(vec![entry.name.clone()]);
+                return Ok(None);
+            }
+            Node::Dir { tree } => {
+                let (new, below) = self.tree(*tree)?;
+                *tree = new;
+                lost.extend(below.into_iter().map(|mut p| {
+                    p.insert(0, entry.name.clone());
+                    p
+                }));
+            }
+            _ => {}
+        }
+        Ok(Some(entry))
+    }
+
+    fn store(&self, tree: Tree) -> Result<TreeId> {
+        let bytes = tree.encode();
+        let id = hash::tree_id(&bytes);
+        if !self.dry_run {
+            self.writer.save(BlobId::Tree(id), &bytes)?;
+        }
+        Ok(id)
+    }
+}
