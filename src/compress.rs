@@ -60,7 +60,15 @@ pub fn decompress(stored: &[u8], compression: Compression, raw_len: u32) -> Resu
         Compression::None if stored.len() == raw_len => Ok(stored.to_vec()),
         Compression::None => Err(DecodeError::invalid("blob", "stored length differs from raw length")),
         Compression::Zstd => {
-            let decoder = zstd::stream::read::Decoder::with_buffer(stored)
+            let mut decoder = zstd::stream::read::Decoder::with_buffer(stored)
+                .map_err(|e| DecodeError::invalid("zstd frame", e.to_string()))?;
+            // A frame may declare a window of up to 2^27 bytes whatever its
+            // real size; zstd would allocate it. No frame snap writes needs a
+            // window beyond the blob's own size (zstd shrinks the window to a
+            // known source size), so anything larger is refused.
+            let window_log = (raw_len.max(1).next_power_of_two().trailing_zeros()).clamp(10, 27);
+            decoder
+                .window_log_max(window_log)
                 .map_err(|e| DecodeError::invalid("zstd frame", e.to_string()))?;
             // Reading one byte past the declared length tells "too long" apart
             // from "exact", while never allocating more than it admits.
@@ -100,6 +108,20 @@ mod tests {
         let mut random = vec![0u8; 200_000];
         blake3::Hasher::new().update(b"seed").finalize_xof().fill(&mut random);
         assert!(compress(&random, 3).is_none());
+    }
+
+    #[test]
+    fn a_frame_declaring_a_huge_window_is_refused_before_allocating_it() {
+        // Found by fuzzing: window 2^27, no content size, raw_len 1.
+        let hostile = hex::decode("28b52ffd008809000041").unwrap();
+        assert!(decompress(&hostile, Compression::Zstd, 1).is_err());
+    }
+
+    #[test]
+    fn large_blobs_at_high_levels_still_decode() {
+        let data: Vec<u8> = (0..(16u32 << 20)).map(|i| (i % 251) as u8 ^ (i >> 12) as u8).collect();
+        let c = compress(&data, 19).unwrap();
+        assert_eq!(decompress(&c, Compression::Zstd, data.len() as u32).unwrap(), data);
     }
 
     #[test]

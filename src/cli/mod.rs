@@ -83,10 +83,10 @@ fn open(g: &args::Global, mode: LockMode) -> Result<(Repository, PathBuf)> {
 
 fn report_sync(repo: &Repository) {
     let sync = repo.sync_report();
-    if !sync.dropped.is_empty() {
+    for pack in &sync.missing {
         output::warn(&format!(
-            "{} indexed pack(s) are missing or damaged; their data will be stored again by the next backup",
-            sync.dropped.len()
+            "pack {pack} is missing or truncated; its data will be stored again by the next backup \
+             (`snap verify` shows what it affects)"
         ));
     }
     for u in &sync.unreadable {

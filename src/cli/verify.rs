@@ -83,7 +83,11 @@ pub fn repair_snapshots(g: &Global, a: &RepairSnapshotsArgs) -> Result<ExitCode>
             output::line(&format!("  {path}"))?;
         }
     }
-    if report.repaired.is_empty() {
+    for d in &report.removed_corrupt {
+        let verb = if a.dry_run { "would remove" } else { "removed" };
+        output::line(&format!("{verb} corrupt snapshot file {}: {}", d.name, d.error))?;
+    }
+    if report.repaired.is_empty() && report.removed_corrupt.is_empty() {
         output::line("no snapshot uses lost or damaged data; nothing to repair")?;
     }
     Ok(ExitCode::SUCCESS)

@@ -145,6 +145,9 @@ impl ChunkerParams {
         let ok = (MINIMUM_MIN..=MINIMUM_MAX).contains(&self.min_size)
             && (AVERAGE_MIN..=AVERAGE_MAX).contains(&self.avg_size)
             && (MAXIMUM_MIN..=MAXIMUM_MAX).contains(&self.max_size)
+            // fastcdc starts its cut loop at min_size rounded down to even,
+            // so an odd minimum yields chunks one byte short of it.
+            && self.min_size.is_multiple_of(2)
             && self.min_size <= self.avg_size
             && self.avg_size <= self.max_size
             && self.avg_size.is_power_of_two()
@@ -181,6 +184,9 @@ mod tests {
         let mut c = Config::new([1; 32]);
         c.chunker.avg_size = 3 << 20;
         assert!(Config::decode(&c.encode()).is_err());
+        let mut c = Config::new([1; 32]);
+        c.chunker.min_size = 111;
+        assert!(Config::decode(&c.encode()).is_err(), "odd minimum found by fuzzing");
     }
 
     #[test]

@@ -123,6 +123,8 @@ pub struct Footer {
     /// Length of the trailer that precedes the footer.
     pub trailer_len: u32,
     trailer_hash: [u8; 32],
+    /// Length of the whole pack, as checked against `trailer_len`.
+    pack_len: u64,
 }
 
 /// Decodes the last [`FOOTER_LEN`] bytes of a pack of `pack_len` bytes.
@@ -145,11 +147,11 @@ pub fn decode_footer(bytes: &[u8], pack_len: u64) -> Result<Footer, DecodeError>
         return Err(DecodeError::Truncated { need: min_pack as usize, have: pack_len as usize });
     }
     let trailer_hash = bytes[OFF_TRAILER_HASH..OFF_FOOTER_MAGIC].try_into().expect("32 bytes");
-    Ok(Footer { trailer_len, trailer_hash })
+    Ok(Footer { trailer_len, trailer_hash, pack_len })
 }
 
-/// Decodes and checks the trailer of a pack of `pack_len` bytes.
-pub fn decode_trailer(trailer: &[u8], footer: &Footer, pack_len: u64) -> Result<Vec<PackEntry>, DecodeError> {
+/// Decodes and checks the trailer a footer describes.
+pub fn decode_trailer(trailer: &[u8], footer: &Footer) -> Result<Vec<PackEntry>, DecodeError> {
     if trailer.len() != footer.trailer_len as usize {
         return Err(DecodeError::Truncated { need: footer.trailer_len as usize, have: trailer.len() });
     }
@@ -164,7 +166,8 @@ pub fn decode_trailer(trailer: &[u8], footer: &Footer, pack_len: u64) -> Result<
             max: MAX_ENTRIES as u64,
         });
     }
-    let data_end = pack_len - (FOOTER_LEN as u64) - u64::from(footer.trailer_len);
+    // decode_footer checked that the pack holds header, trailer and footer.
+    let data_end = footer.pack_len - (FOOTER_LEN as u64) - u64::from(footer.trailer_len);
     let mut next_free = HEADER_LEN as u64;
     wire.into_iter().map(|w| check_entry(w, &mut next_free, data_end)).collect()
 }
@@ -210,7 +213,7 @@ pub fn decode_pack(bytes: &[u8]) -> Result<Vec<PackEntry>, DecodeError> {
     let footer = decode_footer(&bytes[bytes.len() - FOOTER_LEN..], len)?;
     let trailer_end = bytes.len() - FOOTER_LEN;
     let trailer = &bytes[trailer_end - footer.trailer_len as usize..trailer_end];
-    decode_trailer(trailer, &footer, len)
+    decode_trailer(trailer, &footer)
 }
 
 #[cfg(test)]

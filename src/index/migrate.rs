@@ -5,7 +5,10 @@ use rusqlite::Connection;
 use crate::error::{Error, Result};
 
 /// The migrations, in order; the schema version is the number applied.
-const MIGRATIONS: &[&str] = &[include_str!("../../migrations/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../migrations/0001_init.sql"),
+    include_str!("../../migrations/0002_missing_packs.sql"),
+];
 
 /// Brings the schema up to date, refusing a database from a newer snap.
 pub fn migrate(conn: &mut Connection) -> Result<()> {

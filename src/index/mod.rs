@@ -58,7 +58,10 @@ impl Index {
 
     /// Whether the blob is stored in some indexed pack.
     pub fn contains(&self, blob: &BlobId) -> Result<bool> {
-        let mut stmt = self.conn.prepare_cached("SELECT 1 FROM blobs WHERE id = ?1 AND kind = ?2 LIMIT 1")?;
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT 1 FROM blobs b JOIN packs p ON p.id = b.pack
+             WHERE b.id = ?1 AND b.kind = ?2 AND p.missing = 0 LIMIT 1",
+        )?;
         Ok(stmt.exists(params![&blob.as_bytes()[..], blob.kind().code()])?)
     }
 
@@ -67,7 +70,7 @@ impl Index {
         let mut stmt = self.conn.prepare_cached(
             "SELECT p.name, b.offset, b.stored_len, b.raw_len, b.compression
              FROM blobs b JOIN packs p ON p.id = b.pack
-             WHERE b.id = ?1 AND b.kind = ?2 LIMIT 1",
+             WHERE b.id = ?1 AND b.kind = ?2 AND p.missing = 0 LIMIT 1",
         )?;
         let row = stmt
             .query_row(params![&blob.as_bytes()[..], blob.kind().code()], |r| {
@@ -113,6 +116,17 @@ impl Index {
         Ok(())
     }
 
+    /// Every present (not missing) indexed pack holding a copy of the blob.
+    pub fn packs_holding(&self, blob: &BlobId) -> Result<Vec<PackId>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT p.name FROM blobs b JOIN packs p ON p.id = b.pack
+             WHERE b.id = ?1 AND b.kind = ?2 AND p.missing = 0",
+        )?;
+        let rows =
+            stmt.query_map(params![&blob.as_bytes()[..], blob.kind().code()], |r| r.get::<_, Vec<u8>>(0))?;
+        rows.map(|r| PackId::from_slice(&r?)).collect()
+    }
+
     /// The entries the index holds for one pack, sorted by offset.
     pub fn pack_entries(&self, pack: &PackId) -> Result<Vec<PackEntry>> {
         let mut stmt = self.conn.prepare_cached(
@@ -150,9 +164,23 @@ impl Index {
         Ok(())
     }
 
-    /// Every indexed pack with its recorded size.
+    /// Marks a pack as gone from storage: its rows stay for `verify` to
+    /// name, but serve no lookup.
+    pub fn mark_missing(&mut self, pack: &PackId) -> Result<()> {
+        self.conn.execute("UPDATE packs SET missing = 1 WHERE name = ?1", [&pack.as_bytes()[..]])?;
+        Ok(())
+    }
+
+    /// Packs marked missing.
+    pub fn missing_packs(&self) -> Result<Vec<PackId>> {
+        let mut stmt = self.conn.prepare("SELECT name FROM packs WHERE missing = 1 ORDER BY name")?;
+        let rows = stmt.query_map([], |r| r.get::<_, Vec<u8>>(0))?;
+        rows.map(|r| PackId::from_slice(&r?)).collect()
+    }
+
+    /// Every present (not missing) indexed pack with its recorded size.
     pub fn packs(&self) -> Result<HashMap<PackId, u64>> {
-        let mut stmt = self.conn.prepare("SELECT name, size FROM packs")?;
+        let mut stmt = self.conn.prepare("SELECT name, size FROM packs WHERE missing = 0")?;
         let rows = stmt.query_map([], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, u64>(1)?)))?;
         let mut out = HashMap::new();
         for row in rows {
@@ -220,8 +248,13 @@ mod tests {
         assert_eq!(loc.entry, entry(2, 18));
         assert!(!idx.contains(&BlobId::Tree(crate::id::TreeId::from_bytes([1; 32]))).unwrap());
         assert_eq!(idx.packs().unwrap().get(&pack), Some(&100));
+        idx.mark_missing(&pack).unwrap();
+        assert!(!idx.contains(&entry(1, 0).blob).unwrap(), "missing packs serve no lookup");
+        assert!(idx.lookup(&entry(1, 0).blob).unwrap().is_none());
+        assert_eq!(idx.missing_packs().unwrap(), vec![pack]);
+        assert_eq!(idx.pack_entries(&pack).unwrap().len(), 2, "but their rows are kept");
         idx.remove_pack(&pack).unwrap();
-        assert!(!idx.contains(&entry(1, 0).blob).unwrap());
+        assert!(idx.pack_entries(&pack).unwrap().is_empty());
     }
 
     #[test]

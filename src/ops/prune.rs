@@ -8,7 +8,8 @@
 //! 2. remove the forgotten snapshot files (their data is now garbage);
 //! 3. copy the live blobs out of mostly-unused packs into new packs, made
 //!    durable and indexed before anything old goes;
-//! 4. drop the old packs from the index, then delete their files;
+//! 4. drop the old packs (and the records of packs that vanished from
+//!    storage) from the index, then delete their files;
 //! 5. sweep staging files left by interrupted writes.
 
 use std::collections::{HashMap, HashSet};
@@ -18,7 +19,7 @@ use serde::Serialize;
 use super::policy::{self, Decision, KeepPolicy};
 use crate::backend::FileKind;
 use crate::error::{Error, Result};
-use crate::format::pack::decode_pack;
+use crate::format::pack::{PackEntry, decode_pack};
 use crate::id::{BlobId, PackId, SnapshotId};
 use crate::pack;
 use crate::progress::Progress;
@@ -63,6 +64,8 @@ pub struct PruneReport {
     pub bytes_after: u64,
     /// Staging files of interrupted runs removed.
     pub leftovers_removed: u64,
+    /// Index records of packs that had vanished from storage, removed.
+    pub missing_packs_forgotten: u64,
 }
 
 impl PruneReport {
@@ -120,11 +123,17 @@ pub fn prune(repo: &Repository, opts: &PruneOptions, progress: &dyn Progress) ->
     crate::crash::point("prune-after-repack");
     report.packs_written = written.packs;
     report.bytes_after += written.pack_bytes;
-    for id in plan.delete.iter().chain(&plan.repack) {
-        repo.index().remove_pack(id)?;
+    // Records of packs gone from storage go too (with any truncated file
+    // left under their name): the checks above proved nothing needs them.
+    let missing = repo.with_index(|i| i.missing_packs())?;
+    report.missing_packs_forgotten = missing.len() as u64;
+    let doomed: Vec<PackId> = plan.delete.iter().chain(&plan.repack).chain(&missing).copied().collect();
+    ensure_copies_elsewhere(repo, &doomed, &live)?;
+    for id in &doomed {
+        repo.with_index(|i| i.remove_pack(id))?;
     }
     crate::crash::point("prune-after-index-update");
-    for id in plan.delete.iter().chain(&plan.repack) {
+    for id in &doomed {
         repo.backend().remove(FileKind::Pack, &id.to_hex())?;
     }
     crate::crash::point("prune-after-pack-delete");
@@ -148,7 +157,7 @@ fn live_blobs(
     let mut live: HashSet<BlobId> = reach.trees.into_iter().map(BlobId::Tree).collect();
     for chunk in reach.chunks {
         let blob = BlobId::Chunk(chunk);
-        if !repo.index().contains(&blob)? {
+        if !repo.with_index(|i| i.contains(&blob))? {
             return Err(refuse(format!("chunk {chunk} is missing")));
         }
         live.insert(blob);
@@ -156,16 +165,42 @@ fn live_blobs(
     Ok(live)
 }
 
+/// The last guard before anything is un-indexed or deleted: every live
+/// blob of a pack about to go must have an indexed copy in a pack that
+/// stays. Whatever the plan got wrong, prune then stops instead of losing data.
+fn ensure_copies_elsewhere(repo: &Repository, doomed: &[PackId], live: &HashSet<BlobId>) -> Result<()> {
+    let doomed_set: HashSet<PackId> = doomed.iter().copied().collect();
+    for id in doomed {
+        let entries = repo.with_index(|i| i.pack_entries(id))?;
+        for entry in entries.iter().filter(|e| live.contains(&e.blob)) {
+            let packs = repo.with_index(|i| i.packs_holding(&entry.blob))?;
+            if packs.iter().all(|p| doomed_set.contains(p)) {
+                return Err(Error::corrupt(
+                    format!("pack {id}"),
+                    format!(
+                        "{} would be lost by removing it; prune stopped before removing anything",
+                        entry.blob
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 fn plan_packs(repo: &Repository, live: &HashSet<BlobId>, repack_percent: u8) -> Result<PackPlan> {
-    let sizes = repo.index().packs()?;
+    let sizes = repo.with_index(|i| i.packs())?;
     let mut plan = PackPlan { delete: Vec::new(), repack: Vec::new(), sizes };
     for (id, size) in &plan.sizes {
-        let entries = repo.index().pack_entries(id)?;
-        let used: u64 =
-            entries.iter().filter(|e| live.contains(&e.blob)).map(|e| u64::from(e.stored_len)).sum();
-        if used == 0 {
+        let entries = repo.with_index(|i| i.pack_entries(id))?;
+        let (live_entries, dead_entries): (Vec<&PackEntry>, Vec<&PackEntry>) =
+            entries.iter().partition(|e| live.contains(&e.blob));
+        // Only the bytes of unused blobs count: header and trailer are not
+        // garbage, and a pack without unused blobs would repack to itself.
+        let unused: u64 = dead_entries.iter().map(|e| u64::from(e.stored_len)).sum();
+        if live_entries.is_empty() {
             plan.delete.push(*id);
-        } else if (size - used) * 100 >= size * u64::from(repack_percent) {
+        } else if unused > 0 && unused * 100 >= size * u64::from(repack_percent) {
             plan.repack.push(*id);
         }
     }
@@ -192,7 +227,7 @@ fn repack(
     if packs.is_empty() {
         return Ok(Written { packs: 0, pack_bytes: 0 });
     }
-    let before = repo.index().packs()?;
+    let before = repo.with_index(|i| i.packs())?;
     let writer = BlobWriter::repacking(repo);
     progress.begin("repack", None);
     for id in packs {
@@ -206,7 +241,7 @@ fn repack(
     }
     let stats = writer.finish()?;
     progress.end();
-    let after = repo.index().packs()?;
+    let after = repo.with_index(|i| i.packs())?;
     let pack_bytes = after.iter().filter(|(id, _)| !before.contains_key(id)).map(|(_, s)| s).sum();
     Ok(Written { packs: stats.packs, pack_bytes })
 }

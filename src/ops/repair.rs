@@ -10,12 +10,13 @@ use std::collections::{HashMap, HashSet};
 
 use serde::Serialize;
 
-use crate::error::Result;
+use crate::backend::FileKind;
+use crate::error::{Error, Result};
 use crate::format::tree::{Entry, Node, Tree};
 use crate::hash;
 use crate::id::{BlobId, SnapshotId, TreeId};
 use crate::names;
-use crate::repo::{BlobWriter, Repository};
+use crate::repo::{BlobWriter, Repository, Unreadable};
 
 /// Tag given to snapshots this command rewrote.
 pub const REPAIRED_TAG: &str = "repaired";
@@ -36,6 +37,9 @@ pub struct Repaired {
 pub struct RepairReport {
     pub dry_run: bool,
     pub repaired: Vec<Repaired>,
+    /// Snapshot files that do not match their name or do not decode (a torn
+    /// write, bit rot), removed: nothing in them can be trusted.
+    pub removed_corrupt: Vec<Unreadable>,
 }
 
 /// A path below some tree, as names.
@@ -54,8 +58,10 @@ struct Rewriter<'a> {
 /// Rewrites the snapshots that use any of the `bad` blobs; `repo` must be
 /// open exclusively. `bad` comes from `verify` (structural or with data).
 pub fn repair_snapshots(repo: &Repository, bad: &HashSet<BlobId>, dry_run: bool) -> Result<RepairReport> {
-    let mut report = RepairReport { dry_run, repaired: Vec::new() };
-    let snapshots = repo.snapshots()?.snapshots;
+    let mut report = RepairReport { dry_run, ..RepairReport::default() };
+    let list = repo.snapshots()?;
+    report.removed_corrupt = remove_corrupt(repo, list.damaged, dry_run)?;
+    let snapshots = list.snapshots;
     let mut rw = Rewriter { repo, writer: BlobWriter::new(repo), bad, dry_run, done: HashMap::new() };
     let mut replacements = Vec::new();
     for (id, snap) in snapshots {
@@ -85,6 +91,22 @@ pub fn repair_snapshots(repo: &Repository, bad: &HashSet<BlobId>, dry_run: bool)
         report.repaired.push(Repaired { old, new: Some(new), lost });
     }
     Ok(report)
+}
+
+/// Removes the snapshot files among `damaged` that are provably corrupt;
+/// one that merely failed to read (an I/O error) is kept.
+fn remove_corrupt(repo: &Repository, damaged: Vec<Unreadable>, dry_run: bool) -> Result<Vec<Unreadable>> {
+    let mut removed = Vec::new();
+    for d in damaged {
+        let Ok(id) = SnapshotId::from_hex(&d.name) else { continue };
+        if matches!(repo.load_snapshot(&id), Err(Error::Corrupt { .. })) {
+            if !dry_run {
+                repo.backend().remove(FileKind::Snapshot, &d.name)?;
+            }
+            removed.push(d);
+        }
+    }
+    Ok(removed)
 }
 
 /// Sets the snapshot's file, directory and byte counts to what its (new)

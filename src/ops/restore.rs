@@ -273,7 +273,7 @@ fn write_contents(ctx: &Ctx) -> Result<HashMap<ChunkId, PackEntry>> {
     for (i, file) in ctx.plan.files.iter().enumerate() {
         for chunk in &file.chunks {
             if !located.contains_key(chunk) {
-                match ctx.repo.index().lookup(&BlobId::Chunk(*chunk))? {
+                match ctx.repo.with_index(|i| i.lookup(&BlobId::Chunk(*chunk)))? {
                     Some(loc) => drop(located.insert(*chunk, (loc.pack, loc.entry))),
                     None => {
                         ctx.fail(i, format!("chunk {chunk} is missing from the repository"));

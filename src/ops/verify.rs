@@ -107,9 +107,6 @@ pub fn verify(repo: &Repository, read: ReadData, progress: &dyn Progress) -> Res
     let mut report = VerifyReport::default();
     let mut found = Findings::default();
     let sync = repo.sync_report();
-    for id in &sync.dropped {
-        found.add(format!("pack {id}"), "indexed, but missing from storage or of the wrong size");
-    }
     for u in &sync.unreadable {
         found.add(format!("pack {}", u.name), &u.error);
     }
@@ -127,12 +124,13 @@ pub fn verify(repo: &Repository, read: ReadData, progress: &dyn Progress) -> Res
     report.trees = trees.len() as u64;
     report.chunks = chunks.len() as u64;
     for chunk in &chunks {
-        if !repo.index().contains(&BlobId::Chunk(*chunk))? {
+        if !repo.with_index(|i| i.contains(&BlobId::Chunk(*chunk)))? {
             found.bad.insert(BlobId::Chunk(*chunk));
             found.add(format!("chunk {chunk}"), "not in any pack");
         }
     }
-    let packs = repo.index().packs()?;
+    check_missing_packs(repo, &chunks, &mut found)?;
+    let packs = repo.with_index(|i| i.packs())?;
     report.packs = packs.len() as u64;
     check_trailers(repo, &packs, &mut found)?;
     let selected: Vec<(PackId, u64)> =
@@ -162,6 +160,35 @@ pub fn verify(repo: &Repository, read: ReadData, progress: &dyn Progress) -> Res
     Ok(report)
 }
 
+/// Names each pack that vanished from storage (or shrank) while snapshots
+/// still need blobs that only it held.
+fn check_missing_packs(repo: &Repository, chunks: &HashSet<ChunkId>, found: &mut Findings) -> Result<()> {
+    for pack in repo.with_index(|i| i.missing_packs())? {
+        let entries = repo.with_index(|i| i.pack_entries(&pack))?;
+        let mut needed = Vec::new();
+        for blob in entries.iter().map(|e| e.blob) {
+            let used = match blob {
+                BlobId::Chunk(c) => chunks.contains(&c),
+                BlobId::Tree(_) => found.bad.contains(&blob),
+            };
+            if used && !repo.with_index(|i| i.contains(&blob))? {
+                needed.push(blob);
+            }
+        }
+        if !needed.is_empty() {
+            found.add(
+                format!("pack {pack}"),
+                format!(
+                    "missing from storage or truncated; {} blob(s) that snapshots use were only there",
+                    needed.len()
+                ),
+            );
+            found.bad.extend(needed);
+        }
+    }
+    Ok(())
+}
+
 /// Compares each pack's own trailer with what the index says about it.
 fn check_trailers(repo: &Repository, packs: &HashMap<PackId, u64>, found: &mut Findings) -> Result<()> {
     let results: Vec<(PackId, Result<Vec<PackEntry>>)> =
@@ -170,7 +197,7 @@ fn check_trailers(repo: &Repository, packs: &HashMap<PackId, u64>, found: &mut F
         match trailer {
             Ok(mut entries) => {
                 entries.sort_by_key(|e| e.offset);
-                if entries != repo.index().pack_entries(&id)? {
+                if entries != repo.with_index(|i| i.pack_entries(&id))? {
                     found.add(
                         format!("pack {id}"),
                         "index disagrees with the pack's trailer; run `snap repair index`",
@@ -178,7 +205,7 @@ fn check_trailers(repo: &Repository, packs: &HashMap<PackId, u64>, found: &mut F
                 }
             }
             Err(e) => {
-                let indexed = repo.index().pack_entries(&id)?;
+                let indexed = repo.with_index(|i| i.pack_entries(&id))?;
                 found.bad.extend(indexed.iter().map(|e| e.blob));
                 found.add(format!("pack {id}"), e.detail());
             }
@@ -237,7 +264,7 @@ fn unused_packs(
 ) -> Result<Vec<String>> {
     let mut out = Vec::new();
     for id in packs.keys() {
-        let used = repo.index().pack_entries(id)?.iter().any(|e| match e.blob {
+        let used = repo.with_index(|i| i.pack_entries(id))?.iter().any(|e| match e.blob {
             BlobId::Chunk(c) => chunks.contains(&c),
             BlobId::Tree(t) => trees.contains(&t),
         });

@@ -11,7 +11,7 @@ pub use snapshots::SnapshotList;
 pub use sync::SyncReport;
 pub use writer::{BlobWriter, WriteStats};
 
-use std::sync::{Mutex, MutexGuard};
+use std::sync::Mutex;
 
 use crate::backend::{Backend, FileKind, LockGuard, LockMode, Put};
 use crate::chunk::Chunker;
@@ -100,14 +100,16 @@ impl Repository {
         Chunker::new(self.config.chunker)
     }
 
-    /// The index, locked for this thread.
-    pub fn index(&self) -> MutexGuard<'_, Index> {
-        self.index.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    /// Runs `f` with the index locked. The lock ends with the call, so it
+    /// can never be held across other repository work (a guard kept alive
+    /// by a `for` or `match` scrutinee once deadlocked prune).
+    pub fn with_index<T>(&self, f: impl FnOnce(&mut Index) -> T) -> T {
+        f(&mut self.index.lock().unwrap_or_else(|poisoned| poisoned.into_inner()))
     }
 
     /// Where a blob is stored; an error if it is not indexed.
     pub fn locate(&self, blob: &BlobId) -> Result<BlobLocation> {
-        self.index().lookup(blob)?.ok_or_else(|| Error::NotFound {
+        self.with_index(|i| i.lookup(blob))?.ok_or_else(|| Error::NotFound {
             kind: match blob {
                 BlobId::Chunk(_) => "chunk",
                 BlobId::Tree(_) => "tree",

@@ -1,9 +1,11 @@
-//! Reconciles the index with the packs really present. Rows whose pack is
-//! gone or has the wrong size are dropped, so a backup never deduplicates
-//! against data that is not there (it stores it again instead). Packs with no
-//! rows (a crash between pack write and index commit, or another host's
-//! backup) are read back from their trailers. Rebuilding the whole index is
-//! this same step run against an empty database.
+//! Reconciles the index with the packs really present. An indexed pack that
+//! is gone or has the wrong size is marked missing: its rows stop serving
+//! lookups, so a backup never deduplicates against data that is not there
+//! (it stores it again instead), while `verify` can still name the pack.
+//! Packs with no rows (a crash between pack write and index commit, another
+//! host's backup, or a missing pack that came back) are read back from their
+//! trailers. Rebuilding the whole index is this same step run against an
+//! empty database.
 
 use std::collections::HashMap;
 
@@ -18,8 +20,9 @@ use crate::id::PackId;
 pub struct SyncReport {
     /// Packs found in storage and added to the index.
     pub added: Vec<PackId>,
-    /// Indexed packs missing from storage or of the wrong size, now dropped.
-    pub dropped: Vec<PackId>,
+    /// Indexed packs found missing from storage or of the wrong size, now
+    /// marked missing.
+    pub missing: Vec<PackId>,
     /// Packs whose trailer could not be read.
     pub unreadable: Vec<Unreadable>,
 }
@@ -35,20 +38,21 @@ impl Repository {
                 Err(_) => report.unreadable.push(Unreadable { name, error: "not a pack name".into() }),
             }
         }
-        let indexed = self.index().packs()?;
+        let indexed = self.with_index(|i| i.packs())?;
         for (id, size) in &indexed {
             if present.get(id) != Some(size) {
-                self.index().remove_pack(id)?;
-                report.dropped.push(*id);
+                self.with_index(|i| i.mark_missing(id))?;
+                report.missing.push(*id);
             }
         }
         for (id, size) in present {
-            if indexed.contains_key(&id) {
+            if indexed.get(&id) == Some(&size) {
                 continue;
             }
             match self.read_pack_entries(&id, size) {
                 Ok(entries) => {
-                    self.index().add_pack(&id, size, &entries)?;
+                    // A pack that was marked missing and is back gets fresh rows.
+                    self.with_index(|i| i.remove_pack(&id).and_then(|()| i.add_pack(&id, size, &entries)))?;
                     report.added.push(id);
                 }
                 Err(e) => report.unreadable.push(Unreadable { name: id.to_hex(), error: e.to_string() }),
@@ -69,6 +73,6 @@ impl Repository {
         let footer = decode_footer(&footer_bytes, size).map_err(|e| Error::decode(object(), e))?;
         let start = size - FOOTER_LEN as u64 - u64::from(footer.trailer_len);
         let trailer = self.backend().get_range(FileKind::Pack, &name, start, footer.trailer_len as usize)?;
-        decode_trailer(&trailer, &footer, size).map_err(|e| Error::decode(object(), e))
+        decode_trailer(&trailer, &footer).map_err(|e| Error::decode(object(), e))
     }
 }

@@ -84,7 +84,7 @@ impl<'r> BlobWriter<'r> {
         if self.state().pending.contains(blob) {
             return Ok(true);
         }
-        self.repo.index().contains(blob)
+        self.repo.with_index(|i| i.contains(blob))
     }
 
     /// Stores `raw` as `blob` unless it is known; returns whether it was new.
@@ -92,7 +92,7 @@ impl<'r> BlobWriter<'r> {
         {
             let mut state = self.state();
             if state.pending.contains(&blob)
-                || (self.dedup_against_index && self.repo.index().contains(&blob)?)
+                || (self.dedup_against_index && self.repo.with_index(|i| i.contains(&blob))?)
             {
                 return Ok(false);
             }
@@ -123,7 +123,7 @@ impl<'r> BlobWriter<'r> {
     fn store(&self, pack: FinishedPack) -> Result<()> {
         self.repo.backend().put(FileKind::Pack, &pack.id.to_hex(), &pack.bytes)?;
         crate::crash::point("backup-after-pack-write");
-        self.repo.index().add_pack(&pack.id, pack.bytes.len() as u64, &pack.entries)?;
+        self.repo.with_index(|i| i.add_pack(&pack.id, pack.bytes.len() as u64, &pack.entries))?;
         crate::crash::point("backup-after-index-commit");
         self.packs.fetch_add(1, Ordering::Relaxed);
         Ok(())

@@ -1,0 +1,458 @@
+//! `snap verify`: a clean repository passes; a flipped byte, a truncated or
+//! a deleted pack and a damaged snapshot file are found and the affected
+//! files named, exactly; `--read-data-subset` parts cover every pack once;
+//! and verify never changes the repository's files.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use common::*;
+use serde_json::Value;
+
+/// Exit code of `verify` when it found damage.
+const EXIT_DAMAGED: i32 = 4;
+
+// ---------------------------------------------------------------------------
+// Looking inside the repository (DESIGN.md sections 2 and 5)
+// ---------------------------------------------------------------------------
+
+/// One entry of a pack's trailer.
+#[derive(Debug)]
+struct PackEntry {
+    /// 0 = chunk, 1 = tree.
+    kind: u8,
+    id: String,
+    offset: u64,
+    stored_len: u64,
+}
+
+fn varint(bytes: &[u8], pos: &mut usize) -> u64 {
+    let (mut value, mut shift) = (0u64, 0);
+    loop {
+        let b = bytes[*pos];
+        *pos += 1;
+        value |= u64::from(b & 0x7f) << shift;
+        if b & 0x80 == 0 {
+            return value;
+        }
+        shift += 7;
+    }
+}
+
+/// Decodes a pack's trailer: `| header | blobs | trailer | len u32 | hash 32 | SNPF |`.
+fn pack_entries(path: &Path) -> Vec<PackEntry> {
+    let bytes = fs::read(path).unwrap();
+    let end = bytes.len();
+    assert_eq!(&bytes[end - 4..], b"SNPF", "footer magic of {}", path.display());
+    let len = u32::from_le_bytes(bytes[end - 40..end - 36].try_into().unwrap()) as usize;
+    let trailer = &bytes[end - 40 - len..end - 40];
+    let mut pos = 0;
+    let count = varint(trailer, &mut pos);
+    let mut out = Vec::new();
+    for _ in 0..count {
+        let kind = trailer[pos];
+        let id = hex::encode(&trailer[pos + 1..pos + 33]);
+        pos += 33;
+        let offset = varint(trailer, &mut pos);
+        let stored_len = varint(trailer, &mut pos);
+        let _raw_len = varint(trailer, &mut pos);
+        pos += 1; // compression
+        out.push(PackEntry { kind, id, offset, stored_len });
+    }
+    assert_eq!(pos, trailer.len(), "trailer of {} fully decoded", path.display());
+    out
+}
+
+/// Every pack file: id -> path.
+fn packs(repo: &Path) -> BTreeMap<String, PathBuf> {
+    let mut out = BTreeMap::new();
+    for prefix in fs::read_dir(repo.join("data")).unwrap() {
+        for pack in fs::read_dir(prefix.unwrap().path()).unwrap() {
+            let path = pack.unwrap().path();
+            out.insert(path.file_name().unwrap().to_str().unwrap().to_owned(), path);
+        }
+    }
+    out
+}
+
+/// Every file under config, data/, snapshots/ and tmp/, with a hash of its
+/// contents: what verify must leave exactly as it was.
+fn repo_files(repo: &Path) -> BTreeMap<PathBuf, String> {
+    let mut out = BTreeMap::new();
+    out.insert(
+        PathBuf::from("config"),
+        blake3::hash(&fs::read(repo.join("config")).unwrap()).to_hex().to_string(),
+    );
+    for dir in ["data", "snapshots", "tmp"] {
+        if !repo.join(dir).exists() {
+            continue;
+        }
+        for rel in list_tree(&repo.join(dir)) {
+            let path = repo.join(dir).join(&rel);
+            let meta = fs::symlink_metadata(&path).unwrap();
+            let value = if meta.is_dir() {
+                "dir".into()
+            } else {
+                blake3::hash(&fs::read(&path).unwrap()).to_hex().to_string()
+            };
+            out.insert(Path::new(dir).join(rel), value);
+        }
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------
+// Running verify
+// ---------------------------------------------------------------------------
+
+/// `snap --json verify ARGS`: exit code and report; asserts that the run
+/// left every repository file as it was.
+#[track_caller]
+fn verify(r: &TempRepo, args: &[&str]) -> (i32, Value) {
+    let before = repo_files(&r.repo);
+    let mut all = vec!["--json", "verify"];
+    all.extend_from_slice(args);
+    let run = r.snap(&all);
+    assert!(!run.stderr.contains("panicked"), "{run:?}");
+    let code = run.code.expect("verify exited normally");
+    assert!(code == 0 || code == EXIT_DAMAGED, "verify {args:?} failed to run: {run:?}");
+    let json = run.json();
+    assert_eq!(json["ok"], code == 0, "`ok` agrees with the exit code: {json:#}");
+    assert_eq!(repo_files(&r.repo), before, "verify {args:?} changed the repository");
+    (code, json)
+}
+
+fn affected(report: &Value) -> BTreeSet<(String, String)> {
+    report["report"]["affected"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| (a["snapshot"].as_str().unwrap().to_owned(), a["path"].as_str().unwrap().to_owned()))
+        .collect()
+}
+
+fn problems(report: &Value) -> Vec<String> {
+    report["report"]["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| format!("{}: {}", p["object"].as_str().unwrap(), p["detail"].as_str().unwrap()))
+        .collect()
+}
+
+fn num(report: &Value, field: &str) -> u64 {
+    report["report"][field].as_u64().unwrap_or_else(|| panic!("report.{field} missing: {report:#}"))
+}
+
+// ---------------------------------------------------------------------------
+// A repository with one data pack per file
+// ---------------------------------------------------------------------------
+
+/// Three snapshots, each backup adding one file and thus writing one data
+/// pack of its own: a/one.bin, then b/two.bin, then c/three.bin together
+/// with c/two-copy.bin (the same bytes as two.bin, so no new data).
+struct Fixture {
+    r: TempRepo,
+    /// Snapshot ids, oldest first.
+    snaps: Vec<String>,
+    /// Absolute paths as the snapshots show them.
+    one: String,
+    two: String,
+    two_copy: String,
+    three: String,
+    /// Data pack of each file, by file name (`one`, `two`, `three`).
+    data_pack: BTreeMap<&'static str, String>,
+    /// Chunk id of two.bin (one chunk: BLAKE3 of the contents).
+    two_chunk: String,
+}
+
+impl Fixture {
+    fn new() -> Self {
+        let r = TempRepo::init();
+        let mut rng = Rng::new(42);
+        let mut snaps = Vec::new();
+        let mut data_pack = BTreeMap::new();
+        let two_bytes = rng.bytes(4000);
+        let steps: [(&'static str, &str, Vec<u8>); 3] = [
+            ("one", "a/one.bin", rng.bytes(3000)),
+            ("two", "b/two.bin", two_bytes.clone()),
+            ("three", "c/three.bin", rng.bytes(5000)),
+        ];
+        for (name, rel, bytes) in steps {
+            let path = r.src.join(rel);
+            fs::create_dir_all(path.parent().unwrap()).unwrap();
+            fs::write(&path, &bytes).unwrap();
+            if name == "three" {
+                fs::write(r.src.join("c/two-copy.bin"), &two_bytes).unwrap();
+            }
+            let before = packs(&r.repo);
+            let report = r.backup(&[]);
+            snaps.push(report["snapshot"].as_str().unwrap().to_owned());
+            let new_data: Vec<String> = packs(&r.repo)
+                .into_iter()
+                .filter(|(id, path)| {
+                    !before.contains_key(id) && pack_entries(path).iter().all(|e| e.kind == 0)
+                })
+                .map(|(id, _)| id)
+                .collect();
+            assert_eq!(new_data.len(), 1, "backup of {rel} should write exactly one data pack");
+            let entries = pack_entries(&packs(&r.repo)[&new_data[0]]);
+            assert_eq!(entries.len(), 1, "the data pack of {rel} holds its one chunk");
+            assert_eq!(entries[0].id, blake3::hash(&bytes).to_hex().to_string(), "chunk id of {rel}");
+            data_pack.insert(name, new_data[0].clone());
+        }
+        let p = |rel: &str| format!("{}/{rel}", s(&r.src));
+        Fixture {
+            snaps,
+            one: p("a/one.bin"),
+            two: p("b/two.bin"),
+            two_copy: p("c/two-copy.bin"),
+            three: p("c/three.bin"),
+            data_pack,
+            two_chunk: blake3::hash(&two_bytes).to_hex().to_string(),
+            r,
+        }
+    }
+
+    fn pack_path(&self, name: &str) -> PathBuf {
+        packs(&self.r.repo)[&self.data_pack[name]].clone()
+    }
+
+    /// What damage to two.bin's data affects: two.bin in the second and
+    /// third snapshot and its copy in the third, nothing else.
+    fn two_affected(&self) -> BTreeSet<(String, String)> {
+        BTreeSet::from([
+            (self.snaps[1].clone(), self.two.clone()),
+            (self.snaps[2].clone(), self.two.clone()),
+            (self.snaps[2].clone(), self.two_copy.clone()),
+        ])
+    }
+
+    /// Asserts that every problem concerns two.bin's pack or chunk, and that
+    /// at least one names the pack.
+    #[track_caller]
+    fn assert_problems_name_two(&self, report: &Value) {
+        let list = problems(report);
+        let pack = &self.data_pack["two"];
+        assert!(list.iter().any(|p| p.contains(pack.as_str())), "no problem names pack {pack}: {list:#?}");
+        for p in &list {
+            assert!(
+                p.contains(pack.as_str()) || p.contains(&self.two_chunk),
+                "problem {p:?} is about neither pack {pack} nor chunk {}",
+                self.two_chunk
+            );
+        }
+        for other in [&self.data_pack["one"], &self.data_pack["three"]] {
+            assert!(
+                !list.iter().any(|p| p.contains(other.as_str())),
+                "undamaged pack {other} reported: {list:#?}"
+            );
+        }
+    }
+}
+
+fn make_writable(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = fs::metadata(path).unwrap().permissions().mode();
+    fs::set_permissions(path, fs::Permissions::from_mode(mode | 0o200)).unwrap();
+}
+
+fn flip_byte(path: &Path, offset: u64) {
+    make_writable(path);
+    let mut bytes = fs::read(path).unwrap();
+    bytes[offset as usize] ^= 0x55;
+    fs::write(path, bytes).unwrap();
+}
+
+// ---------------------------------------------------------------------------
+// Tests
+// ---------------------------------------------------------------------------
+
+#[test]
+fn verify_passes_on_a_clean_repository_with_and_without_read_data() {
+    let f = Fixture::new();
+    let all_packs = packs(&f.r.repo);
+    let total: u64 = all_packs.values().map(|p| fs::metadata(p).unwrap().len()).sum();
+
+    let (code, json) = verify(&f.r, &[]);
+    assert_eq!(code, 0, "{json:#}");
+    assert!(problems(&json).is_empty() && affected(&json).is_empty(), "{json:#}");
+    assert_eq!(num(&json, "snapshots"), 3);
+    assert_eq!(num(&json, "chunks"), 3, "one.bin, two.bin (and its copy), three.bin");
+    assert_eq!(num(&json, "packs"), all_packs.len() as u64);
+    assert_eq!(num(&json, "packs_read"), 0, "structure only reads no pack whole");
+
+    let (code, json) = verify(&f.r, &["--read-data"]);
+    assert_eq!(code, 0, "{json:#}");
+    assert!(problems(&json).is_empty() && affected(&json).is_empty(), "{json:#}");
+    assert_eq!(num(&json, "packs_read"), all_packs.len() as u64);
+    assert_eq!(num(&json, "bytes_read"), total);
+    assert_eq!(json["report"]["unused_packs"], serde_json::json!([]));
+
+    // The text form says so too, and exits 0.
+    let run = f.r.snap(["verify", "--read-data"]);
+    run.assert_clean();
+    assert!(run.stdout.contains("no problems found"), "{}", run.stdout);
+}
+
+#[test]
+fn verify_read_data_finds_a_flipped_byte_and_names_the_files_using_it() {
+    let f = Fixture::new();
+    let pack = f.pack_path("two");
+    let entry = &pack_entries(&pack)[0];
+    flip_byte(&pack, entry.offset + entry.stored_len / 2);
+
+    let (code, json) = verify(&f.r, &["--read-data"]);
+    assert_eq!(code, EXIT_DAMAGED, "{json:#}");
+    f.assert_problems_name_two(&json);
+    assert_eq!(affected(&json), f.two_affected(), "{json:#}");
+
+    // The text form names the pack and the file, and suggests what to do.
+    let run = f.r.snap(["verify", "--read-data"]);
+    assert_eq!(run.code, Some(EXIT_DAMAGED), "{run:?}");
+    assert!(run.stdout.contains(&f.data_pack["two"]), "{}", run.stdout);
+    assert!(run.stdout.contains(&f.two) && run.stdout.contains(&f.two_copy), "{}", run.stdout);
+    assert!(!run.stdout.contains(&f.one) && !run.stdout.contains(&f.three), "{}", run.stdout);
+    assert!(!run.stderr.is_empty() && !run.stderr.contains("panicked"), "{run:?}");
+
+    // Reading it again finds the same: verify changed nothing.
+    let (code, again) = verify(&f.r, &["--read-data"]);
+    assert_eq!(code, EXIT_DAMAGED);
+    assert_eq!(affected(&again), f.two_affected());
+}
+
+#[test]
+fn verify_finds_a_truncated_pack_without_read_data_and_names_the_files() {
+    let f = Fixture::new();
+    let pack = f.pack_path("two");
+    make_writable(&pack);
+    let len = fs::metadata(&pack).unwrap().len();
+    fs::OpenOptions::new().write(true).open(&pack).unwrap().set_len(len - 100).unwrap();
+
+    for round in 0..2 {
+        let (code, json) = verify(&f.r, &[]);
+        assert_eq!(code, EXIT_DAMAGED, "round {round}: {json:#}");
+        f.assert_problems_name_two(&json);
+        assert_eq!(affected(&json), f.two_affected(), "round {round}: {json:#}");
+    }
+    let (code, json) = verify(&f.r, &["--read-data"]);
+    assert_eq!(code, EXIT_DAMAGED, "{json:#}");
+    assert_eq!(affected(&json), f.two_affected(), "{json:#}");
+}
+
+#[test]
+fn verify_finds_a_deleted_pack_and_names_the_files() {
+    let f = Fixture::new();
+    fs::remove_file(f.pack_path("two")).unwrap();
+
+    let (code, json) = verify(&f.r, &[]);
+    assert_eq!(code, EXIT_DAMAGED, "{json:#}");
+    f.assert_problems_name_two(&json);
+    assert_eq!(affected(&json), f.two_affected(), "{json:#}");
+
+    // Still found, with the same files named, when run again with --read-data.
+    let (code, json) = verify(&f.r, &["--read-data"]);
+    assert_eq!(code, EXIT_DAMAGED, "{json:#}");
+    assert_eq!(affected(&json), f.two_affected(), "{json:#}");
+    for p in problems(&json) {
+        assert!(p.contains(&f.data_pack["two"]) || p.contains(&f.two_chunk), "unrelated problem {p:?}");
+    }
+}
+
+#[test]
+fn verify_names_a_deleted_pack_even_when_another_command_opened_the_repository_first() {
+    // The first command to open a repository after a pack went missing is
+    // not necessarily verify; verify must still name the missing pack.
+    let f = Fixture::new();
+    fs::remove_file(f.pack_path("two")).unwrap();
+    let run = f.r.snap(["snapshots"]);
+    assert!(run.code.is_some() && !run.stderr.contains("panicked"), "{run:?}");
+
+    let (code, json) = verify(&f.r, &[]);
+    assert_eq!(code, EXIT_DAMAGED, "{json:#}");
+    assert_eq!(affected(&json), f.two_affected(), "{json:#}");
+    f.assert_problems_name_two(&json);
+}
+
+#[test]
+fn verify_reports_a_damaged_snapshot_file() {
+    let f = Fixture::new();
+    let path = f.r.repo.join("snapshots").join(&f.snaps[1]);
+    let len = fs::metadata(&path).unwrap().len();
+    flip_byte(&path, len / 2);
+
+    let (code, json) = verify(&f.r, &[]);
+    assert_eq!(code, EXIT_DAMAGED, "{json:#}");
+    let list = problems(&json);
+    assert!(
+        list.iter().any(|p| p.contains(&f.snaps[1])),
+        "no problem names snapshot {}: {list:#?}",
+        f.snaps[1]
+    );
+    for p in &list {
+        assert!(p.contains(&f.snaps[1]), "unrelated problem {p:?}");
+    }
+    assert_eq!(num(&json, "snapshots"), 2, "the two readable snapshots are still checked");
+}
+
+#[test]
+fn verify_read_data_subset_parts_read_every_pack_exactly_once() {
+    let f = Fixture::new();
+    let count = packs(&f.r.repo).len() as u64;
+    let (_, full) = verify(&f.r, &["--read-data"]);
+    let total_bytes = num(&full, "bytes_read");
+    assert!(count >= 4, "several packs to spread: {count}");
+
+    for m in [2u64, 3] {
+        let (mut read, mut bytes) = (0, 0);
+        for n in 1..=m {
+            let (code, json) = verify(&f.r, &["--read-data-subset", &format!("{n}/{m}")]);
+            assert_eq!(code, 0, "{json:#}");
+            assert_eq!(num(&json, "packs"), count);
+            read += num(&json, "packs_read");
+            bytes += num(&json, "bytes_read");
+        }
+        assert_eq!(read, count, "parts 1/{m}..{m}/{m} together read every pack once");
+        assert_eq!(bytes, total_bytes);
+    }
+    let (code, json) = verify(&f.r, &["--read-data-subset", "100%"]);
+    assert_eq!(code, 0);
+    assert_eq!(num(&json, "packs_read"), count);
+}
+
+#[test]
+fn verify_read_data_subset_finds_a_flipped_byte_in_exactly_one_part() {
+    let f = Fixture::new();
+    let pack = f.pack_path("two");
+    let entry = &pack_entries(&pack)[0];
+    flip_byte(&pack, entry.offset + 1);
+
+    let mut found = 0;
+    for part in ["1/2", "2/2"] {
+        let (code, json) = verify(&f.r, &["--read-data-subset", part]);
+        if code == EXIT_DAMAGED {
+            found += 1;
+            f.assert_problems_name_two(&json);
+            assert_eq!(affected(&json), f.two_affected());
+        } else {
+            assert!(problems(&json).is_empty(), "{json:#}");
+        }
+    }
+    assert_eq!(found, 1, "the damaged pack is read by exactly one part");
+}
+
+#[test]
+fn verify_lists_packs_no_snapshot_uses_after_forget_without_failing() {
+    let f = Fixture::new();
+    f.r.snap(["forget", f.snaps[2].as_str()]).assert_ok();
+    let (code, json) = verify(&f.r, &["--read-data"]);
+    assert_eq!(code, 0, "unused packs are harmless: {json:#}");
+    let unused: Vec<&str> =
+        json["report"]["unused_packs"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    assert!(unused.contains(&f.data_pack["three"].as_str()), "{json:#}");
+    assert!(!unused.contains(&f.data_pack["one"].as_str()), "{json:#}");
+    assert!(!unused.contains(&f.data_pack["two"].as_str()), "still used by the second snapshot: {json:#}");
+}
