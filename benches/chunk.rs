@@ -1,0 +1,28 @@
+//! FastCDC cut throughput with the default parameters on 64 MiB of
+//! pseudo-random data, in memory (`cut`) and through the streaming reader.
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use snap::chunk::Chunker;
+use snap::format::config::ChunkerParams;
+
+mod common;
+
+fn chunking(c: &mut Criterion) {
+    let data = common::random_bytes(64 << 20, 1);
+    let chunker = Chunker::new(ChunkerParams::default());
+    let mut g = c.benchmark_group("chunk");
+    g.sample_size(10)
+        .measurement_time(Duration::from_secs(8))
+        .throughput(Throughput::Bytes(data.len() as u64));
+    g.bench_function("cut_64MiB_default", |b| b.iter(|| black_box(chunker.cut(black_box(&data))).len()));
+    g.bench_function("stream_64MiB_default", |b| {
+        b.iter(|| chunker.stream(black_box(&data[..])).map(|c| c.unwrap().len()).sum::<usize>())
+    });
+    g.finish();
+}
+
+criterion_group!(benches, chunking);
+criterion_main!(benches);
