@@ -71,7 +71,11 @@ failed=()
 for target in "${targets[@]}"; do
     echo "=== fuzz $target for ${secs}s" >&2
     mkdir -p "corpus/$target"
-    if ! cargo fuzz run "$target" "corpus/$target" -- -max_total_time="$secs"; then
+    # A malloc limit far below libFuzzer's 2 GB default: no decoder may
+    # allocate more than its largest legal object (128 MiB) from a length
+    # field, so a 128 MiB+ allocation from hostile bytes fails the run.
+    if ! cargo fuzz run "$target" "corpus/$target" -- -max_total_time="$secs" \
+        -malloc_limit_mb=200 -rss_limit_mb=1024; then
         failed+=("$target")
     fi
 done

@@ -1,0 +1,156 @@
+#!/usr/bin/env bash
+# Side-by-side benchmark of snap and restic (and rustic when installed) on
+# the same data, machine and cache state. Prints one Markdown table of wall
+# time, CPU time, peak RSS and repository size per step and tool, with the
+# snap/restic ratio. Timings live here and in benches/, never in tests.
+#
+#   scripts/bench.sh [CORPUS_MIB]       (default 1024)
+#
+# The corpus is built once under $BENCH_DIR (default /tmp/snap-bench): real
+# files copied from /usr (library and share trees) up to CORPUS_MIB, plus a
+# 512 MiB "disk image" made of real file bytes; the small change edits the
+# image in 10 places and rewrites 20 small files.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+MIB=${1:-1024}
+BENCH_DIR=${BENCH_DIR:-/tmp/snap-bench}
+CORPUS=$BENCH_DIR/corpus
+export RESTIC_PASSWORD=bench-only-password
+
+command -v restic >/dev/null || apt-get install -y restic >/dev/null
+cargo build --release --locked -q
+SNAP=$PWD/target/release/snap
+
+build_corpus() {
+  [ -f "$BENCH_DIR/.corpus-$MIB" ] && return
+  rm -rf "$CORPUS"; mkdir -p "$CORPUS/files"
+  python3 - "$CORPUS" "$MIB" <<'PY'
+import os, sys, shutil, hashlib
+dst, budget = sys.argv[1], int(sys.argv[2]) << 20
+image_size = min(512 << 20, budget // 2)
+files_budget = budget - image_size
+roots = ["/usr/lib/x86_64-linux-gnu", "/usr/share", "/usr/lib"]
+seen, total, blobs = set(), 0, []
+for root in roots:
+    for d, _, names in os.walk(root):
+        for n in sorted(names):
+            p = os.path.join(d, n)
+            if os.path.islink(p) or not os.path.isfile(p) or p in seen: continue
+            seen.add(p)
+            size = os.path.getsize(p)
+            if total + size > files_budget: continue
+            rel = os.path.relpath(p, "/usr")
+            os.makedirs(os.path.join(dst, "files", os.path.dirname(rel)), exist_ok=True)
+            shutil.copy2(p, os.path.join(dst, "files", rel))
+            total += size
+            if size > 4096 and len(blobs) < 4000: blobs.append(p)
+# A disk image: real file bytes laid out on 4 KiB blocks, with gaps of zeros.
+with open(os.path.join(dst, "disk.img"), "wb") as out:
+    i = 0
+    while out.tell() < image_size:
+        with open(blobs[i % len(blobs)], "rb") as f: data = f.read()
+        out.write(data[: image_size - out.tell()])
+        pad = (-out.tell()) % 4096 + (4096 * (i % 3))
+        out.write(b"\0" * min(pad, max(0, image_size - out.tell())))
+        i += 1
+PY
+  touch "$BENCH_DIR/.corpus-$MIB"
+}
+
+small_change() {
+  python3 - "$CORPUS" <<'PY'
+import os, sys, random
+root = sys.argv[1]; rnd = random.Random(7)
+with open(os.path.join(root, "disk.img"), "r+b") as f:
+    size = os.fstat(f.fileno()).st_size
+    for _ in range(10):
+        f.seek(rnd.randrange(size - 4096)); f.write(os.urandom(4096))
+files = []
+for d, _, names in os.walk(os.path.join(root, "files")):
+    files += [os.path.join(d, n) for n in names]
+files.sort()
+for p in rnd.sample(files, 20):
+    with open(p, "ab") as f: f.write(b"changed\n")
+PY
+}
+
+ROWS=()
+measure() { # tool step command...
+  local tool=$1 step=$2; shift 2
+  local t0 t1 stats=$BENCH_DIR/time.out
+  sync; t0=$(date +%s.%N)
+  if ! /usr/bin/time -f '%U %S %M' -o "$stats" "$@" >"$BENCH_DIR/last.log" 2>&1; then
+    echo "$tool: $step failed:" >&2; tail -5 "$BENCH_DIR/last.log" >&2; exit 1
+  fi
+  t1=$(date +%s.%N)
+  read -r user sys rss <"$stats"
+  ROWS+=("$tool|$step|$(echo "$t1 - $t0" | bc)|$(echo "$user + $sys" | bc)|$rss")
+}
+
+repo_size() { du -sb "$1" | cut -f1; }
+
+run_tool() { # tool
+  local tool=$1 repo=$BENCH_DIR/repo-$1 target=$BENCH_DIR/restore-$1
+  rm -rf "$repo" "$target"
+  case $tool in
+    snap)
+      measure snap init "$SNAP" --repo "$repo" init
+      measure snap "first backup" "$SNAP" --repo "$repo" backup "$CORPUS"
+      measure snap "no-change backup" "$SNAP" --repo "$repo" backup "$CORPUS"
+      SIZE1=$(repo_size "$repo")
+      small_change
+      measure snap "small-change backup" "$SNAP" --repo "$repo" backup "$CORPUS"
+      SIZE2=$(repo_size "$repo")
+      measure snap restore "$SNAP" --repo "$repo" restore latest --target "$target"
+      measure snap "verify --read-data" "$SNAP" --repo "$repo" verify --read-data
+      measure snap "prune --keep 1" "$SNAP" --repo "$repo" prune --keep 1
+      ;;
+    restic)
+      measure restic init restic -r "$repo" init --repository-version 2
+      measure restic "first backup" restic -r "$repo" backup "$CORPUS"
+      measure restic "no-change backup" restic -r "$repo" backup "$CORPUS"
+      SIZE1=$(repo_size "$repo")
+      small_change
+      measure restic "small-change backup" restic -r "$repo" backup "$CORPUS"
+      SIZE2=$(repo_size "$repo")
+      measure restic restore restic -r "$repo" restore latest --target "$target"
+      measure restic "verify --read-data" restic -r "$repo" check --read-data
+      measure restic "prune --keep 1" restic -r "$repo" forget --keep-last 1 --prune
+      ;;
+  esac
+  ROWS+=("$tool|repository size after first backup (MiB)|$(echo "$SIZE1 / 1048576" | bc)||")
+  ROWS+=("$tool|repository growth from the small change (MiB)|$(echo "scale=1; ($SIZE2 - $SIZE1) / 1048576" | bc)||")
+  rm -rf "$target"
+}
+
+build_corpus
+echo "corpus: $(du -sh "$CORPUS" | cut -f1), $(find "$CORPUS" -type f | wc -l) files; $(nproc) cores; $(date -u +%F)"
+cat "$CORPUS/disk.img" >/dev/null; find "$CORPUS" -type f -exec cat {} + >/dev/null
+# Both tools see the same corpus state: restore it between tools.
+cp --reflink=auto -a "$CORPUS" "$BENCH_DIR/pristine" 2>/dev/null || true
+for tool in snap restic; do
+  rm -rf "$CORPUS"; cp -a "$BENCH_DIR/pristine" "$CORPUS"
+  run_tool "$tool"
+done
+rm -rf "$BENCH_DIR/pristine"
+
+python3 - "${ROWS[@]}" <<'PY'
+import sys
+rows = [r.split("|") for r in sys.argv[1:]]
+steps = []
+data = {}
+for tool, step, wall, cpu, rss in rows:
+    if step not in steps: steps.append(step)
+    data[(tool, step)] = (wall, cpu, rss)
+print("| step | snap wall s | restic wall s | snap/restic | snap CPU s | restic CPU s | snap peak RSS MiB | restic peak RSS MiB |")
+print("|---|---|---|---|---|---|---|---|")
+for step in steps:
+    s, r = data.get(("snap", step)), data.get(("restic", step))
+    if not s or not r: continue
+    if s[1] == "":
+        print(f"| {step} | {s[0]} | {r[0]} | {float(s[0]) / max(float(r[0]), 1e-9):.2f} | | | | |")
+        continue
+    ratio = float(s[0]) / max(float(r[0]), 1e-9)
+    print(f"| {step} | {float(s[0]):.2f} | {float(r[0]):.2f} | {ratio:.2f} | {float(s[1]):.2f} | {float(r[1]):.2f} | {int(s[2]) // 1024} | {int(r[2]) // 1024} |")
+PY
