@@ -56,7 +56,7 @@ pub struct CompressionParams {
 
 impl Default for ChunkerParams {
     fn default() -> Self {
-        ChunkerParams { min_size: 512 << 10, avg_size: 1 << 20, max_size: 8 << 20, normalization: 1, seed: 0 }
+        ChunkerParams { min_size: 512 << 10, avg_size: 1 << 20, max_size: 8 << 20, normalization: 2, seed: 0 }
     }
 }
 
