@@ -31,41 +31,6 @@ fn prune(r: &TempRepo, args: &[&str]) -> Value {
     r.json(all)
 }
 
-/// Pack files: id -> path.
-fn packs(repo: &Path) -> BTreeMap<String, PathBuf> {
-    let mut out = BTreeMap::new();
-    for prefix in fs::read_dir(repo.join("data")).unwrap() {
-        for pack in fs::read_dir(prefix.unwrap().path()).unwrap() {
-            let path = pack.unwrap().path();
-            out.insert(path.file_name().unwrap().to_str().unwrap().to_owned(), path);
-        }
-    }
-    out
-}
-
-/// Every file under config, data/, snapshots/ and tmp/ with a hash of its
-/// contents.
-fn repo_files(repo: &Path) -> BTreeMap<PathBuf, String> {
-    let mut out = BTreeMap::new();
-    for top in ["config", "data", "snapshots", "tmp"] {
-        let base = repo.join(top);
-        if !base.exists() {
-            continue;
-        }
-        let rels = if base.is_dir() { list_tree(&base) } else { vec![PathBuf::new()] };
-        for rel in rels {
-            let path = if rel.as_os_str().is_empty() { base.clone() } else { base.join(&rel) };
-            let value = if path.is_dir() {
-                "dir".to_owned()
-            } else {
-                blake3::hash(&fs::read(&path).unwrap()).to_hex().to_string()
-            };
-            out.insert(Path::new(top).join(rel), value);
-        }
-    }
-    out
-}
-
 /// What a tree holds, for a byte-exact comparison of contents.
 #[derive(Debug, PartialEq, Eq)]
 enum Content {
@@ -238,7 +203,7 @@ fn prune_frees_a_40_mib_file_no_kept_snapshot_uses_and_kept_snapshots_stay_whole
         report["bytes_freed"].as_u64().unwrap(),
         report_num(&report, "bytes_before") - report_num(&report, "bytes_after")
     );
-    let pack_bytes: u64 = packs(&r.repo).values().map(|p| fs::metadata(p).unwrap().len()).sum();
+    let pack_bytes: u64 = pack_files(&r.repo).values().map(|p| fs::metadata(p).unwrap().len()).sum();
     assert_eq!(pack_bytes, report_num(&report, "bytes_after"), "bytes_after is what the packs now take");
 
     assert_eq!(ids(&r), list[1..].to_vec());
@@ -269,7 +234,7 @@ fn prune_repacks_a_partly_used_pack_and_keeps_its_live_data() {
     assert!(report_num(&report, "packs_repacked") >= 1, "{report:#}");
     assert!(report_num(&report, "packs_written") >= 1, "{report:#}");
     assert!(report["bytes_freed"].as_u64().unwrap() >= 9 * MIB, "{report:#}");
-    let pack_bytes: u64 = packs(&r.repo).values().map(|p| fs::metadata(p).unwrap().len()).sum();
+    let pack_bytes: u64 = pack_files(&r.repo).values().map(|p| fs::metadata(p).unwrap().len()).sum();
     assert!(pack_bytes < 5 * MIB, "only four.bin and the trees are left: {pack_bytes} bytes");
 
     assert_eq!(ids(&r), vec![newest.clone()]);
@@ -285,13 +250,13 @@ fn forget_latest_1_removes_exactly_that_snapshot_and_no_data() {
         r.backup(&[]);
     }
     let list = ids(&r);
-    let packs_before = packs(&r.repo);
+    let packs_before = pack_files(&r.repo);
 
     let out = r.json(["forget", "latest~1"]);
     assert_eq!(out["forgotten"], serde_json::json!([list[1]]));
     assert_eq!(ids(&r), vec![list[0].clone(), list[2].clone()]);
     assert!(!r.repo.join("snapshots").join(&list[1]).exists());
-    assert_eq!(packs(&r.repo), packs_before, "forget leaves the data to prune");
+    assert_eq!(pack_files(&r.repo), packs_before, "forget leaves the data to prune");
     assert_verifies(&r);
 
     // An unknown snapshot is an error and removes nothing.
@@ -344,11 +309,11 @@ fn prune_refuses_and_changes_nothing_when_a_kept_snapshot_lacks_data() {
     let r = TempRepo::init();
     fs::write(r.src.join("a.bin"), Rng::new(1).bytes(3000)).unwrap();
     r.backup(&[]);
-    let packs_first = packs(&r.repo);
+    let packs_first = pack_files(&r.repo);
     fs::write(r.src.join("b.bin"), Rng::new(2).bytes(50_000)).unwrap();
     r.backup(&[]);
     // The biggest new pack of the second backup holds b.bin's data.
-    let (_, b_pack) = packs(&r.repo)
+    let (_, b_pack) = pack_files(&r.repo)
         .into_iter()
         .filter(|(id, _)| !packs_first.contains_key(id))
         .max_by_key(|(_, p)| fs::metadata(p).unwrap().len())

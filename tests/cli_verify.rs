@@ -66,44 +66,6 @@ fn pack_entries(path: &Path) -> Vec<PackEntry> {
     out
 }
 
-/// Every pack file: id -> path.
-fn packs(repo: &Path) -> BTreeMap<String, PathBuf> {
-    let mut out = BTreeMap::new();
-    for prefix in fs::read_dir(repo.join("data")).unwrap() {
-        for pack in fs::read_dir(prefix.unwrap().path()).unwrap() {
-            let path = pack.unwrap().path();
-            out.insert(path.file_name().unwrap().to_str().unwrap().to_owned(), path);
-        }
-    }
-    out
-}
-
-/// Every file under config, data/, snapshots/ and tmp/, with a hash of its
-/// contents: what verify must leave exactly as it was.
-fn repo_files(repo: &Path) -> BTreeMap<PathBuf, String> {
-    let mut out = BTreeMap::new();
-    out.insert(
-        PathBuf::from("config"),
-        blake3::hash(&fs::read(repo.join("config")).unwrap()).to_hex().to_string(),
-    );
-    for dir in ["data", "snapshots", "tmp"] {
-        if !repo.join(dir).exists() {
-            continue;
-        }
-        for rel in list_tree(&repo.join(dir)) {
-            let path = repo.join(dir).join(&rel);
-            let meta = fs::symlink_metadata(&path).unwrap();
-            let value = if meta.is_dir() {
-                "dir".into()
-            } else {
-                blake3::hash(&fs::read(&path).unwrap()).to_hex().to_string()
-            };
-            out.insert(Path::new(dir).join(rel), value);
-        }
-    }
-    out
-}
-
 // ---------------------------------------------------------------------------
 // Running verify
 // ---------------------------------------------------------------------------
@@ -188,10 +150,10 @@ impl Fixture {
             if name == "three" {
                 fs::write(r.src.join("c/two-copy.bin"), &two_bytes).unwrap();
             }
-            let before = packs(&r.repo);
+            let before = pack_files(&r.repo);
             let report = r.backup(&[]);
             snaps.push(report["snapshot"].as_str().unwrap().to_owned());
-            let new_data: Vec<String> = packs(&r.repo)
+            let new_data: Vec<String> = pack_files(&r.repo)
                 .into_iter()
                 .filter(|(id, path)| {
                     !before.contains_key(id) && pack_entries(path).iter().all(|e| e.kind == 0)
@@ -199,7 +161,7 @@ impl Fixture {
                 .map(|(id, _)| id)
                 .collect();
             assert_eq!(new_data.len(), 1, "backup of {rel} should write exactly one data pack");
-            let entries = pack_entries(&packs(&r.repo)[&new_data[0]]);
+            let entries = pack_entries(&pack_files(&r.repo)[&new_data[0]]);
             assert_eq!(entries.len(), 1, "the data pack of {rel} holds its one chunk");
             assert_eq!(entries[0].id, blake3::hash(&bytes).to_hex().to_string(), "chunk id of {rel}");
             data_pack.insert(name, new_data[0].clone());
@@ -218,7 +180,7 @@ impl Fixture {
     }
 
     fn pack_path(&self, name: &str) -> PathBuf {
-        packs(&self.r.repo)[&self.data_pack[name]].clone()
+        pack_files(&self.r.repo)[&self.data_pack[name]].clone()
     }
 
     /// What damage to two.bin's data affects: two.bin in the second and
@@ -274,7 +236,7 @@ fn flip_byte(path: &Path, offset: u64) {
 #[test]
 fn verify_passes_on_a_clean_repository_with_and_without_read_data() {
     let f = Fixture::new();
-    let all_packs = packs(&f.r.repo);
+    let all_packs = pack_files(&f.r.repo);
     let total: u64 = all_packs.values().map(|p| fs::metadata(p).unwrap().len()).sum();
 
     let (code, json) = verify(&f.r, &[]);
@@ -401,7 +363,7 @@ fn verify_reports_a_damaged_snapshot_file() {
 #[test]
 fn verify_read_data_subset_parts_read_every_pack_exactly_once() {
     let f = Fixture::new();
-    let count = packs(&f.r.repo).len() as u64;
+    let count = pack_files(&f.r.repo).len() as u64;
     let (_, full) = verify(&f.r, &["--read-data"]);
     let total_bytes = num(&full, "bytes_read");
     assert!(count >= 4, "several packs to spread: {count}");

@@ -7,7 +7,7 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use common::{Rng, TempRepo, s, write_random};
+use common::{Rng, TempRepo, largest_pack, s, write_random};
 use snap::backend::LockMode;
 use snap::backend::local::LocalBackend;
 use snap::format::Timestamp;
@@ -15,18 +15,6 @@ use snap::format::snapshot::Snapshot;
 use snap::format::tree::{Entry, Metadata, Node, Tree};
 use snap::id::BlobId;
 use snap::repo::{BlobWriter, Repository};
-
-/// The pack files of a repository, largest last.
-fn packs(repo: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for sub in fs::read_dir(repo.join("data")).unwrap() {
-        for f in fs::read_dir(sub.unwrap().path()).unwrap() {
-            out.push(f.unwrap().path());
-        }
-    }
-    out.sort_by_key(|p| fs::metadata(p).unwrap().len());
-    out
-}
 
 #[test]
 fn two_backups_at_once_both_succeed() {
@@ -61,7 +49,7 @@ fn backup_after_a_lost_pack_stores_the_data_again() {
     let r = TempRepo::init();
     write_random(&r.src.join("big"), &mut Rng::new(2), 3_000_000);
     r.backup(&[]);
-    fs::remove_file(packs(&r.repo).pop().unwrap()).unwrap();
+    fs::remove_file(largest_pack(&r.repo)).unwrap();
     // The index still names the lost pack; opening the repository drops it,
     // so the unchanged file is read and stored again instead of deduplicated.
     let report = r.backup(&[]);
@@ -83,7 +71,7 @@ fn restore_refuses_corrupt_data_and_restores_everything_else() {
     write_random(&r.src.join("intact"), &mut Rng::new(4), 1_000_000);
     r.backup(&[]);
     // The largest pack holds the first file's data; flip a byte in its middle.
-    let pack = packs(&r.repo).pop().unwrap();
+    let pack = largest_pack(&r.repo);
     let mut bytes = fs::read(&pack).unwrap();
     let mid = bytes.len() / 2;
     bytes[mid] ^= 0x40;
@@ -113,21 +101,7 @@ fn plant_snapshot(repo_dir: &Path, entries: Vec<Entry>) {
     let id = snap::hash::tree_id(&bytes);
     writer.save(BlobId::Tree(id), &bytes).unwrap();
     writer.finish().unwrap();
-    repo.save_snapshot(&Snapshot {
-        time: Timestamp::now(),
-        tree: id,
-        paths: vec![serde_bytes::ByteBuf::from(b"/x".to_vec())],
-        hostname: "attacker".into(),
-        username: String::new(),
-        os: String::new(),
-        program_version: String::new(),
-        tags: vec![],
-        message: None,
-        parent: None,
-        summary: Default::default(),
-        extra: Default::default(),
-    })
-    .unwrap();
+    repo.save_snapshot(&Snapshot::new(Timestamp::now(), id)).unwrap();
 }
 
 fn file(name: &[u8]) -> Entry {
@@ -282,7 +256,7 @@ fn repair_snapshots_drops_only_what_is_lost() {
     r.backup(&[]);
     write_random(&r.src.join("kept"), &mut Rng::new(7), 5000);
     r.backup(&[]);
-    fs::remove_file(packs(&r.repo).pop().unwrap()).unwrap();
+    fs::remove_file(largest_pack(&r.repo)).unwrap();
     assert_eq!(r.snap(["verify"]).code, Some(4));
 
     let dry = r.json(["repair", "snapshots", "--dry-run"]);

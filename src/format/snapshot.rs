@@ -71,6 +71,24 @@ pub struct Summary {
 }
 
 impl Snapshot {
+    /// A snapshot of `tree` taken at `time`, with every description empty.
+    pub fn new(time: Timestamp, tree: TreeId) -> Self {
+        Snapshot {
+            time,
+            tree,
+            paths: Vec::new(),
+            hostname: String::new(),
+            username: String::new(),
+            os: String::new(),
+            program_version: String::new(),
+            tags: Vec::new(),
+            message: None,
+            parent: None,
+            summary: Summary::default(),
+            extra: BTreeMap::new(),
+        }
+    }
+
     /// Encodes the whole snapshot file.
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::new();

@@ -52,7 +52,8 @@ impl Span {
         Ok(span)
     }
 
-    fn before(&self, t: DateTime<Local>) -> Option<DateTime<Local>> {
+    /// The time this span before `t` (`None` if out of range).
+    pub(crate) fn before(&self, t: DateTime<Local>) -> Option<DateTime<Local>> {
         t.checked_sub_months(Months::new(self.years * 12 + self.months))?
             .checked_sub_days(Days::new(self.days.into()))?
             .checked_sub_signed(chrono::Duration::hours(self.hours.into()))
@@ -183,20 +184,11 @@ mod tests {
     use crate::id::TreeId;
 
     fn snap(t: DateTime<Local>, tags: &[&str]) -> Snapshot {
-        Snapshot {
-            time: Timestamp { secs: t.timestamp(), nanos: 0 },
-            tree: TreeId::from_bytes([0; 32]),
-            paths: vec![serde_bytes::ByteBuf::from(b"/data".to_vec())],
-            hostname: "h".into(),
-            username: String::new(),
-            os: String::new(),
-            program_version: String::new(),
-            tags: tags.iter().map(|t| t.to_string()).collect(),
-            message: None,
-            parent: None,
-            summary: Default::default(),
-            extra: Default::default(),
-        }
+        let mut s = Snapshot::new(Timestamp { secs: t.timestamp(), nanos: 0 }, TreeId::from_bytes([0; 32]));
+        s.paths = vec![serde_bytes::ByteBuf::from(b"/data".to_vec())];
+        s.hostname = "h".into();
+        s.tags = tags.iter().map(|t| t.to_string()).collect();
+        s
     }
 
     fn at(y: i32, mo: u32, d: u32, h: u32) -> DateTime<Local> {

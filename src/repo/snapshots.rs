@@ -107,20 +107,7 @@ mod tests {
     use crate::id::TreeId;
 
     fn snap(secs: i64) -> Snapshot {
-        Snapshot {
-            time: Timestamp { secs, nanos: 0 },
-            tree: TreeId::from_bytes([0; 32]),
-            paths: vec![],
-            hostname: String::new(),
-            username: String::new(),
-            os: String::new(),
-            program_version: String::new(),
-            tags: vec![],
-            message: None,
-            parent: None,
-            summary: Default::default(),
-            extra: Default::default(),
-        }
+        Snapshot::new(Timestamp { secs, nanos: 0 }, TreeId::from_bytes([0; 32]))
     }
 
     fn list() -> Vec<(SnapshotId, Snapshot)> {

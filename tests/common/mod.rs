@@ -814,3 +814,47 @@ pub fn assert_only_chain_to(target: &Path, path: &Path) {
         dir.push(comp);
     }
 }
+
+// ---------------------------------------------------------------------------
+// Repository files
+// ---------------------------------------------------------------------------
+
+/// Every pack file of a repository: id -> path.
+pub fn pack_files(repo: &Path) -> BTreeMap<String, PathBuf> {
+    let mut out = BTreeMap::new();
+    for prefix in fs::read_dir(repo.join("data")).unwrap() {
+        for pack in fs::read_dir(prefix.unwrap().path()).unwrap() {
+            let path = pack.unwrap().path();
+            out.insert(path.file_name().unwrap().to_str().unwrap().to_owned(), path);
+        }
+    }
+    out
+}
+
+/// The largest pack file (in these tests, the one holding file data).
+pub fn largest_pack(repo: &Path) -> PathBuf {
+    pack_files(repo).into_values().max_by_key(|p| fs::metadata(p).unwrap().len()).expect("a pack")
+}
+
+/// Every file under config, data/, snapshots/ and tmp/ with a hash of its
+/// contents (directories as "dir"): to prove a command changed nothing.
+pub fn repo_files(repo: &Path) -> BTreeMap<PathBuf, String> {
+    let mut out = BTreeMap::new();
+    for top in ["config", "data", "snapshots", "tmp"] {
+        let base = repo.join(top);
+        if !base.exists() {
+            continue;
+        }
+        let rels = if base.is_dir() { list_tree(&base) } else { vec![PathBuf::new()] };
+        for rel in rels {
+            let path = if rel.as_os_str().is_empty() { base.clone() } else { base.join(&rel) };
+            let value = if path.is_dir() {
+                "dir".to_owned()
+            } else {
+                blake3::hash(&fs::read(&path).unwrap()).to_hex().to_string()
+            };
+            out.insert(Path::new(top).join(rel), value);
+        }
+    }
+    out
+}
