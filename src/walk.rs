@@ -1,6 +1,7 @@
 //! The source side: what a path on the local filesystem is, its metadata and
-//! its directory listing, read without following symlinks. Backups read the
-//! file system only through here and through `ops::backup`'s file reader.
+//! its directory listing, read without following symlinks, and which paths a
+//! backup leaves out. Backups read the file system only through here and
+//! through `ops::backup`'s file reader.
 
 use std::ffi::OsString;
 use std::fs;
@@ -9,7 +10,9 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::Path;
 
-use crate::error::{IoContext, Result};
+use ignore::gitignore::{Gitignore, GitignoreBuilder};
+
+use crate::error::{Error, IoContext, Result};
 use crate::format::Timestamp;
 use crate::format::tree::{Metadata, Xattr};
 
@@ -125,6 +128,140 @@ pub fn list_dir(path: &Path) -> Result<Vec<OsString>> {
     Ok(names)
 }
 
+/// What to leave out of a backup. Nothing is left out unless asked.
+#[derive(Clone, Debug, Default)]
+pub struct Selection {
+    /// gitignore-style patterns, relative to `/`: a pattern without a slash
+    /// matches a name at any depth, `dir/` only directories, `!p` re-includes.
+    pub excludes: Vec<String>,
+    /// Files of such patterns, one per line (`#` starts a comment).
+    pub exclude_files: Vec<std::path::PathBuf>,
+    /// Leave out regular files larger than this many bytes.
+    pub exclude_larger_than: Option<u64>,
+    /// Leave out the contents of directories tagged with a valid
+    /// `CACHEDIR.TAG` (the tag file itself is kept).
+    pub exclude_caches: bool,
+    /// Do not descend into directories on another file system than the
+    /// source they were reached from (the mount point itself is kept).
+    pub one_file_system: bool,
+}
+
+/// The `CACHEDIR.TAG` file name and signature (bford.info/cachedir).
+pub const CACHEDIR_TAG: &str = "CACHEDIR.TAG";
+const CACHEDIR_SIGNATURE: &[u8] = b"Signature: 8a477f597d28d172789f06886806bc55";
+
+/// Named pattern sets for `--exclude-preset`.
+pub const PRESETS: &[(&str, &[&str])] = &[(
+    "dev",
+    &[
+        "__pycache__/",
+        "*.pyc",
+        "*.pyo",
+        ".venv/",
+        "venv/",
+        ".tox/",
+        ".mypy_cache/",
+        ".pytest_cache/",
+        "node_modules/",
+        ".next/",
+        ".parcel-cache/",
+        "target/",
+        ".gradle/",
+        ".DS_Store",
+        "Thumbs.db",
+        ".cache/",
+        "*.swp",
+        "*~",
+    ],
+)];
+
+/// The patterns of a named preset.
+pub fn preset(name: &str) -> Result<&'static [&'static str]> {
+    PRESETS.iter().find(|(n, _)| *n == name).map(|(_, p)| *p).ok_or_else(|| {
+        let known: Vec<&str> = PRESETS.iter().map(|(n, _)| *n).collect();
+        Error::InvalidInput(format!("unknown exclude preset {name:?} (known: {})", known.join(", ")))
+    })
+}
+
+/// A compiled [`Selection`].
+#[derive(Debug)]
+pub struct Filter {
+    patterns: Gitignore,
+    larger_than: Option<u64>,
+    exclude_caches: bool,
+    one_file_system: bool,
+}
+
+impl Filter {
+    /// Compiles the patterns; a bad pattern or unreadable file is an error.
+    pub fn new(sel: &Selection) -> Result<Self> {
+        let mut b = GitignoreBuilder::new("/");
+        for pattern in &sel.excludes {
+            b.add_line(None, pattern)
+                .map_err(|e| Error::InvalidInput(format!("bad exclude pattern {pattern:?}: {e}")))?;
+        }
+        for file in &sel.exclude_files {
+            std::fs::metadata(file).at(file)?;
+            if let Some(e) = b.add(file) {
+                return Err(Error::InvalidInput(format!("exclude file {}: {e}", file.display())));
+            }
+        }
+        let patterns = b.build().map_err(|e| Error::InvalidInput(format!("exclude patterns: {e}")))?;
+        Ok(Filter {
+            patterns,
+            larger_than: sel.exclude_larger_than,
+            exclude_caches: sel.exclude_caches,
+            one_file_system: sel.one_file_system,
+        })
+    }
+
+    /// Whether a path found inside a backed-up directory is left out.
+    pub fn excludes(&self, path: &Path, stat: &Stat) -> bool {
+        let too_large = stat.kind == SourceKind::File && self.larger_than.is_some_and(|max| stat.size > max);
+        too_large || self.patterns.matched(path, stat.kind == SourceKind::Dir).is_ignore()
+    }
+
+    /// Whether only the tag of this directory is kept.
+    pub fn is_excluded_cache(&self, dir: &Path) -> bool {
+        self.exclude_caches && is_cache_dir(dir)
+    }
+
+    /// Whether a directory on device `dev` is entered, given the devices of
+    /// the sources.
+    pub fn enters_device(&self, dev: u64, source_devices: &[u64]) -> bool {
+        !self.one_file_system || source_devices.contains(&dev)
+    }
+}
+
+fn is_cache_dir(dir: &Path) -> bool {
+    let mut head = [0u8; CACHEDIR_SIGNATURE.len()];
+    std::fs::File::open(dir.join(CACHEDIR_TAG))
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut head))
+        .is_ok_and(|()| head == CACHEDIR_SIGNATURE)
+}
+
+/// Parses a size such as `500`, `64K`, `10M`, `1.5G` or `2TiB` (powers of 1024).
+pub fn parse_size(s: &str) -> Result<u64> {
+    let bad = || Error::InvalidInput(format!("{s:?} is not a size (examples: 500K, 10M, 2G)"));
+    let t = s.trim();
+    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let value: f64 = number.parse().map_err(|_| bad())?;
+    let shift = match unit.trim().to_ascii_lowercase().trim_end_matches("ib").trim_end_matches('b') {
+        "" => 0,
+        "k" => 10,
+        "m" => 20,
+        "g" => 30,
+        "t" => 40,
+        _ => return Err(bad()),
+    };
+    let bytes = value * (1u64 << shift) as f64;
+    if !bytes.is_finite() || bytes < 0.0 || bytes > u64::MAX as f64 {
+        return Err(bad());
+    }
+    Ok(bytes as u64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -139,5 +276,50 @@ mod tests {
         assert_eq!(lstat(&dir.path().join("a")).unwrap().kind, SourceKind::Dir);
         assert_eq!(lstat(&dir.path().join("b")).unwrap().size, 1);
         assert_eq!(lstat(&dir.path().join("c")).unwrap().kind, SourceKind::Symlink);
+    }
+
+    #[test]
+    fn sizes_parse() {
+        assert_eq!(parse_size("500").unwrap(), 500);
+        assert_eq!(parse_size("64K").unwrap(), 64 << 10);
+        assert_eq!(parse_size("10M").unwrap(), 10 << 20);
+        assert_eq!(parse_size("1.5G").unwrap(), 3 << 29);
+        assert_eq!(parse_size("2TiB").unwrap(), 2 << 40);
+        assert_eq!(parse_size("3mb").unwrap(), 3 << 20);
+        for bad in ["", "x", "10Q", "-1", "1..2M"] {
+            assert!(parse_size(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn patterns_follow_gitignore_rules_from_root() {
+        let sel = Selection {
+            excludes: vec![
+                "*.pyc".into(),
+                "node_modules/".into(),
+                "/abs/anchored".into(),
+                "!keep.pyc".into(),
+            ],
+            ..Selection::default()
+        };
+        let f = Filter::new(&sel).unwrap();
+        let stat = |kind| Stat { kind, size: 0, rdev: 0, meta: Metadata::default() };
+        assert!(f.excludes(Path::new("/a/b/x.pyc"), &stat(SourceKind::File)));
+        assert!(!f.excludes(Path::new("/a/b/keep.pyc"), &stat(SourceKind::File)));
+        assert!(f.excludes(Path::new("/deep/node_modules"), &stat(SourceKind::Dir)));
+        assert!(!f.excludes(Path::new("/deep/node_modules"), &stat(SourceKind::File)));
+        assert!(f.excludes(Path::new("/abs/anchored"), &stat(SourceKind::Dir)));
+        assert!(!f.excludes(Path::new("/other/abs/anchored"), &stat(SourceKind::Dir)));
+    }
+
+    #[test]
+    fn cache_tag_needs_the_signature() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = Filter::new(&Selection { exclude_caches: true, ..Selection::default() }).unwrap();
+        fs::write(dir.path().join(CACHEDIR_TAG), "not a tag").unwrap();
+        assert!(!f.is_excluded_cache(dir.path()));
+        fs::write(dir.path().join(CACHEDIR_TAG), [CACHEDIR_SIGNATURE, b"\n# made by a test"].concat())
+            .unwrap();
+        assert!(f.is_excluded_cache(dir.path()));
     }
 }

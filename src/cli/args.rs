@@ -70,6 +70,29 @@ pub struct BackupArgs {
     /// Read every file, even those unchanged since the parent snapshot
     #[arg(long)]
     pub force: bool,
+    /// Leave out paths matching a gitignore-style pattern, relative to `/`
+    /// (`*.log`, `node_modules/`, `/home/me/big`; `!pattern` re-includes; repeatable)
+    #[arg(long = "exclude", short = 'e', value_name = "GLOB")]
+    pub excludes: Vec<String>,
+    /// Read exclude patterns from a file, one per line (repeatable)
+    #[arg(long = "exclude-file", value_name = "FILE")]
+    pub exclude_files: Vec<PathBuf>,
+    /// Leave out a named set of patterns; `dev`: build output, caches, virtualenvs,
+    /// node_modules, target, .DS_Store, ... (repeatable)
+    #[arg(long = "exclude-preset", value_name = "NAME")]
+    pub exclude_presets: Vec<String>,
+    /// Leave out files larger than SIZE (500K, 10M, 2G)
+    #[arg(long, value_name = "SIZE")]
+    pub exclude_larger_than: Option<String>,
+    /// Leave out the contents of directories marked with a CACHEDIR.TAG file
+    #[arg(long)]
+    pub exclude_caches: bool,
+    /// Do not descend into other file systems mounted below a source
+    #[arg(long, short = 'x')]
+    pub one_file_system: bool,
+    /// Write no snapshot when nothing changed since the parent snapshot
+    #[arg(long, conflicts_with = "force")]
+    pub skip_if_unchanged: bool,
 }
 
 #[derive(Debug, Args)]

@@ -6,6 +6,7 @@ use anyhow::Result;
 use snap::Repository;
 use snap::backend::LockMode;
 use snap::ops::backup::{BackupOptions, BackupReport, ParentChoice, backup};
+use snap::walk::Selection;
 
 use super::args::{BackupArgs, Global};
 use super::{EXIT_INCOMPLETE, output, progress::Bar};
@@ -35,6 +36,8 @@ pub fn run(g: &Global, a: &BackupArgs) -> Result<ExitCode> {
         repository_dir: Some(loc.path.clone()),
         hostname: gethostname::gethostname().to_string_lossy().into_owned(),
         username: std::env::var("USER").unwrap_or_default(),
+        selection: selection(a)?,
+        skip_if_unchanged: a.skip_if_unchanged,
     };
     let report = backup(&repo, &opts, &Bar::new(g))?;
     output::warnings(&report.warnings);
@@ -46,10 +49,29 @@ pub fn run(g: &Global, a: &BackupArgs) -> Result<ExitCode> {
     Ok(if report.incomplete { ExitCode::from(EXIT_INCOMPLETE) } else { ExitCode::SUCCESS })
 }
 
+fn selection(a: &BackupArgs) -> Result<Selection> {
+    let mut excludes = a.excludes.clone();
+    for name in &a.exclude_presets {
+        excludes.extend(snap::walk::preset(name)?.iter().map(|p| p.to_string()));
+    }
+    Ok(Selection {
+        excludes,
+        exclude_files: a.exclude_files.clone(),
+        exclude_larger_than: a.exclude_larger_than.as_deref().map(snap::walk::parse_size).transpose()?,
+        exclude_caches: a.exclude_caches,
+        one_file_system: a.one_file_system,
+    })
+}
+
 fn print_summary(r: &BackupReport) -> Result<()> {
     let s = &r.summary;
     let parent = r.parent.map(|p| format!(" (parent {})", p.short())).unwrap_or_default();
-    output::line(&format!("snapshot {} saved{parent}", r.snapshot.short()))?;
+    match r.snapshot {
+        Some(id) => output::line(&format!("snapshot {} saved{parent}", id.short()))?,
+        None => {
+            output::line(&format!("nothing changed since the parent snapshot{parent}; no snapshot written"))?;
+        }
+    }
     output::line(&format!(
         "files: {} ({} read, {} unchanged), dirs: {}, others: {}",
         s.files,

@@ -65,13 +65,17 @@ pub struct BackupOptions {
     pub hostname: String,
     /// User name to record.
     pub username: String,
+    /// What to leave out.
+    pub selection: walk::Selection,
+    /// Write no snapshot when the sources are exactly as in the parent.
+    pub skip_if_unchanged: bool,
 }
 
 /// The outcome of a backup.
 #[derive(Clone, Debug, Serialize)]
 pub struct BackupReport {
-    /// The new snapshot.
-    pub snapshot: SnapshotId,
+    /// The new snapshot; `None` when `skip_if_unchanged` found nothing new.
+    pub snapshot: Option<SnapshotId>,
     /// The parent it reused files from.
     pub parent: Option<SnapshotId>,
     /// Counters, as stored in the snapshot.
@@ -102,6 +106,10 @@ struct Ctx<'a> {
     progress: &'a dyn Progress,
     /// (dev, inode) of directories never to enter.
     skip: Option<(u64, u64)>,
+    /// What the user left out.
+    filter: walk::Filter,
+    /// Devices of the sources, for `one_file_system`.
+    source_devices: Vec<u64>,
 }
 
 /// The source paths arranged as a tree from `/`.
@@ -116,7 +124,12 @@ pub fn backup(repo: &Repository, opts: &BackupOptions, progress: &dyn Progress) 
     let time = Timestamp::now();
     let sources = absolute_sources(&opts.paths)?;
     let skip = repository_guard(&sources, opts.repository_dir.as_deref())?;
-    let (parent_id, parent_tree) = find_parent(repo, opts, &sources)?;
+    let filter = walk::Filter::new(&opts.selection)?;
+    let source_devices =
+        sources.iter().map(|s| walk::lstat(s).map(|st| st.meta.dev)).collect::<Result<_>>()?;
+    let parent = find_parent(repo, opts, &sources)?;
+    // A damaged parent only costs speed: everything is read again.
+    let parent_tree = parent.and_then(|(_, root)| repo.load_tree(&root).ok());
     let ctx = Ctx {
         repo,
         writer: BlobWriter::new(repo),
@@ -124,6 +137,8 @@ pub fn backup(repo: &Repository, opts: &BackupOptions, progress: &dyn Progress) 
         warnings: Warnings::default(),
         progress,
         skip,
+        filter,
+        source_devices,
     };
     progress.begin("backup", None);
     let root = match build_trie(&sources) {
@@ -134,6 +149,7 @@ pub fn backup(repo: &Repository, opts: &BackupOptions, progress: &dyn Progress) 
     let written = writer.finish()?;
     progress.end();
     let warnings = warnings.into_vec();
+    let parent_id = parent.map(|(id, _)| id);
     let summary = Summary {
         files: counters.files.into_inner(),
         dirs: counters.dirs.into_inner(),
@@ -160,10 +176,21 @@ pub fn backup(repo: &Repository, opts: &BackupOptions, progress: &dyn Progress) 
         summary,
         extra: BTreeMap::new(),
     };
-    crate::crash::point("backup-before-snapshot");
-    let id = repo.save_snapshot(&snapshot)?;
-    crate::crash::point("backup-after-snapshot");
     let incomplete = warnings.iter().any(|w| w.kind == WarningKind::Failed);
+    let unchanged = match parent {
+        Some((_, parent_root)) if opts.skip_if_unchanged && !incomplete => {
+            sources_unchanged(repo, &sources, root, parent_root)?
+        }
+        _ => false,
+    };
+    let id = if unchanged {
+        None
+    } else {
+        crate::crash::point("backup-before-snapshot");
+        let id = repo.save_snapshot(&snapshot)?;
+        crate::crash::point("backup-after-snapshot");
+        Some(id)
+    };
     Ok(BackupReport {
         snapshot: id,
         parent: parent_id,
@@ -219,13 +246,14 @@ fn repository_guard(sources: &[PathBuf], repo_dir: Option<&Path>) -> Result<Opti
     Ok(Some((m.dev(), m.ino())))
 }
 
+/// The parent snapshot and its root tree, if any.
 fn find_parent(
     repo: &Repository,
     opts: &BackupOptions,
     sources: &[PathBuf],
-) -> Result<(Option<SnapshotId>, Option<Tree>)> {
+) -> Result<Option<(SnapshotId, TreeId)>> {
     let id = match opts.parent {
-        ParentChoice::Ignore => return Ok((None, None)),
+        ParentChoice::Ignore => return Ok(None),
         ParentChoice::Id(id) => Some(id),
         ParentChoice::Auto => {
             let wanted: Vec<&[u8]> = sources.iter().map(|p| p.as_os_str().as_bytes()).collect();
@@ -240,10 +268,32 @@ fn find_parent(
                 .map(|(id, _)| id)
         }
     };
-    let Some(id) = id else { return Ok((None, None)) };
-    let snap = repo.load_snapshot(&id)?;
-    // A damaged parent only costs speed: everything is read again.
-    Ok((Some(id), repo.load_tree(&snap.tree).ok()))
+    let Some(id) = id else { return Ok(None) };
+    Ok(Some((id, repo.load_snapshot(&id)?.tree)))
+}
+
+/// Whether every source path has exactly the same entry (contents and
+/// metadata) under both roots. The directories above the sources are not
+/// compared: their times change whenever anything else in them does.
+fn sources_unchanged(
+    repo: &Repository,
+    sources: &[PathBuf],
+    root: TreeId,
+    parent_root: TreeId,
+) -> Result<bool> {
+    for src in sources {
+        let names: Vec<Vec<u8>> = src.iter().skip(1).map(|c| c.as_bytes().to_vec()).collect();
+        let same =
+            match (crate::tree::find(repo, root, &names)?, crate::tree::find(repo, parent_root, &names)) {
+                (crate::tree::Found::Root(a), Ok(crate::tree::Found::Root(b))) => a == b,
+                (crate::tree::Found::Entry(a), Ok(crate::tree::Found::Entry(b))) => a == b,
+                _ => false,
+            };
+        if !same {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 fn build_trie(sources: &[PathBuf]) -> Trie {
@@ -280,7 +330,7 @@ fn store_inner(
             let parent_entry = parent.as_ref().and_then(|t| t.find(name));
             let child_path = path.join(std::ffi::OsStr::from_bytes(name));
             match child {
-                Trie::Source(src) => backup_entry(ctx, src, name, parent_entry),
+                Trie::Source(src) => backup_entry(ctx, src, name, parent_entry, true),
                 Trie::Inner(grand) => {
                     let mut stat = walk::lstat(&child_path)?;
                     stat.meta.xattrs = read_xattrs(ctx, &child_path);
@@ -318,7 +368,13 @@ fn read_xattrs(ctx: &Ctx, path: &Path) -> Vec<crate::format::tree::Xattr> {
 
 /// Backs up one path of any kind. `Ok(None)`: it could not be read (a
 /// warning says why); `Err`: the repository failed and the backup stops.
-fn backup_entry(ctx: &Ctx, path: &Path, name: &[u8], parent: Option<&Entry>) -> Result<Option<Entry>> {
+fn backup_entry(
+    ctx: &Ctx,
+    path: &Path,
+    name: &[u8],
+    parent: Option<&Entry>,
+    source: bool,
+) -> Result<Option<Entry>> {
     let mut stat = match walk::lstat(path) {
         Ok(s) => s,
         Err(e) => {
@@ -326,6 +382,10 @@ fn backup_entry(ctx: &Ctx, path: &Path, name: &[u8], parent: Option<&Entry>) -> 
             return Ok(None);
         }
     };
+    // A path the user named is backed up whatever the exclude rules say.
+    if !source && ctx.filter.excludes(path, &stat) {
+        return Ok(None);
+    }
     stat.meta.xattrs = read_xattrs(ctx, path);
     let c = &ctx.counters;
     let node = match stat.kind {
@@ -335,7 +395,12 @@ fn backup_entry(ctx: &Ctx, path: &Path, name: &[u8], parent: Option<&Entry>) -> 
                 return Ok(None);
             }
             c.dirs.fetch_add(1, Ordering::Relaxed);
-            Node::Dir { tree: backup_dir(ctx, path, parent_subtree(ctx, parent))? }
+            let tree = if ctx.filter.enters_device(stat.meta.dev, &ctx.source_devices) {
+                backup_dir(ctx, path, parent_subtree(ctx, parent))?
+            } else {
+                store_tree(ctx, Tree::default())? // a mount point: kept, not entered
+            };
+            Node::Dir { tree }
         }
         SourceKind::File => match backup_file(ctx, path, &stat, parent)? {
             Some(node) => node,
@@ -365,16 +430,19 @@ fn backup_entry(ctx: &Ctx, path: &Path, name: &[u8], parent: Option<&Entry>) -> 
 }
 
 fn backup_dir(ctx: &Ctx, path: &Path, parent_tree: Option<Tree>) -> Result<TreeId> {
-    let names = walk::list_dir(path).unwrap_or_else(|e| {
+    let mut names = walk::list_dir(path).unwrap_or_else(|e| {
         ctx.warnings.push(path, WarningKind::Failed, format!("cannot list directory: {}", e.detail()));
         Vec::new()
     });
+    if ctx.filter.is_excluded_cache(path) {
+        names.retain(|n| n == walk::CACHEDIR_TAG);
+    }
     let entries = names
         .par_iter()
         .map(|name| {
             let name = name.as_bytes();
             let prev = parent_tree.as_ref().and_then(|t| t.find(name));
-            backup_entry(ctx, &path.join(std::ffi::OsStr::from_bytes(name)), name, prev)
+            backup_entry(ctx, &path.join(std::ffi::OsStr::from_bytes(name)), name, prev, false)
         })
         .collect::<Result<Vec<_>>>()?;
     store_tree(ctx, Tree { entries: entries.into_iter().flatten().collect() })
