@@ -83,10 +83,21 @@ fn backup_restore(c: &mut Criterion) {
     let repo = Repository::init(Box::new(LocalBackend::new(&dir))).unwrap();
     let first = backup(&repo, &options(&src, &dir, ParentChoice::Ignore), &NoProgress).unwrap();
     g.bench_function("no_change_backup", |b| {
-        b.iter(|| backup(&repo, &options(&src, &dir, ParentChoice::Id(first.snapshot)), &NoProgress).unwrap())
+        b.iter(|| {
+            backup(
+                &repo,
+                &options(
+                    &src,
+                    &dir,
+                    ParentChoice::Id(first.snapshot.expect("a first backup writes a snapshot")),
+                ),
+                &NoProgress,
+            )
+            .unwrap()
+        })
     });
 
-    let snapshot = repo.load_snapshot(&first.snapshot).unwrap();
+    let snapshot = repo.load_snapshot(&first.snapshot.expect("a first backup writes a snapshot")).unwrap();
     // Restored trees are kept until the end: deleting thousands of files
     // between iterations makes ext4's inode allocator slow for the next
     // iteration's creates (`recently_deleted`), which is not restore's cost.

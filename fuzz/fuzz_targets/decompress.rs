@@ -87,10 +87,14 @@ fuzz_target!(|data: &[u8]| {
             Compression::None => assert_eq!(out.as_slice(), stored),
             // A reader with no length limit must see the same complete frames;
             // this catches accepting a truncated frame or trailing garbage.
-            Compression::Zstd => {
-                let plain = zstd::stream::decode_all(stored).expect("zstd refuses what snap accepted");
-                assert_eq!(&plain, out, "snap and zstd decode differently");
-            }
+            // zstd's streaming reader refuses frames declaring a window over
+            // 2^27 bytes; snap decodes in one shot into the declared length
+            // and needs no window, so such a frame is legitimately accepted.
+            Compression::Zstd => match zstd::stream::decode_all(stored) {
+                Ok(plain) => assert_eq!(&plain, out, "snap and zstd decode differently"),
+                Err(e) if e.to_string().contains("too much memory") => {}
+                Err(e) => panic!("zstd refuses what snap accepted: {e:?}"),
+            },
         }
     }
 
