@@ -40,6 +40,10 @@ pub enum Command {
     Ls(LsArgs),
     /// Show what changed between two snapshots
     Diff(DiffArgs),
+    /// Which snapshots hold paths matching a pattern
+    Find(super::find::FindArgs),
+    /// The history of one path across snapshots
+    Log(super::find::LogArgs),
     /// Restore a snapshot, or part of it, into a directory
     Restore(RestoreArgs),
     /// Check that every snapshot is whole; optionally read and re-hash the data
@@ -48,6 +52,15 @@ pub enum Command {
     Forget(ForgetArgs),
     /// Apply a retention policy and free the space of unused data
     Prune(PruneArgs),
+    /// Show sizes, dedup and compression ratios, and counts
+    Stats(super::stats::StatsArgs),
+    /// Show the last backup's age per host and paths, the lock and the index health
+    Status(super::stats::StatusArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
+    Completions {
+        /// The shell
+        shell: clap_complete::Shell,
+    },
     /// Repair the repository
     #[command(subcommand)]
     Repair(RepairCommand),
@@ -100,6 +113,15 @@ pub struct SnapshotsArgs {
     /// Group by year, month and ISO week
     #[arg(long)]
     pub tree: bool,
+    /// Only snapshots with this tag (repeatable: any of them)
+    #[arg(long = "tag", value_name = "TAG")]
+    pub tags: Vec<String>,
+    /// Only snapshots made on this host (repeatable)
+    #[arg(long = "host", value_name = "HOST")]
+    pub hosts: Vec<String>,
+    /// Only snapshots of this path or of paths below it (repeatable)
+    #[arg(long = "path", value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
 }
 
 #[derive(Debug, Args)]

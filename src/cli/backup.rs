@@ -1,6 +1,8 @@
 //! `snap backup`.
 
-use std::process::ExitCode;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
 
 use anyhow::Result;
 use snap::Repository;
@@ -38,6 +40,7 @@ pub fn run(g: &Global, a: &BackupArgs) -> Result<ExitCode> {
         username: std::env::var("USER").unwrap_or_default(),
         selection: selection(a)?,
         skip_if_unchanged: a.skip_if_unchanged,
+        extra: git_state(&a.paths),
     };
     let report = backup(&repo, &opts, &Bar::new(g))?;
     output::warnings(&report.warnings);
@@ -47,6 +50,41 @@ pub fn run(g: &Global, a: &BackupArgs) -> Result<ExitCode> {
         print_summary(&report)?;
     }
     Ok(if report.incomplete { ExitCode::from(EXIT_INCOMPLETE) } else { ExitCode::SUCCESS })
+}
+
+/// The state of the git work trees the sources lie in, as snapshot facts:
+/// `git.root`, `git.commit`, `git.branch`, `git.dirty` for the first work
+/// tree, `git2.*`, `git3.*` for further ones. Without git, nothing.
+fn git_state(paths: &[PathBuf]) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let mut roots = Vec::new();
+    for path in paths {
+        let dir = if path.is_dir() { path.as_path() } else { path.parent().unwrap_or(Path::new(".")) };
+        let Some(root) = git(dir, &["rev-parse", "--show-toplevel"]) else { continue };
+        if roots.contains(&root) {
+            continue;
+        }
+        roots.push(root.clone());
+        let prefix = if roots.len() == 1 { "git".to_owned() } else { format!("git{}", roots.len()) };
+        let facts = [
+            ("root", Some(root)),
+            ("commit", git(dir, &["rev-parse", "HEAD"])),
+            ("branch", git(dir, &["rev-parse", "--abbrev-ref", "HEAD"])),
+            ("dirty", git(dir, &["status", "--porcelain"]).map(|s| (!s.is_empty()).to_string())),
+        ];
+        for (key, value) in facts {
+            if let Some(value) = value {
+                out.insert(format!("{prefix}.{key}"), value);
+            }
+        }
+    }
+    out
+}
+
+/// Output of a successful `git -C dir ARGS`, trimmed.
+fn git(dir: &Path, args: &[&str]) -> Option<String> {
+    let out = Command::new("git").arg("-C").arg(dir).args(args).stderr(Stdio::null()).output().ok()?;
+    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }
 
 fn selection(a: &BackupArgs) -> Result<Selection> {

@@ -3,11 +3,13 @@
 
 pub mod args;
 mod backup;
+mod find;
 mod output;
 mod progress;
 mod prune;
 mod restore;
 mod show;
+mod stats;
 mod verify;
 
 use std::path::{Path, PathBuf};
@@ -32,14 +34,19 @@ pub fn run(cli: &Cli) -> Result<ExitCode> {
     let g = &cli.global;
     match &cli.command {
         Command::Init => init(g),
+        Command::Completions { shell } => completions(*shell),
         Command::Backup(a) => backup::run(g, a),
         Command::Snapshots(a) => show::snapshots(g, a),
         Command::Ls(a) => show::ls(g, a),
         Command::Diff(a) => show::diff(g, a),
+        Command::Find(a) => find::run_find(g, a),
+        Command::Log(a) => find::run_log(g, a),
         Command::Restore(a) => restore::run(g, a),
         Command::Verify(a) => verify::run(g, a),
         Command::Forget(a) => prune::forget(g, a),
         Command::Prune(a) => prune::prune(g, a),
+        Command::Stats(a) => stats::run_stats(g, a),
+        Command::Status(a) => stats::run_status(g, a),
         Command::Repair(RepairCommand::Index) => repair_index(g),
         Command::Repair(RepairCommand::Snapshots(a)) => verify::repair_snapshots(g, a),
     }
@@ -103,6 +110,12 @@ fn init(g: &args::Global) -> Result<ExitCode> {
     } else {
         output::line(&format!("created snap repository {} at {shown}", &repo.config().id[..8]))?;
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn completions(shell: clap_complete::Shell) -> Result<ExitCode> {
+    let mut out = std::io::stdout().lock();
+    clap_complete::generate(shell, &mut <Cli as clap::CommandFactory>::command(), "snap", &mut out);
     Ok(ExitCode::SUCCESS)
 }
 

@@ -42,8 +42,11 @@ pub fn prune(g: &Global, a: &PruneArgs) -> Result<ExitCode> {
     let (repo, _) = super::open(g, mode)?;
     let opts = PruneOptions { policy, dry_run: a.dry_run, repack_percent: a.repack_threshold };
     // Listed before pruning, so removed snapshots still have their times.
-    let times: HashMap<_, _> =
-        snap::ops::snapshots::list(&repo)?.snapshots.into_iter().map(|s| (s.id, s.time)).collect();
+    let times: HashMap<_, _> = snap::ops::snapshots::list(&repo, &Default::default())?
+        .snapshots
+        .into_iter()
+        .map(|s| (s.id, s.time))
+        .collect();
     let report = snap::ops::prune::prune(&repo, &opts, &Bar::new(g))?;
     if g.json {
         output::json(&serde_json::json!({ "bytes_freed": report.bytes_freed(), "report": report }))?;

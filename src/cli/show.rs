@@ -6,14 +6,19 @@ use anyhow::Result;
 use chrono::{Local, TimeZone};
 use snap::backend::LockMode;
 use snap::ops::ls::{LsEntry, ls as list_entries};
-use snap::ops::snapshots::{SnapshotInfo, calendar, list};
+use snap::ops::snapshots::{SnapshotFilter, SnapshotInfo, calendar, list};
 
 use super::args::{DiffArgs, Global, LsArgs, SnapshotsArgs};
 use super::output;
 
 pub fn snapshots(g: &Global, a: &SnapshotsArgs) -> Result<ExitCode> {
     let (repo, _) = super::open(g, LockMode::Shared)?;
-    let listing = list(&repo)?;
+    let filter = SnapshotFilter {
+        tags: a.tags.clone(),
+        hosts: a.hosts.clone(),
+        paths: a.paths.iter().map(std::path::absolute).collect::<Result<_, _>>()?,
+    };
+    let listing = list(&repo, &filter)?;
     let (infos, damaged) = (&listing.snapshots, &listing.damaged);
     for d in damaged {
         output::warn(&format!("snapshot {} cannot be read: {}", d.name, d.error));
@@ -29,8 +34,15 @@ pub fn snapshots(g: &Global, a: &SnapshotsArgs) -> Result<ExitCode> {
 
 fn row(s: &SnapshotInfo) -> String {
     let tags = if s.tags.is_empty() { String::new() } else { format!(" [{}]", s.tags.join(",")) };
+    let git = match (s.extra.get("git.commit"), s.extra.get("git.dirty")) {
+        (Some(commit), dirty) => {
+            let mark = if dirty.is_some_and(|d| d == "true") { "+dirty" } else { "" };
+            format!(" git {}{mark}", &commit[..commit.len().min(8)])
+        }
+        _ => String::new(),
+    };
     format!(
-        "{}  {}  {:<12}  {:>7} files  {:>10}  {}{tags}",
+        "{}  {}  {:<12}  {:>7} files  {:>10}  {}{tags}{git}",
         s.short_id,
         display_time(s.unix_time),
         s.hostname,

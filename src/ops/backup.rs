@@ -69,6 +69,8 @@ pub struct BackupOptions {
     pub selection: walk::Selection,
     /// Write no snapshot when the sources are exactly as in the parent.
     pub skip_if_unchanged: bool,
+    /// Further facts to record with the snapshot (e.g. git state).
+    pub extra: BTreeMap<String, String>,
 }
 
 /// The outcome of a backup.
@@ -174,7 +176,7 @@ pub fn backup(repo: &Repository, opts: &BackupOptions, progress: &dyn Progress) 
         message: opts.message.clone(),
         parent: parent_id,
         summary,
-        extra: BTreeMap::new(),
+        extra: opts.extra.clone(),
     };
     let incomplete = warnings.iter().any(|w| w.kind == WarningKind::Failed);
     let unchanged = match parent {

@@ -3,12 +3,14 @@
 
 pub mod backup;
 pub mod diff;
+pub mod find;
 pub mod ls;
 pub mod policy;
 pub mod prune;
 pub mod repair;
 pub mod restore;
 pub mod snapshots;
+pub mod stats;
 pub mod verify;
 
 use serde::Serialize;

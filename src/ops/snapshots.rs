@@ -29,6 +29,8 @@ pub struct SnapshotInfo {
     pub message: Option<String>,
     pub parent: Option<String>,
     pub summary: Summary,
+    /// Further recorded facts, such as the state of a git work tree.
+    pub extra: std::collections::BTreeMap<String, String>,
 }
 
 impl SnapshotInfo {
@@ -46,6 +48,7 @@ impl SnapshotInfo {
             message: s.message.clone(),
             parent: s.parent.map(|p| p.to_hex()),
             summary: s.summary,
+            extra: s.extra.clone(),
         }
     }
 }
@@ -63,11 +66,44 @@ pub struct Listing {
     pub damaged: Vec<Unreadable>,
 }
 
-/// All snapshots, oldest first.
-pub fn list(repo: &Repository) -> Result<Listing> {
+/// Which snapshots to list; an empty list of a kind means "any".
+#[derive(Clone, Debug, Default)]
+pub struct SnapshotFilter {
+    /// Snapshots with at least one of these tags.
+    pub tags: Vec<String>,
+    /// Snapshots made on one of these hosts.
+    pub hosts: Vec<String>,
+    /// Snapshots with a source path at or below one of these (absolute) paths.
+    pub paths: Vec<std::path::PathBuf>,
+}
+
+impl SnapshotFilter {
+    /// Whether `s` passes.
+    pub fn matches(&self, s: &Snapshot) -> bool {
+        use std::os::unix::ffi::OsStrExt;
+        let any = |list_empty: bool, hit: bool| list_empty || hit;
+        any(self.tags.is_empty(), s.tags.iter().any(|t| self.tags.contains(t)))
+            && any(self.hosts.is_empty(), self.hosts.contains(&s.hostname))
+            && any(
+                self.paths.is_empty(),
+                s.paths.iter().any(|p| {
+                    let p = std::path::Path::new(std::ffi::OsStr::from_bytes(p));
+                    self.paths.iter().any(|want| p.starts_with(want))
+                }),
+            )
+    }
+}
+
+/// The snapshots that pass `filter`, oldest first.
+pub fn list(repo: &Repository, filter: &SnapshotFilter) -> Result<Listing> {
     let list = repo.snapshots()?;
     Ok(Listing {
-        snapshots: list.snapshots.iter().map(|(id, s)| SnapshotInfo::new(id, s)).collect(),
+        snapshots: list
+            .snapshots
+            .iter()
+            .filter(|(_, s)| filter.matches(s))
+            .map(|(id, s)| SnapshotInfo::new(id, s))
+            .collect(),
         damaged: list.damaged,
     })
 }
@@ -137,6 +173,7 @@ mod tests {
             message: None,
             parent: None,
             summary: Summary::default(),
+            extra: Default::default(),
         }
     }
 
