@@ -277,3 +277,22 @@ fn repair_snapshots_drops_only_what_is_lost() {
     assert_eq!(fs::read(restored.join("kept")).unwrap(), fs::read(r.src.join("kept")).unwrap());
     assert!(restored.join("d").is_dir() && !restored.join("d/lost").exists());
 }
+
+#[test]
+fn a_file_that_changes_while_read_is_reported_and_stored_as_read() {
+    // /proc files claim size 0 to lstat but yield data when read: the same
+    // path a file growing during the backup takes, without a race.
+    let r = TempRepo::init();
+    let report = r.json(["backup", "/proc/uptime"]);
+    let warnings = report["warnings"].as_array().unwrap();
+    assert_eq!(warnings.len(), 1, "{report:#}");
+    assert_eq!(warnings[0]["kind"], "changed");
+    assert_eq!(warnings[0]["path"], "/proc/uptime");
+    assert_eq!(report["incomplete"], false, "a changed file is stored, not lost");
+    let stored = common::summary(&report, "bytes");
+    assert!(stored > 0, "the bytes actually read are stored: {report:#}");
+    r.snap(["restore", "latest", "--target", s(&r.target), "--verify"]).assert_ok();
+    let restored = fs::read(r.target.join("proc/uptime")).unwrap();
+    assert_eq!(restored.len() as u64, stored);
+    assert!(restored.ends_with(b"\n") && restored.iter().all(|b| b.is_ascii()), "{restored:?}");
+}
