@@ -7,7 +7,8 @@ use anyhow::{Context, Result, bail};
 use chrono::{Local, TimeZone};
 use clap::Args;
 use snap::backend::LockMode;
-use snap::ops::find::{EntryInfo, FindOptions, FindReport, LogReport, UnreadableDir, find, log};
+use snap::ops::EntryInfo;
+use snap::ops::find::{FindOptions, FindReport, LogReport, UnreadableDir, find, log};
 use snap::repo::Unreadable;
 
 use super::args::Global;

@@ -96,7 +96,8 @@ pub fn ls(g: &Global, a: &LsArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn ls_line(e: &LsEntry) -> String {
+fn ls_line(listed: &LsEntry) -> String {
+    let e = &listed.entry;
     let target = e.target.as_ref().map(|t| format!(" -> {t}")).unwrap_or_default();
     format!(
         "{} {:>5}:{:<5} {:>10} {} {}{target}",
@@ -105,7 +106,7 @@ fn ls_line(e: &LsEntry) -> String {
         e.gid,
         e.size,
         display_time(e.mtime),
-        e.path
+        listed.path
     )
 }
 

@@ -20,6 +20,7 @@ use chrono::{DateTime, Local, TimeZone};
 use globset::{GlobBuilder, GlobMatcher};
 use serde::Serialize;
 
+use super::EntryInfo;
 use crate::error::{Error, Result};
 use crate::format::snapshot::Snapshot;
 use crate::format::tree::{Entry, Node};
@@ -61,49 +62,6 @@ impl SnapshotRef {
             time: time.to_rfc3339_opts(chrono::SecondsFormat::Secs, false),
             unix_time: s.time.secs,
             hostname: s.hostname.clone(),
-        }
-    }
-}
-
-/// What an entry is, as shown.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct EntryInfo {
-    /// `-`, `d`, `l`, `p`, `c`, `b` or `s`.
-    #[serde(rename = "type")]
-    pub kind: char,
-    /// Permission bits.
-    pub mode: u32,
-    /// Owner ids.
-    pub uid: u32,
-    pub gid: u32,
-    /// File size (0 for non-files).
-    pub size: u64,
-    /// Modification time, seconds and nanoseconds.
-    pub mtime: i64,
-    pub mtime_nanos: u32,
-    /// Symlink target, escaped.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub target: Option<String>,
-}
-
-impl EntryInfo {
-    /// Describes one tree entry.
-    pub fn new(entry: &Entry) -> Self {
-        EntryInfo {
-            kind: entry.node.type_char(),
-            mode: entry.meta.mode,
-            uid: entry.meta.uid,
-            gid: entry.meta.gid,
-            size: match entry.node {
-                Node::File { size, .. } => size,
-                _ => 0,
-            },
-            mtime: entry.meta.mtime.secs,
-            mtime_nanos: entry.meta.mtime.nanos,
-            target: match &entry.node {
-                Node::Symlink { target } => Some(names::escape(target)),
-                _ => None,
-            },
         }
     }
 }

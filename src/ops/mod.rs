@@ -15,6 +15,52 @@ pub mod verify;
 
 use serde::Serialize;
 
+use crate::format::tree::{Entry, Node};
+use crate::names;
+
+/// What an entry is, as shown.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct EntryInfo {
+    /// `-`, `d`, `l`, `p`, `c`, `b` or `s`.
+    #[serde(rename = "type")]
+    pub kind: char,
+    /// Permission bits.
+    pub mode: u32,
+    /// Owner ids.
+    pub uid: u32,
+    pub gid: u32,
+    /// File size (0 for non-files).
+    pub size: u64,
+    /// Modification time, seconds and nanoseconds.
+    pub mtime: i64,
+    pub mtime_nanos: u32,
+    /// Symlink target, escaped.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+}
+
+impl EntryInfo {
+    /// Describes one tree entry.
+    pub fn new(entry: &Entry) -> Self {
+        EntryInfo {
+            kind: entry.node.type_char(),
+            mode: entry.meta.mode,
+            uid: entry.meta.uid,
+            gid: entry.meta.gid,
+            size: match entry.node {
+                Node::File { size, .. } => size,
+                _ => 0,
+            },
+            mtime: entry.meta.mtime.secs,
+            mtime_nanos: entry.meta.mtime.nanos,
+            target: match &entry.node {
+                Node::Symlink { target } => Some(names::escape(target)),
+                _ => None,
+            },
+        }
+    }
+}
+
 /// Something a command could not do for one path, without failing as a whole.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Warning {

@@ -22,8 +22,6 @@ use serde::Serialize;
 
 use crate::backend::{Backend, FileKind, LockMode};
 use crate::error::{Error, Result};
-use crate::format::DecodeError;
-use crate::format::config::Config;
 use crate::format::snapshot::Snapshot;
 use crate::format::tree::Node;
 use crate::hash;
@@ -406,7 +404,7 @@ pub struct StatusOptions {
 /// reads only the snapshot files). `now` is the time ages are measured from.
 pub fn status(backend: Box<dyn Backend>, opts: &StatusOptions, now: DateTime<Local>) -> Result<StatusReport> {
     // The config first: a directory that is not a repository gets no lock file.
-    let config = read_config(backend.as_ref())?;
+    let config = crate::repo::read_config(backend.as_ref())?;
     let lock = probe_lock(backend.as_ref())?;
     let repository = backend.location();
     let (list, index) = if lock == LockState::Exclusive {
@@ -497,21 +495,6 @@ fn probe_lock(backend: &dyn Backend) -> Result<LockState> {
         Err(Error::Locked { .. }) => Ok(LockState::Exclusive),
         Err(e) => Err(e),
     }
-}
-
-/// The same checks as `Repository::open` makes before it locks anything.
-fn read_config(backend: &dyn Backend) -> Result<Config> {
-    let location = backend.location();
-    if !backend.exists()? {
-        return Err(Error::RepoNotFound(location.into()));
-    }
-    Config::decode(&backend.get(FileKind::Config, "config")?).map_err(|e| match e {
-        DecodeError::NewerVersion(v) => Error::UnsupportedFormat {
-            found: format!("version {v}"),
-            supported: format!("version {}", crate::format::FORMAT_VERSION),
-        },
-        other => Error::NotARepository { path: location.into(), detail: format!("config: {other}") },
-    })
 }
 
 /// The snapshot files read straight from storage, without the repository

@@ -153,7 +153,7 @@ impl Repository {
 /// Reads and checks the config. Done before anything is locked, created or
 /// deleted, so a directory that is not a snap repository (or one of a newer
 /// format) is left exactly as it was.
-fn read_config(backend: &dyn Backend) -> Result<Config> {
+pub fn read_config(backend: &dyn Backend) -> Result<Config> {
     let location = backend.location();
     if !backend.exists()? {
         return Err(Error::RepoNotFound(location.into()));
