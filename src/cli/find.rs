@@ -4,7 +4,6 @@ use std::path::{Component, Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
-use chrono::{Local, TimeZone};
 use clap::Args;
 use snap::backend::LockMode;
 use snap::ops::EntryInfo;
@@ -68,7 +67,7 @@ fn print_find(r: &FindReport) -> Result<()> {
         output::line(&format!(
             "{}  {}  {}  {}",
             m.snapshot.short_id,
-            display_time(m.snapshot.unix_time),
+            output::time(m.snapshot.unix_time),
             entry_columns(&m.entry),
             with_target(&m.path, &m.entry)
         ))?;
@@ -104,7 +103,7 @@ fn print_log(r: &LogReport) -> Result<()> {
         let mut line = format!(
             "{}  {}  {:<9}",
             e.snapshot.short_id,
-            display_time(e.snapshot.unix_time),
+            output::time(e.snapshot.unix_time),
             e.change.as_str()
         );
         if let Some(entry) = &e.entry {
@@ -124,7 +123,7 @@ fn print_log(r: &LogReport) -> Result<()> {
 
 /// Type, mode, size and mtime.
 fn entry_columns(e: &EntryInfo) -> String {
-    format!("{} {:04o} {:>12}  {}", e.kind, e.mode, e.size, display_time(e.mtime))
+    format!("{} {:04o} {:>12}  {}", e.kind, e.mode, e.size, output::time(e.mtime))
 }
 
 fn with_target(path: &str, e: &EntryInfo) -> String {
@@ -148,13 +147,6 @@ fn warn_incomplete(damaged: &[Unreadable], unreadable: &[UnreadableDir], verb: &
 
 fn exit(complete: bool) -> ExitCode {
     if complete { ExitCode::SUCCESS } else { ExitCode::from(EXIT_ERROR) }
-}
-
-fn display_time(secs: i64) -> String {
-    Local
-        .timestamp_opt(secs, 0)
-        .earliest()
-        .map_or_else(|| secs.to_string(), |t| t.format("%Y-%m-%d %H:%M:%S").to_string())
 }
 
 /// A path as snapshots hold it: relative paths are taken from the current

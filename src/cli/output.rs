@@ -37,3 +37,12 @@ pub fn warnings(list: &[snap::ops::Warning]) {
 pub fn bytes(n: u64) -> String {
     indicatif::HumanBytes(n).to_string()
 }
+
+/// A time for people, in the local time zone: `2026-11-22 07:40:00`.
+pub fn time(secs: i64) -> String {
+    use chrono::TimeZone;
+    chrono::Local
+        .timestamp_opt(secs, 0)
+        .earliest()
+        .map_or_else(|| secs.to_string(), |t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+}

@@ -3,7 +3,6 @@
 use std::process::ExitCode;
 
 use anyhow::Result;
-use chrono::{Local, TimeZone};
 use snap::backend::LockMode;
 use snap::ops::ls::{LsEntry, ls as list_entries};
 use snap::ops::snapshots::{SnapshotFilter, SnapshotInfo, calendar, list};
@@ -44,7 +43,7 @@ fn row(s: &SnapshotInfo) -> String {
     format!(
         "{}  {}  {:<12}  {:>7} files  {:>10}  {}{tags}{git}",
         s.short_id,
-        display_time(s.unix_time),
+        output::time(s.unix_time),
         s.hostname,
         s.summary.files,
         output::bytes(s.summary.bytes),
@@ -75,13 +74,6 @@ fn print_calendar(infos: &[SnapshotInfo]) -> Result<()> {
     Ok(())
 }
 
-fn display_time(secs: i64) -> String {
-    Local
-        .timestamp_opt(secs, 0)
-        .earliest()
-        .map_or_else(|| secs.to_string(), |t| t.format("%Y-%m-%d %H:%M:%S").to_string())
-}
-
 pub fn ls(g: &Global, a: &LsArgs) -> Result<ExitCode> {
     let (repo, _) = super::open(g, LockMode::Shared)?;
     let (id, snap) = repo.resolve(&a.snapshot)?;
@@ -105,7 +97,7 @@ fn ls_line(listed: &LsEntry) -> String {
         e.uid,
         e.gid,
         e.size,
-        display_time(e.mtime),
+        output::time(e.mtime),
         listed.path
     )
 }

@@ -16,7 +16,6 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::rc::Rc;
 
-use chrono::{DateTime, Local, TimeZone};
 use globset::{GlobBuilder, GlobMatcher};
 use serde::Serialize;
 
@@ -52,10 +51,7 @@ pub struct SnapshotRef {
 impl SnapshotRef {
     /// Describes one snapshot.
     pub fn new(id: &SnapshotId, s: &Snapshot) -> Self {
-        let time = Local
-            .timestamp_opt(s.time.secs, 0)
-            .earliest()
-            .unwrap_or_else(|| DateTime::UNIX_EPOCH.with_timezone(&Local));
+        let time = super::local_time(s.time);
         SnapshotRef {
             snapshot: id.to_hex(),
             short_id: id.short(),

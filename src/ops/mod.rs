@@ -61,6 +61,12 @@ impl EntryInfo {
     }
 }
 
+/// A stored time in the local time zone (the epoch if it cannot be shown).
+pub(crate) fn local_time(t: crate::format::Timestamp) -> chrono::DateTime<chrono::Local> {
+    use chrono::TimeZone;
+    chrono::Local.timestamp_opt(t.secs, t.nanos).earliest().unwrap_or_default()
+}
+
 /// Something a command could not do for one path, without failing as a whole.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Warning {

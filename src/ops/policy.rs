@@ -8,7 +8,7 @@
 //! newest snapshot; `--keep-tag T` keeps every snapshot tagged T. A snapshot
 //! is kept if any rule keeps it.
 
-use chrono::{DateTime, Datelike, Days, Local, Months, TimeZone, Timelike};
+use chrono::{DateTime, Datelike, Days, Local, Months, Timelike};
 use serde::Serialize;
 
 use crate::error::{Error, Result};
@@ -130,10 +130,6 @@ fn same_group(a: &Snapshot, b: &Snapshot) -> bool {
     a.hostname == b.hostname && a.paths == b.paths
 }
 
-fn local(s: &Snapshot) -> DateTime<Local> {
-    Local.timestamp_opt(s.time.secs, s.time.nanos).earliest().unwrap_or_default()
-}
-
 /// `members` sorted newest first.
 fn apply_group(policy: &KeepPolicy, members: &[&(SnapshotId, Snapshot)]) -> Vec<(i64, Decision)> {
     if policy.is_empty() {
@@ -151,10 +147,11 @@ fn apply_group(policy: &KeepPolicy, members: &[&(SnapshotId, Snapshot)]) -> Vec<
     ];
     let mut left: Vec<u32> = rules.iter().map(|r| r.1).collect();
     let mut last_bucket: Vec<Option<i64>> = vec![None; rules.len()];
-    let cutoff = members.first().and_then(|(_, s)| policy.within.and_then(|w| w.before(local(s))));
+    let cutoff =
+        members.first().and_then(|(_, s)| policy.within.and_then(|w| w.before(super::local_time(s.time))));
     let mut out = Vec::new();
     for (n, (id, snap)) in members.iter().enumerate() {
-        let t = local(snap);
+        let t = super::local_time(snap.time);
         let mut reasons = Vec::new();
         if (n as u64) < u64::from(policy.last) {
             reasons.push("last".to_owned());
@@ -182,6 +179,7 @@ mod tests {
     use super::*;
     use crate::format::Timestamp;
     use crate::id::TreeId;
+    use chrono::TimeZone;
 
     fn snap(t: DateTime<Local>, tags: &[&str]) -> Snapshot {
         let mut s = Snapshot::new(Timestamp { secs: t.timestamp(), nanos: 0 }, TreeId::from_bytes([0; 32]));
@@ -212,7 +210,8 @@ mod tests {
     }
 
     fn kept(policy: &KeepPolicy, list: &[(SnapshotId, Snapshot)]) -> Vec<DateTime<Local>> {
-        let times: std::collections::HashMap<_, _> = list.iter().map(|(id, s)| (*id, local(s))).collect();
+        let times: std::collections::HashMap<_, _> =
+            list.iter().map(|(id, s)| (*id, crate::ops::local_time(s.time))).collect();
         apply(policy, list).into_iter().filter(|d| d.keep).map(|d| times[&d.id]).collect()
     }
 

@@ -1,7 +1,7 @@
 //! `snap snapshots`: the list, and the calendar view grouped by year,
 //! month and ISO week.
 
-use chrono::{DateTime, Datelike, Local, TimeZone};
+use chrono::Datelike;
 use serde::Serialize;
 
 use crate::error::Result;
@@ -39,7 +39,7 @@ impl SnapshotInfo {
         SnapshotInfo {
             id: id.to_hex(),
             short_id: id.short(),
-            time: local_time(s.time.secs).to_rfc3339_opts(chrono::SecondsFormat::Secs, false),
+            time: super::local_time(s.time).to_rfc3339_opts(chrono::SecondsFormat::Secs, false),
             unix_time: s.time.secs,
             hostname: s.hostname.clone(),
             username: s.username.clone(),
@@ -51,10 +51,6 @@ impl SnapshotInfo {
             extra: s.extra.clone(),
         }
     }
-}
-
-fn local_time(secs: i64) -> DateTime<Local> {
-    Local.timestamp_opt(secs, 0).earliest().unwrap_or_else(|| DateTime::UNIX_EPOCH.with_timezone(&Local))
 }
 
 /// Snapshots as shown, and the snapshot files that could not be read.
@@ -135,7 +131,7 @@ pub fn calendar(snapshots: &[SnapshotInfo]) -> Vec<Year> {
     let mut sorted: Vec<&SnapshotInfo> = snapshots.iter().collect();
     sorted.sort_by(|a, b| b.unix_time.cmp(&a.unix_time).then_with(|| b.id.cmp(&a.id)));
     for s in sorted {
-        let t = local_time(s.unix_time);
+        let t = super::local_time(crate::format::Timestamp { secs: s.unix_time, nanos: 0 });
         let iso = t.iso_week();
         let month = format!("{:04}-{:02}", t.year(), t.month());
         let week = format!("{:04}-W{:02}", iso.year(), iso.week());
@@ -158,6 +154,7 @@ pub fn calendar(snapshots: &[SnapshotInfo]) -> Vec<Year> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::{Local, TimeZone};
 
     fn info(y: i32, m: u32, d: u32) -> SnapshotInfo {
         let t = Local.with_ymd_and_hms(y, m, d, 12, 0, 0).unwrap().timestamp();

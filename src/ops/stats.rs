@@ -16,7 +16,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use chrono::{DateTime, Local, TimeZone};
+use chrono::{DateTime, Local};
 use rayon::prelude::*;
 use serde::Serialize;
 
@@ -456,7 +456,7 @@ fn groups(
         .map(|members| {
             let (id, newest) =
                 *members.iter().max_by_key(|(id, s)| (s.time, *id)).expect("groups are non-empty");
-            let stale = cutoff.map(|c| c.is_some_and(|c| local(newest) < c));
+            let stale = cutoff.map(|c| c.is_some_and(|c| super::local_time(newest.time) < c));
             let latest = SnapshotInfo::new(id, newest);
             Group {
                 hostname: newest.hostname.clone(),
@@ -470,10 +470,6 @@ fn groups(
         .collect();
     out.sort_by(|a, b| (&a.hostname, &a.paths).cmp(&(&b.hostname, &b.paths)));
     out
-}
-
-fn local(s: &Snapshot) -> DateTime<Local> {
-    Local.timestamp_opt(s.time.secs, s.time.nanos).earliest().unwrap_or_default()
 }
 
 /// Whether another snap process holds the lock, and how. The probes are
@@ -525,6 +521,7 @@ fn read_snapshots(backend: &dyn Backend) -> Result<SnapshotList> {
 mod tests {
     use super::*;
     use crate::format::Timestamp;
+    use chrono::TimeZone;
 
     fn id(n: u8) -> TreeId {
         TreeId::from_bytes([n; 32])
