@@ -9,6 +9,7 @@ use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_mai
 use snap::backend::local::LocalBackend;
 use snap::ops::backup::{BackupOptions, ParentChoice, backup};
 use snap::ops::restore::{RestoreOptions, restore};
+use snap::repo::Protection;
 use snap::{NoProgress, Repository};
 
 mod common;
@@ -68,7 +69,7 @@ fn backup_restore(c: &mut Criterion) {
             || {
                 let tmp = tempfile::tempdir_in(work.path()).unwrap();
                 let dir = tmp.path().join("repo");
-                (Repository::init(Box::new(LocalBackend::new(&dir))).unwrap(), dir, tmp)
+                (Repository::init(Box::new(LocalBackend::new(&dir)), Protection::None).unwrap(), dir, tmp)
             },
             |(repo, dir, tmp)| {
                 backup(&repo, &options(&src, &dir, ParentChoice::Ignore), &NoProgress).unwrap();
@@ -80,7 +81,7 @@ fn backup_restore(c: &mut Criterion) {
 
     // One repository holding the tree, for the no-change backup and restores.
     let dir = work.path().join("repo");
-    let repo = Repository::init(Box::new(LocalBackend::new(&dir))).unwrap();
+    let repo = Repository::init(Box::new(LocalBackend::new(&dir)), Protection::None).unwrap();
     let first = backup(&repo, &options(&src, &dir, ParentChoice::Ignore), &NoProgress).unwrap();
     g.bench_function("no_change_backup", |b| {
         b.iter(|| {

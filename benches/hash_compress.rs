@@ -6,8 +6,9 @@ use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use snap::compress::{compress, decompress};
+use snap::crypto::{Aad, Keys};
 use snap::format::pack::Compression;
-use snap::hash::chunk_id;
+use snap::hash::BlobHasher;
 
 mod common;
 
@@ -26,7 +27,16 @@ fn hash_compress(c: &mut Criterion) {
 
     let mut g = c.benchmark_group("hash_compress");
     g.throughput(Throughput::Bytes(MIB as u64));
-    g.bench_function("blake3_chunk_id_1MiB", |b| b.iter(|| chunk_id(black_box(&random))));
+    g.bench_function("blake3_chunk_id_1MiB", |b| b.iter(|| BlobHasher::Plain.chunk_id(black_box(&random))));
+    let keys = Keys::from_master(&[1; 32]);
+    g.bench_function("blake3_keyed_chunk_id_1MiB", |b| b.iter(|| keys.hasher().chunk_id(black_box(&random))));
+    g.bench_function("xchacha20poly1305_seal_1MiB", |b| {
+        b.iter(|| keys.seal(Aad::PackTrailer, black_box(random.clone())).unwrap())
+    });
+    let sealed = keys.seal(Aad::PackTrailer, random.clone()).unwrap();
+    g.bench_function("xchacha20poly1305_open_1MiB", |b| {
+        b.iter(|| keys.open(Aad::PackTrailer, black_box(&sealed)).unwrap())
+    });
     g.bench_function("zstd3_compress_text_1MiB", |b| b.iter(|| compress(black_box(&text), 3)));
     g.bench_function("zstd1_compress_text_1MiB", |b| b.iter(|| compress(black_box(&text), 1)));
     g.bench_function("zstd3_compress_random_1MiB", |b| b.iter(|| compress(black_box(&random), 3)));

@@ -8,8 +8,8 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use snap::crypto::Keys;
 use snap::format::pack::{Compression, PackEntry};
-use snap::hash::chunk_id;
 use snap::id::{BlobId, ChunkId, PackId};
 use snap::index::Index;
 use snap::pack::{PackWriter, seal};
@@ -24,17 +24,21 @@ fn seal_pack(c: &mut Criterion) {
     let random: Vec<Vec<u8>> = (0..16).map(|i| common::random_bytes(MIB, i)).collect();
     let mut g = c.benchmark_group("pack");
     g.sample_size(10).measurement_time(Duration::from_secs(6)).throughput(Throughput::Bytes(16 * MIB as u64));
-    for (name, blobs) in [("seal_pack_16MiB_text", &text), ("seal_pack_16MiB_random", &random)] {
-        // Ids are computed once: this measures seal (compress + verify) and
-        // the pack writer, as a backup does after hashing.
-        let ids: Vec<BlobId> = blobs.iter().map(|b| BlobId::Chunk(chunk_id(b))).collect();
-        g.bench_function(name, |b| {
+    let cases = [("text", &text, Keys::plain()), ("random", &random, Keys::plain())].into_iter().chain([
+        ("text_encrypted", &text, Keys::from_master(&[1; 32])),
+        ("random_encrypted", &random, Keys::from_master(&[1; 32])),
+    ]);
+    for (name, blobs, keys) in cases {
+        // Ids are computed once: this measures seal (compress, encrypt,
+        // verify) and the pack writer, as a backup does after hashing.
+        let ids: Vec<BlobId> = blobs.iter().map(|b| BlobId::Chunk(keys.hasher().chunk_id(b))).collect();
+        g.bench_function(format!("seal_pack_16MiB_{name}"), |b| {
             b.iter(|| {
-                let mut w = PackWriter::new(16 * MIB);
+                let mut w = PackWriter::new(16 * MIB, &keys);
                 for (id, raw) in ids.iter().zip(blobs.iter()) {
-                    w.add(seal(*id, raw, 3).unwrap());
+                    w.add(seal(&keys, *id, raw, 3).unwrap());
                 }
-                black_box(w.finish().bytes.len())
+                black_box(w.finish(&keys).unwrap().bytes.len())
             })
         });
     }

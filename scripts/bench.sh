@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Side-by-side benchmark of snap and restic (and rustic when installed) on
-# the same data, machine and cache state. Prints one Markdown table of wall
-# time, CPU time, peak RSS and repository size per step and tool, with the
-# snap/restic ratio. Timings live here and in benches/, never in tests.
+# Side-by-side benchmark of snap and restic on the same data, machine and
+# cache state. Prints a Markdown table of wall time, CPU time, peak RSS and
+# repository size per step and tool, with the snap/restic ratio, then the
+# same for an encrypted snap repository against an unencrypted one (the cost
+# of encryption). Timings live here and in benches/, never in tests.
 #
 #   scripts/bench.sh [CORPUS_MIB]       (default 1024)
 #
@@ -17,6 +18,7 @@ MIB=${1:-1024}
 BENCH_DIR=${BENCH_DIR:-/tmp/snap-bench}
 CORPUS=$BENCH_DIR/corpus
 export RESTIC_PASSWORD=bench-only-password
+export SNAP_PASSWORD=bench-only-password
 
 command -v restic >/dev/null || apt-get install -y restic >/dev/null
 cargo build --release --locked -q
@@ -94,17 +96,19 @@ run_tool() { # tool
   local tool=$1 repo=$BENCH_DIR/repo-$1 target=$BENCH_DIR/restore-$1
   rm -rf "$repo" "$target"
   case $tool in
-    snap)
-      measure snap init "$SNAP" --repo "$repo" init
-      measure snap "first backup" "$SNAP" --repo "$repo" backup "$CORPUS"
-      measure snap "no-change backup" "$SNAP" --repo "$repo" backup "$CORPUS"
+    snap | snap-enc)
+      local scheme=none
+      [ "$tool" = snap-enc ] && scheme=xchacha20-poly1305
+      measure "$tool" init "$SNAP" --repo "$repo" init --encryption "$scheme"
+      measure "$tool" "first backup" "$SNAP" --repo "$repo" backup "$CORPUS"
+      measure "$tool" "no-change backup" "$SNAP" --repo "$repo" backup "$CORPUS"
       SIZE1=$(repo_size "$repo")
       small_change
-      measure snap "small-change backup" "$SNAP" --repo "$repo" backup "$CORPUS"
+      measure "$tool" "small-change backup" "$SNAP" --repo "$repo" backup "$CORPUS"
       SIZE2=$(repo_size "$repo")
-      measure snap restore "$SNAP" --repo "$repo" restore latest --target "$target"
-      measure snap "verify --read-data" "$SNAP" --repo "$repo" verify --read-data
-      measure snap "prune --keep 1" "$SNAP" --repo "$repo" prune --keep 1
+      measure "$tool" restore "$SNAP" --repo "$repo" restore latest --target "$target"
+      measure "$tool" "verify --read-data" "$SNAP" --repo "$repo" verify --read-data
+      measure "$tool" "prune --keep 1" "$SNAP" --repo "$repo" prune --keep 1
       ;;
     restic)
       measure restic init restic -r "$repo" init --repository-version 2
@@ -129,7 +133,7 @@ echo "corpus: $(du -sh "$CORPUS" | cut -f1), $(find "$CORPUS" -type f | wc -l) f
 cat "$CORPUS/disk.img" >/dev/null; find "$CORPUS" -type f -exec cat {} + >/dev/null
 # Both tools see the same corpus state: restore it between tools.
 cp --reflink=auto -a "$CORPUS" "$BENCH_DIR/pristine" 2>/dev/null || true
-for tool in snap restic; do
+for tool in ${TOOLS:-snap restic snap-enc}; do
   rm -rf "$CORPUS"; cp -a "$BENCH_DIR/pristine" "$CORPUS"
   run_tool "$tool"
 done
@@ -143,14 +147,20 @@ data = {}
 for tool, step, wall, cpu, rss in rows:
     if step not in steps: steps.append(step)
     data[(tool, step)] = (wall, cpu, rss)
-print("| step | snap wall s | restic wall s | snap/restic | snap CPU s | restic CPU s | snap peak RSS MiB | restic peak RSS MiB |")
-print("|---|---|---|---|---|---|---|---|")
-for step in steps:
-    s, r = data.get(("snap", step)), data.get(("restic", step))
-    if not s or not r: continue
-    if s[1] == "":
-        print(f"| {step} | {s[0]} | {r[0]} | {float(s[0]) / max(float(r[0]), 1e-9):.2f} | | | | |")
-        continue
-    ratio = float(s[0]) / max(float(r[0]), 1e-9)
-    print(f"| {step} | {float(s[0]):.2f} | {float(r[0]):.2f} | {ratio:.2f} | {float(s[1]):.2f} | {float(r[1]):.2f} | {int(s[2]) // 1024} | {int(r[2]) // 1024} |")
+
+def table(a, b):
+    if not any(t == a for t, _ in data) or not any(t == b for t, _ in data): return
+    print(f"\n| step | {a} wall s | {b} wall s | {a}/{b} | {a} CPU s | {b} CPU s | {a} peak RSS MiB | {b} peak RSS MiB |")
+    print("|---|---|---|---|---|---|---|---|")
+    for step in steps:
+        s, r = data.get((a, step)), data.get((b, step))
+        if not s or not r: continue
+        ratio = float(s[0]) / max(float(r[0]), 1e-9)
+        if s[1] == "":
+            print(f"| {step} | {s[0]} | {r[0]} | {ratio:.2f} | | | | |")
+            continue
+        print(f"| {step} | {float(s[0]):.2f} | {float(r[0]):.2f} | {ratio:.2f} | {float(s[1]):.2f} | {float(r[1]):.2f} | {int(s[2]) // 1024} | {int(r[2]) // 1024} |")
+
+table("snap", "restic")
+table("snap-enc", "snap")
 PY

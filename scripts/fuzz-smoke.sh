@@ -10,8 +10,11 @@
 # fuzz/artifacts/<target> (both git-ignored); replay one with
 #   RUSTC_BOOTSTRAP=1 cargo fuzz run <target> fuzz/artifacts/<target>/<file>
 # When a corpus is empty it is seeded, best effort, with the config, snapshot
-# and pack files of a tiny repository made by the `snap` binary (set
-# SNAP_FUZZ_SEED=0 to skip that).
+# and pack files of a tiny repository made by the `snap` binary, and with the
+# config and key file of a tiny encrypted one (set SNAP_FUZZ_SEED=0 to skip
+# that). The targets decode encrypted objects under a fixed master key of
+# their own, so the encrypted repository's packs and snapshots (sealed under
+# its random key) would only ever fail authentication and are not used.
 set -euo pipefail
 
 secs="${1:-20}"
@@ -35,7 +38,7 @@ fi
 seed_corpora() (
     [ "${SNAP_FUZZ_SEED:-1}" = 0 ] && exit 0
     local want=0 t
-    for t in config snapshot pack; do
+    for t in config snapshot pack keyfile; do
         if [ -z "$(ls -A "corpus/$t" 2>/dev/null)" ]; then want=1; fi
     done
     [ "$want" = 1 ] || exit 0
@@ -56,10 +59,17 @@ seed_corpora() (
         echo "note: snap could not make a seed repository; starting the corpora empty" >&2
         exit 0
     fi
-    mkdir -p corpus/config corpus/snapshot corpus/pack
+    mkdir -p corpus/config corpus/snapshot corpus/pack corpus/keyfile
     cp "$tmp/repo/config" corpus/config/seed-config
     find "$tmp/repo/snapshots" -type f -exec cp {} corpus/snapshot/ \;
     find "$tmp/repo/data" -type f -exec cp {} corpus/pack/ \;
+    if SNAP_PASSWORD=fuzz "$snap" --repo "$tmp/encrypted" init --encryption xchacha20-poly1305 \
+        >/dev/null 2>&1; then
+        cp "$tmp/encrypted/config" corpus/config/seed-config-encrypted
+        find "$tmp/encrypted/keys" -type f -exec cp {} corpus/keyfile/ \;
+    else
+        echo "note: snap could not make an encrypted seed repository; seeding without it" >&2
+    fi
     echo "seeded corpora from a tiny repository" >&2
 )
 

@@ -44,6 +44,15 @@ pub enum Error {
     /// The user asked for something that cannot be done.
     #[error("{0}")]
     InvalidInput(String),
+    /// Encryption could not be done (no randomness, a key cannot be made).
+    #[error("encryption: {0}")]
+    Crypto(String),
+    /// The repository is encrypted and no password was given.
+    #[error("the repository is encrypted; a password is needed ({0})")]
+    PasswordRequired(String),
+    /// No key file of the repository opens with the password given.
+    #[error("wrong password: no key of this repository opens with it")]
+    WrongPassword,
     /// The SQLite index failed.
     #[error("index database: {0}")]
     Index(#[from] rusqlite::Error),

@@ -15,6 +15,7 @@ pub mod backend;
 pub mod chunk;
 pub mod compress;
 pub mod crash;
+pub mod crypto;
 pub mod error;
 pub mod format;
 pub mod hash;

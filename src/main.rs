@@ -16,7 +16,7 @@ fn main() -> ExitCode {
         Err(e) if cli::is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("snap: {e:#}");
-            ExitCode::from(cli::EXIT_ERROR)
+            ExitCode::from(cli::exit_code_of(&e))
         }
     }
 }

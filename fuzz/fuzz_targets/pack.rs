@@ -1,18 +1,27 @@
-//! The pack decoders on arbitrary bytes and truncations: `decode_pack` on the
-//! whole input, again with the footer checksum made valid (so the fuzzer
-//! reaches the postcard trailer and the entry checks instead of stopping at
-//! BLAKE3), and `decode_footer` + `decode_trailer` on the tail with an
-//! arbitrary claimed pack length, as `repo::sync` reads them from storage.
+//! The pack decoders on arbitrary bytes and truncations, for an unencrypted
+//! repository and for an encrypted one (fixed master key): `decode_pack` on
+//! the whole input, again with the input repaired into a pack whose header
+//! matches the keys and whose trailer is sealed and checksummed correctly (so
+//! the fuzzer reaches the postcard trailer and the entry checks instead of
+//! stopping at BLAKE3 or the authentication tag), and `decode_footer` +
+//! `decode_trailer` on the tail with an arbitrary claimed pack length, as
+//! `repo::sync` reads them from storage. Every unencrypted pack accepted is
+//! also sealed blob by blob into the pack an encrypted repository would
+//! have written, which must decode to the same entries at their new offsets
+//! (so the encrypted entry checks see accepted entries too).
 //!
 //! Invariants: no panic, allocation within a bound of the input, and any
 //! accepted entry list lies inside the blob area, is sorted and
-//! non-overlapping, respects the blob limits, and re-encodes to itself.
+//! non-overlapping, respects the blob limits (a sealed blob's stored length
+//! includes the envelope), and re-encodes to itself; an accepted pack starts
+//! with its keys' header and is never read under the other scheme.
 
 #![no_main]
 
 mod common;
 
 use libfuzzer_sys::fuzz_target;
+use snap::crypto::{Aad, ENVELOPE_OVERHEAD, Keys};
 use snap::format::pack::{
     Compression, FOOTER_LEN, FOOTER_MAGIC, MAX_ENTRIES, MAX_ENTRY_WIRE_LEN, PackEntry, decode_footer,
     decode_pack, decode_trailer, encode_trailer, pack_header,
@@ -25,17 +34,19 @@ const OFF_HASH: usize = 4;
 const OFF_MAGIC: usize = 36;
 
 fuzz_target!(|data: &[u8]| {
-    check_pack(data);
-    if let Some(fixed) = with_valid_checksum(data) {
-        check_pack(&fixed);
-    }
-    if data.len() >= 8 {
-        let pack_len = u64::from_le_bytes(data[..8].try_into().unwrap());
-        let tail = &data[8..];
-        check_tail(tail, pack_len, false);
-        check_tail(tail, pack_len, true);
-        // A claimed length that matches the bytes, as for a real file.
-        check_tail(tail, tail.len() as u64, true);
+    for keys in common::both_keys() {
+        check_pack(data, keys);
+        if let Some(fixed) = with_valid_checksum(data, keys) {
+            check_pack(&fixed, keys);
+        }
+        if data.len() >= 8 {
+            let pack_len = u64::from_le_bytes(data[..8].try_into().unwrap());
+            let tail = &data[8..];
+            check_tail(tail, pack_len, false, keys);
+            check_tail(tail, pack_len, true, keys);
+            // A claimed length that matches the bytes, as for a real file.
+            check_tail(tail, tail.len() as u64, true, keys);
+        }
     }
 });
 
@@ -44,74 +55,130 @@ fn trailer_len_field(footer: &[u8]) -> u32 {
 }
 
 /// Checks what `decode_pack` accepts, given the whole pack.
-fn check_pack(bytes: &[u8]) {
-    let (decoded, peak) = common::peak_alloc(|| decode_pack(bytes));
+fn check_pack(bytes: &[u8], keys: &Keys) {
+    let (decoded, peak) = common::peak_alloc(|| decode_pack(bytes, keys));
     common::assert_within_budget("pack", bytes.len(), peak);
 
     // The path that reads only the footer and trailer from storage must agree
     // with the in-memory one whenever the header is right (it never sees the
     // header).
-    if bytes.len() >= FOOTER_LEN && bytes.starts_with(&pack_header()) {
+    if bytes.len() >= FOOTER_LEN && bytes.starts_with(&pack_header(keys)) {
         let len = bytes.len() as u64;
         let split = decode_footer(&bytes[bytes.len() - FOOTER_LEN..], len).and_then(|footer| {
             let end = bytes.len() - FOOTER_LEN;
             let start = end - footer.trailer_len as usize;
-            decode_trailer(&bytes[start..end], &footer)
+            decode_trailer(&bytes[start..end], &footer, keys)
         });
         assert_eq!(split.as_ref().ok(), decoded.as_ref().ok(), "split and whole-pack decoding disagree");
     }
 
     let Ok(entries) = decoded else { return };
+    assert_eq!(bytes[..HEADER_LEN], pack_header(keys), "accepted a pack with another header");
     let footer_at = bytes.len() - FOOTER_LEN;
     let data_end = footer_at - trailer_len_field(&bytes[footer_at..]) as usize;
-    check_entries(&entries, data_end as u64);
+    check_entries(&entries, data_end as u64, keys);
 
-    // The same blobs under a freshly encoded trailer decode to the same list.
+    // The same blobs under a freshly encoded trailer decode to the same list,
+    // and only under these keys.
+    let trailer = encode_trailer(&entries, keys).expect("a trailer encodes");
+    let plain_trailer = encode_trailer(&entries, common::plain_keys()).expect("a trailer encodes");
+    assert_eq!(trailer.len(), plain_trailer.len() + keys.overhead(), "sealing added the wrong overhead");
     let mut rebuilt = bytes[..data_end].to_vec();
-    rebuilt.extend(encode_trailer(&entries));
-    assert_eq!(decode_pack(&rebuilt).as_ref(), Ok(&entries), "re-encoded trailer decodes differently");
+    rebuilt.extend(trailer);
+    assert_eq!(decode_pack(&rebuilt, keys).as_ref(), Ok(&entries), "re-encoded trailer decodes differently");
+    assert!(
+        decode_pack(&rebuilt, common::other_keys(keys)).is_err(),
+        "a pack decoded under the other scheme"
+    );
+
+    if keys.overhead() == 0 {
+        let sealed = common::sealed_keys();
+        let (twin, twin_entries, twin_data_end) = sealed_twin(bytes, &entries);
+        let (decoded, peak) = common::peak_alloc(|| decode_pack(&twin, sealed));
+        common::assert_within_budget("sealed pack", twin.len(), peak);
+        assert_eq!(decoded.as_ref(), Ok(&twin_entries), "a pack sealed blob by blob decodes differently");
+        check_entries(&twin_entries, twin_data_end, sealed);
+        for (e, t) in entries.iter().zip(&twin_entries) {
+            let at = t.offset as usize;
+            let opened = sealed.open(Aad::Blob(&t.blob), &twin[at..at + t.stored_len as usize]);
+            let original = &bytes[e.offset as usize..][..e.stored_len as usize];
+            assert_eq!(opened.as_deref(), Ok(original), "a sealed blob did not open to its stored bytes");
+        }
+    }
 }
 
-/// Entries must lie in `HEADER_LEN..data_end`, sorted and non-overlapping.
-fn check_entries(entries: &[PackEntry], data_end: u64) {
+/// What an encrypted repository would have written for the blobs of an
+/// accepted unencrypted pack: each blob's stored bytes sealed as that blob,
+/// back to back, and a sealed trailer listing them. Returns the pack, the
+/// entries it must decode to and the end of its blob area.
+fn sealed_twin(bytes: &[u8], entries: &[PackEntry]) -> (Vec<u8>, Vec<PackEntry>, u64) {
+    let keys = common::sealed_keys();
+    let mut twin = pack_header(keys);
+    let mut twin_entries = Vec::with_capacity(entries.len());
+    for e in entries {
+        let start = e.offset as usize;
+        let stored = bytes[start..start + e.stored_len as usize].to_vec();
+        let sealed = keys.seal(Aad::Blob(&e.blob), stored).expect("sealing succeeds");
+        twin_entries.push(PackEntry { offset: twin.len() as u32, stored_len: sealed.len() as u32, ..*e });
+        twin.extend(sealed);
+    }
+    let data_end = twin.len() as u64;
+    twin.extend(encode_trailer(&twin_entries, keys).expect("a trailer encodes"));
+    (twin, twin_entries, data_end)
+}
+
+/// Entries must lie in `HEADER_LEN..data_end`, sorted and non-overlapping,
+/// with lengths that fit the blob limits plus what sealing adds.
+fn check_entries(entries: &[PackEntry], data_end: u64, keys: &Keys) {
     assert!(entries.len() <= MAX_ENTRIES);
+    let overhead = keys.overhead() as u32;
     let mut next_free = HEADER_LEN as u64;
     for e in entries {
         let start = u64::from(e.offset);
         let end = start + u64::from(e.stored_len);
         assert!(start >= next_free, "entry at {start} overlaps or precedes {next_free}: {e:?}");
         assert!(end <= data_end, "entry {start}..{end} runs past the blob area end {data_end}: {e:?}");
-        assert!(e.stored_len <= MAX_BLOB_LEN && e.raw_len <= MAX_BLOB_LEN, "{e:?}");
+        assert!(e.stored_len <= MAX_BLOB_LEN + overhead && e.raw_len <= MAX_BLOB_LEN, "{e:?}");
+        assert!(e.stored_len >= overhead, "stored bytes too short for an envelope: {e:?}");
         if e.compression == Compression::None {
-            assert_eq!(e.stored_len, e.raw_len, "{e:?}");
+            assert_eq!(u64::from(e.stored_len), u64::from(e.raw_len) + u64::from(overhead), "{e:?}");
         }
         next_free = end;
     }
 }
 
-/// The input with a pack header, footer magic and a trailer checksum that
-/// match, the trailer length folded into what the input can hold.
-fn with_valid_checksum(data: &[u8]) -> Option<Vec<u8>> {
+/// The input made into a pack for `keys`: their header, the input's blob
+/// area, the would-be trailer (its length folded into what the input can
+/// hold) sealed as a trailer, and a footer with that trailer's length,
+/// checksum and magic. Under plain keys sealing is the identity, so this
+/// only overwrites the header and the footer fields.
+fn with_valid_checksum(data: &[u8], keys: &Keys) -> Option<Vec<u8>> {
     if data.len() < HEADER_LEN + FOOTER_LEN {
         return None;
     }
-    let mut bytes = data.to_vec();
-    bytes[..HEADER_LEN].copy_from_slice(&pack_header());
-    let footer_at = bytes.len() - FOOTER_LEN;
-    bytes[footer_at + OFF_MAGIC..].copy_from_slice(&FOOTER_MAGIC);
+    let footer_at = data.len() - FOOTER_LEN;
     let room = (footer_at - HEADER_LEN) as u32;
-    let trailer_len = trailer_len_field(&bytes[footer_at..]) % (room + 1);
-    bytes[footer_at..footer_at + OFF_HASH].copy_from_slice(&trailer_len.to_le_bytes());
-    let hash = blake3::hash(&bytes[footer_at - trailer_len as usize..footer_at]);
-    bytes[footer_at + OFF_HASH..footer_at + OFF_MAGIC].copy_from_slice(hash.as_bytes());
+    let trailer_at = footer_at - (trailer_len_field(&data[footer_at..]) % (room + 1)) as usize;
+    let trailer =
+        keys.seal(Aad::PackTrailer, data[trailer_at..footer_at].to_vec()).expect("sealing succeeds");
+    let trailer_len = u32::try_from(trailer.len()).ok()?;
+
+    let mut bytes = pack_header(keys);
+    bytes.extend_from_slice(&data[HEADER_LEN..trailer_at]);
+    bytes.extend_from_slice(&trailer);
+    bytes.extend_from_slice(&trailer_len.to_le_bytes());
+    bytes.extend_from_slice(blake3::hash(&trailer).as_bytes());
+    bytes.extend_from_slice(&FOOTER_MAGIC);
     Some(bytes)
 }
 
 /// `tail` is the end of a pack said to be `pack_len` bytes long: its last
 /// `FOOTER_LEN` bytes are the footer, and what precedes them the trailer (or
-/// as much of it as the input has). With `fix`, the footer magic and the
-/// trailer checksum are made to match.
-fn check_tail(tail: &[u8], pack_len: u64, fix: bool) {
+/// as much of it as the input has). With `fix`, those trailer bytes are
+/// sealed as a trailer (the footer then claims the sealed length, so a short
+/// input still gives a short trailer), and the footer magic and the trailer
+/// checksum are made to match.
+fn check_tail(tail: &[u8], pack_len: u64, fix: bool, keys: &Keys) {
     // A footer slice of the wrong length is refused, whatever it holds.
     if tail.len() != FOOTER_LEN {
         assert!(decode_footer(tail, pack_len).is_err(), "accepted a {}-byte footer", tail.len());
@@ -122,23 +189,31 @@ fn check_tail(tail: &[u8], pack_len: u64, fix: bool) {
     let footer_at = tail.len() - FOOTER_LEN;
     let mut footer_bytes: [u8; FOOTER_LEN] = tail[footer_at..].try_into().unwrap();
     let wanted = trailer_len_field(&footer_bytes) as usize;
-    let trailer = &tail[footer_at.saturating_sub(wanted)..footer_at];
-    if fix {
+    let stored = &tail[footer_at.saturating_sub(wanted)..footer_at];
+    let sealed;
+    let trailer = if fix {
+        let Ok(claimed) = u32::try_from(wanted + keys.overhead()) else { return };
+        sealed = keys.seal(Aad::PackTrailer, stored.to_vec()).expect("sealing succeeds");
+        footer_bytes[..OFF_HASH].copy_from_slice(&claimed.to_le_bytes());
         footer_bytes[OFF_MAGIC..].copy_from_slice(&FOOTER_MAGIC);
-        footer_bytes[OFF_HASH..OFF_MAGIC].copy_from_slice(blake3::hash(trailer).as_bytes());
-    }
+        footer_bytes[OFF_HASH..OFF_MAGIC].copy_from_slice(blake3::hash(&sealed).as_bytes());
+        &sealed[..]
+    } else {
+        stored
+    };
+    let claimed = trailer_len_field(&footer_bytes) as usize;
 
     let Ok(footer) = decode_footer(&footer_bytes, pack_len) else { return };
     assert_eq!(footer_bytes[OFF_MAGIC..], FOOTER_MAGIC);
-    assert_eq!(footer.trailer_len as usize, wanted);
-    let max = (MAX_ENTRIES * MAX_ENTRY_WIRE_LEN + 5) as u64;
+    assert_eq!(footer.trailer_len as usize, claimed);
+    let max = (MAX_ENTRIES * MAX_ENTRY_WIRE_LEN + 5 + ENVELOPE_OVERHEAD) as u64;
     assert!(u64::from(footer.trailer_len) <= max, "accepted trailer length {}", footer.trailer_len);
     let min_pack = (HEADER_LEN + FOOTER_LEN) as u64 + u64::from(footer.trailer_len);
     assert!(pack_len >= min_pack, "accepted pack length {pack_len} below {min_pack}");
 
-    let (decoded, peak) = common::peak_alloc(|| decode_trailer(trailer, &footer));
+    let (decoded, peak) = common::peak_alloc(|| decode_trailer(trailer, &footer, keys));
     common::assert_within_budget("pack trailer", trailer.len(), peak);
     let Ok(entries) = decoded else { return };
-    assert_eq!(trailer.len(), wanted, "accepted a short trailer");
-    check_entries(&entries, pack_len - FOOTER_LEN as u64 - u64::from(footer.trailer_len));
+    assert_eq!(trailer.len(), claimed, "accepted a short trailer");
+    check_entries(&entries, pack_len - FOOTER_LEN as u64 - u64::from(footer.trailer_len), keys);
 }

@@ -25,6 +25,7 @@ use crate::error::{Error, IoContext, Result};
 const CONFIG: &str = "config";
 const DATA_DIR: &str = "data";
 const SNAPSHOT_DIR: &str = "snapshots";
+const KEY_DIR: &str = "keys";
 const TMP_DIR: &str = "tmp";
 const LOCK_FILE: &str = "lock";
 const INDEX_FILE: &str = "index.sqlite";
@@ -55,6 +56,7 @@ impl LocalBackend {
             FileKind::Config => self.root.clone(),
             FileKind::Pack => self.root.join(DATA_DIR),
             FileKind::Snapshot => self.root.join(SNAPSHOT_DIR),
+            FileKind::Key => self.root.join(KEY_DIR),
         }
     }
 
@@ -64,6 +66,7 @@ impl LocalBackend {
             FileKind::Config => self.root.join(CONFIG),
             FileKind::Pack => self.root.join(DATA_DIR).join(&name[..2]).join(name),
             FileKind::Snapshot => self.root.join(SNAPSHOT_DIR).join(name),
+            FileKind::Key => self.root.join(KEY_DIR).join(name),
         })
     }
 
@@ -104,7 +107,7 @@ impl LocalBackend {
 fn check_name(kind: FileKind, name: &str) -> Result<()> {
     let ok = match kind {
         FileKind::Config => name == CONFIG,
-        FileKind::Pack | FileKind::Snapshot => {
+        FileKind::Pack | FileKind::Snapshot | FileKind::Key => {
             name.len() == 64 && name.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
         }
     };
@@ -148,7 +151,7 @@ impl Backend for LocalBackend {
             fs::DirBuilder::new().recursive(true).mode(0o700).create(parent).at(parent)?;
         }
         mkdir_private(&self.root)?;
-        for sub in [DATA_DIR, SNAPSHOT_DIR, TMP_DIR] {
+        for sub in [DATA_DIR, SNAPSHOT_DIR, KEY_DIR, TMP_DIR] {
             mkdir_private(&self.root.join(sub))?;
         }
         fsync_dir(&self.root)
@@ -202,6 +205,9 @@ impl Backend for LocalBackend {
                 }
             }
             FileKind::Snapshot => list_names(&dir, kind, &mut out)?,
+            // Repositories made before encryption existed have no `keys/`.
+            FileKind::Key if !dir.exists() => {}
+            FileKind::Key => list_names(&dir, kind, &mut out)?,
             FileKind::Pack => {
                 for sub in fs::read_dir(&dir).at(&dir)? {
                     let sub = sub.at(&dir)?;

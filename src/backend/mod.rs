@@ -18,6 +18,8 @@ pub enum FileKind {
     Pack,
     /// Snapshot manifests, named by the hex BLAKE3 of their bytes.
     Snapshot,
+    /// Key files of an encrypted repository, named by the hex BLAKE3 of their bytes.
+    Key,
 }
 
 impl FileKind {
@@ -27,6 +29,7 @@ impl FileKind {
             FileKind::Config => "config",
             FileKind::Pack => "pack",
             FileKind::Snapshot => "snapshot",
+            FileKind::Key => "key",
         }
     }
 }

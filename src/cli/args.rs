@@ -30,8 +30,8 @@ pub struct Global {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Create a repository
-    Init,
+    /// Create a repository (unencrypted unless --encryption is given)
+    Init(InitArgs),
     /// Take a new snapshot of files and directories
     Backup(BackupArgs),
     /// List snapshots
@@ -44,6 +44,8 @@ pub enum Command {
     Find(super::find::FindArgs),
     /// The history of one path across snapshots
     Log(super::find::LogArgs),
+    /// Copy snapshots into another repository, storing only what it lacks
+    Copy(super::copy::CopyArgs),
     /// Restore a snapshot, or part of it, into a directory
     Restore(RestoreArgs),
     /// Check that every snapshot is whole; optionally read and re-hash the data
@@ -64,6 +66,27 @@ pub enum Command {
     /// Repair the repository
     #[command(subcommand)]
     Repair(RepairCommand),
+    /// Manage the passwords of an encrypted repository
+    #[command(subcommand)]
+    Key(super::key::KeyCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Encrypt everything stored, with a password (from SNAP_PASSWORD,
+    /// SNAP_PASSWORD_FILE, SNAP_PASSWORD_COMMAND, or asked twice)
+    #[arg(long, value_enum, default_value = "none", value_name = "SCHEME")]
+    pub encryption: EncryptionArg,
+}
+
+/// Encryption schemes `init` offers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum EncryptionArg {
+    /// No encryption (format 1)
+    None,
+    /// XChaCha20-Poly1305 with Argon2id password keys (format 2)
+    #[value(name = "xchacha20-poly1305", alias = "chacha20poly1305", alias = "chacha20-poly1305")]
+    XChaCha20Poly1305,
 }
 
 #[derive(Debug, Args)]

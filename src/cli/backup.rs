@@ -18,11 +18,11 @@ pub fn run(g: &Global, a: &BackupArgs) -> Result<ExitCode> {
     let backend = super::backend(&loc.path);
     // The default repository is created on first use; a named one must exist.
     let repo = if loc.is_default && !snap::backend::Backend::exists(backend.as_ref())? {
-        let repo = Repository::init(backend)?;
+        let repo = Repository::init(backend, snap::repo::Protection::None)?;
         output::warn(&format!("created the default repository at {}", loc.path.display()));
         repo
     } else {
-        Repository::open(backend, LockMode::Shared)?
+        Repository::open_with(backend, LockMode::Shared, &super::password::current)?
     };
     super::report_sync(&repo);
     let parent = match (&a.parent, a.force) {

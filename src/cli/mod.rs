@@ -3,8 +3,11 @@
 
 pub mod args;
 mod backup;
+mod copy;
 mod find;
+mod key;
 mod output;
+mod password;
 mod progress;
 mod prune;
 mod restore;
@@ -19,6 +22,7 @@ use anyhow::{Context, Result};
 use snap::Repository;
 use snap::backend::LockMode;
 use snap::backend::local::LocalBackend;
+use snap::repo::Protection;
 
 use args::{Cli, Command, RepairCommand};
 
@@ -29,11 +33,22 @@ pub const EXIT_INCOMPLETE: u8 = 3;
 /// Exit code when `verify` found damage.
 pub const EXIT_DAMAGED: u8 = 4;
 
+/// Exit code of a wrong or missing password (restic's number for the same).
+pub const EXIT_PASSWORD: u8 = 12;
+
+/// The exit code for an error that ended a command.
+pub fn exit_code_of(e: &anyhow::Error) -> u8 {
+    match e.downcast_ref::<snap::Error>() {
+        Some(snap::Error::WrongPassword | snap::Error::PasswordRequired(_)) => EXIT_PASSWORD,
+        _ => EXIT_ERROR,
+    }
+}
+
 /// Runs the command; `Ok` carries the exit code.
 pub fn run(cli: &Cli) -> Result<ExitCode> {
     let g = &cli.global;
     match &cli.command {
-        Command::Init => init(g),
+        Command::Init(a) => init(g, a),
         Command::Completions { shell } => completions(*shell),
         Command::Backup(a) => backup::run(g, a),
         Command::Snapshots(a) => show::snapshots(g, a),
@@ -42,6 +57,7 @@ pub fn run(cli: &Cli) -> Result<ExitCode> {
         Command::Find(a) => find::run_find(g, a),
         Command::Log(a) => find::run_log(g, a),
         Command::Restore(a) => restore::run(g, a),
+        Command::Copy(a) => copy::run(g, a),
         Command::Verify(a) => verify::run(g, a),
         Command::Forget(a) => prune::forget(g, a),
         Command::Prune(a) => prune::prune(g, a),
@@ -49,6 +65,7 @@ pub fn run(cli: &Cli) -> Result<ExitCode> {
         Command::Status(a) => stats::run_status(g, a),
         Command::Repair(RepairCommand::Index) => repair_index(g),
         Command::Repair(RepairCommand::Snapshots(a)) => verify::repair_snapshots(g, a),
+        Command::Key(k) => key::run(g, k),
     }
 }
 
@@ -83,7 +100,7 @@ fn backend(path: &Path) -> Box<LocalBackend> {
 /// Opens the repository and reports what reconciling its index found.
 fn open(g: &args::Global, mode: LockMode) -> Result<(Repository, PathBuf)> {
     let loc = location(g)?;
-    let repo = Repository::open(backend(&loc.path), mode)?;
+    let repo = Repository::open_with(backend(&loc.path), mode, &password::current)?;
     report_sync(&repo);
     Ok((repo, loc.path))
 }
@@ -101,14 +118,31 @@ fn report_sync(repo: &Repository) {
     }
 }
 
-fn init(g: &args::Global) -> Result<ExitCode> {
+fn init(g: &args::Global, a: &args::InitArgs) -> Result<ExitCode> {
     let loc = location(g)?;
-    let repo = Repository::init(backend(&loc.path))?;
+    let backend = backend(&loc.path);
+    // Checked before asking for a password that would then be thrown away.
+    if snap::backend::Backend::exists(backend.as_ref())? {
+        return Err(snap::Error::RepoExists(loc.path.clone()).into());
+    }
+    let repo = match a.encryption {
+        args::EncryptionArg::None => Repository::init(backend, Protection::None)?,
+        args::EncryptionArg::XChaCha20Poly1305 => {
+            let password = password::for_init()?;
+            Repository::init(backend, Protection::Password(&password, &password::owner()))?
+        }
+    };
     let shown = loc.path.display().to_string();
+    let encryption = &repo.config().encryption;
     if g.json {
-        output::json(&serde_json::json!({ "repository": shown, "id": repo.config().id }))?;
+        output::json(
+            &serde_json::json!({ "repository": shown, "id": repo.config().id, "encryption": encryption }),
+        )?;
     } else {
-        output::line(&format!("created snap repository {} at {shown}", &repo.config().id[..8]))?;
+        output::line(&format!(
+            "created snap repository {} at {shown} (encryption: {encryption})",
+            &repo.config().id[..8]
+        ))?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -121,7 +155,7 @@ fn completions(shell: clap_complete::Shell) -> Result<ExitCode> {
 
 fn repair_index(g: &args::Global) -> Result<ExitCode> {
     let loc = location(g)?;
-    let report = Repository::rebuild_index(backend(&loc.path))?;
+    let report = Repository::rebuild_index(backend(&loc.path), &password::current)?;
     for u in &report.unreadable {
         output::warn(&format!("pack {} is unreadable and was not indexed: {}", u.name, u.error));
     }

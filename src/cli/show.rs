@@ -26,7 +26,7 @@ pub fn snapshots(g: &Global, a: &SnapshotsArgs) -> Result<ExitCode> {
         (true, true) => output::json(&calendar(infos))?,
         (true, false) => output::json(infos)?,
         (false, true) => print_calendar(infos)?,
-        (false, false) => print_table(infos)?,
+        (false, false) => print_table(infos, &repo.config().encryption)?,
     }
     Ok(if damaged.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(super::EXIT_ERROR) })
 }
@@ -51,11 +51,15 @@ fn row(s: &SnapshotInfo) -> String {
     )
 }
 
-fn print_table(infos: &[SnapshotInfo]) -> Result<()> {
+fn print_table(infos: &[SnapshotInfo], encryption: &str) -> Result<()> {
     for s in infos {
         output::line(&row(s))?;
     }
-    output::line(&format!("{} snapshot(s)", infos.len()))
+    let protection = match encryption {
+        "none" => "repository not encrypted".to_owned(),
+        scheme => format!("repository encrypted ({scheme})"),
+    };
+    output::line(&format!("{} snapshot(s); {protection}", infos.len()))
 }
 
 fn print_calendar(infos: &[SnapshotInfo]) -> Result<()> {

@@ -99,7 +99,12 @@ fn print_stats(r: &StatsReport) -> Result<()> {
 pub fn run_status(g: &Global, a: &StatusArgs) -> Result<ExitCode> {
     let max_age = a.max_age.as_ref().map(|s| Span::parse(s).map(|span| (span, s.clone()))).transpose()?;
     let loc = super::location(g)?;
-    let report = status(super::backend(&loc.path), &StatusOptions { max_age }, chrono::Local::now())?;
+    let report = status(
+        super::backend(&loc.path),
+        &super::password::current,
+        &StatusOptions { max_age },
+        chrono::Local::now(),
+    )?;
     if g.json {
         output::json(&report)?;
     } else {

@@ -2,12 +2,14 @@
 //! because it is tiny, read first by every command, and worth reading by eye.
 //! It fixes everything that must stay the same for the repository's life:
 //! format version, repository id, chunker parameters, compression and the
-//! encryption scheme (only `"none"` in format 1; the field is the place a
-//! later scheme is named, and an unknown one is refused, never guessed).
+//! encryption scheme (`"none"` in format 1, `"xchacha20-poly1305"` in format
+//! 2; an unknown one is refused, never guessed). Format 1 readers refuse a
+//! format 2 repository by its version, before they could misread it.
 
 use serde::{Deserialize, Serialize};
 
-use super::{DecodeError, FORMAT_VERSION};
+use super::{DecodeError, FORMAT_VERSION, decode_json};
+use crate::crypto::Scheme;
 
 /// Largest config file snap will parse.
 pub const MAX_CONFIG_LEN: usize = 64 << 10;
@@ -24,7 +26,7 @@ pub struct Config {
     pub chunker: ChunkerParams,
     /// How blobs are compressed.
     pub compression: CompressionParams,
-    /// Encryption scheme; `"none"` in format 1.
+    /// Encryption scheme: `"none"` in format 1, `"xchacha20-poly1305"` in format 2.
     pub encryption: String,
     /// Target size of a pack file in bytes.
     pub pack_size: u32,
@@ -42,7 +44,8 @@ pub struct ChunkerParams {
     pub max_size: u32,
     /// FastCDC normalization level (0..=3).
     pub normalization: u8,
-    /// XORed into the gear table; 0 for unencrypted repositories.
+    /// XORed into the gear table. Always 0 here: an encrypted repository
+    /// derives its seed from the master key, so it is never written down.
     pub seed: u64,
 }
 
@@ -71,16 +74,28 @@ impl Default for CompressionParams {
 pub const DEFAULT_PACK_SIZE: u32 = 16 << 20;
 
 impl Config {
-    /// A fresh config with the default parameters and the given id.
-    pub fn new(id: [u8; 32]) -> Self {
+    /// A fresh config with the default parameters, the given id and scheme.
+    pub fn new(id: [u8; 32], scheme: Scheme) -> Self {
         Config {
-            version: FORMAT_VERSION,
+            version: format_for(scheme),
             id: hex::encode(id),
             chunker: ChunkerParams::default(),
             compression: CompressionParams::default(),
-            encryption: "none".to_owned(),
+            encryption: scheme.name().to_owned(),
             pack_size: DEFAULT_PACK_SIZE,
         }
+    }
+
+    /// The encryption scheme (checked when decoded).
+    pub fn scheme(&self) -> Scheme {
+        Scheme::from_name(&self.encryption).unwrap_or(Scheme::None)
+    }
+
+    /// The repository id's bytes (checked when decoded).
+    pub fn id_bytes(&self) -> [u8; 32] {
+        let mut id = [0u8; 32];
+        hex::decode_to_slice(&self.id, &mut id).unwrap_or_default();
+        id
     }
 
     /// Serializes to pretty JSON.
@@ -92,26 +107,17 @@ impl Config {
 
     /// Parses and validates a config read from a repository.
     pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
-        if bytes.len() > MAX_CONFIG_LEN {
-            return Err(DecodeError::TooLarge {
-                what: "config",
-                len: bytes.len() as u64,
-                max: MAX_CONFIG_LEN as u64,
-            });
-        }
         // Read the version alone first, so a newer repository is refused by
         // version even when it also has fields this build does not know.
         #[derive(Deserialize)]
         struct VersionOnly {
             version: u32,
         }
-        let v: VersionOnly =
-            serde_json::from_slice(bytes).map_err(|e| DecodeError::Encoding(e.to_string()))?;
+        let v: VersionOnly = decode_json(bytes, "config", MAX_CONFIG_LEN)?;
         if v.version == 0 || v.version > FORMAT_VERSION {
             return Err(DecodeError::NewerVersion(v.version.min(255) as u8));
         }
-        let config: Config =
-            serde_json::from_slice(bytes).map_err(|e| DecodeError::Encoding(e.to_string()))?;
+        let config: Config = decode_json(bytes, "config", MAX_CONFIG_LEN)?;
         config.validate()?;
         Ok(config)
     }
@@ -120,11 +126,20 @@ impl Config {
         let mut id = [0u8; 32];
         hex::decode_to_slice(&self.id, &mut id)
             .map_err(|_| DecodeError::invalid("config", "id is not 64 hex digits"))?;
-        if self.encryption != "none" {
-            return Err(DecodeError::invalid(
+        let scheme = Scheme::from_name(&self.encryption).ok_or_else(|| {
+            DecodeError::invalid(
                 "config",
                 format!("encryption scheme {:?} is not supported", self.encryption),
+            )
+        })?;
+        if self.version != format_for(scheme) {
+            return Err(DecodeError::invalid(
+                "config",
+                format!("format {} cannot have encryption {:?}", self.version, self.encryption),
             ));
+        }
+        if self.chunker.seed != 0 {
+            return Err(DecodeError::invalid("config", "a chunker seed is never stored in the config"));
         }
         self.chunker.validate()?;
         if !(1..=19).contains(&self.compression.zstd_level) {
@@ -134,6 +149,14 @@ impl Config {
             return Err(DecodeError::invalid("config", "pack size outside 1 MiB..=128 MiB"));
         }
         Ok(())
+    }
+}
+
+/// Format 1 is unencrypted; format 2 added encryption.
+fn format_for(scheme: Scheme) -> u32 {
+    match scheme {
+        Scheme::None => 1,
+        Scheme::XChaCha20Poly1305 => 2,
     }
 }
 
@@ -166,8 +189,12 @@ mod tests {
 
     #[test]
     fn round_trip() {
-        let c = Config::new([7; 32]);
-        assert_eq!(Config::decode(&c.encode()).unwrap(), c);
+        for scheme in [Scheme::None, Scheme::XChaCha20Poly1305] {
+            let c = Config::new([7; 32], scheme);
+            assert_eq!(Config::decode(&c.encode()).unwrap(), c);
+            assert_eq!(c.scheme(), scheme);
+        }
+        assert_eq!(Config::new([7; 32], Scheme::None).version, 1, "unencrypted repositories stay format 1");
     }
 
     #[test]
@@ -178,21 +205,27 @@ mod tests {
 
     #[test]
     fn bad_chunker_params_are_an_error_not_a_panic() {
-        let mut c = Config::new([1; 32]);
+        let mut c = Config::new([1; 32], Scheme::None);
         c.chunker.min_size = 1;
         assert!(Config::decode(&c.encode()).is_err());
-        let mut c = Config::new([1; 32]);
+        let mut c = Config::new([1; 32], Scheme::None);
         c.chunker.avg_size = 3 << 20;
         assert!(Config::decode(&c.encode()).is_err());
-        let mut c = Config::new([1; 32]);
+        let mut c = Config::new([1; 32], Scheme::None);
         c.chunker.min_size = 111;
         assert!(Config::decode(&c.encode()).is_err(), "odd minimum found by fuzzing");
     }
 
     #[test]
     fn unknown_encryption_is_refused() {
-        let mut c = Config::new([1; 32]);
+        let mut c = Config::new([1; 32], Scheme::None);
         c.encryption = "rot13".into();
         assert!(Config::decode(&c.encode()).is_err());
+        let mut c = Config::new([1; 32], Scheme::None);
+        c.encryption = Scheme::XChaCha20Poly1305.name().into();
+        assert!(Config::decode(&c.encode()).is_err(), "format 1 cannot be encrypted");
+        let mut c = Config::new([1; 32], Scheme::XChaCha20Poly1305);
+        c.chunker.seed = 5;
+        assert!(Config::decode(&c.encode()).is_err(), "the seed is secret");
     }
 }

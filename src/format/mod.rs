@@ -12,14 +12,20 @@
 //! | 6      | 2    | reserved, zero                           |
 
 pub mod config;
+pub mod keyfile;
 pub mod pack;
 pub mod snapshot;
 pub mod tree;
 
 use serde::{Deserialize, Serialize};
 
-/// The repository format version this build writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+use crate::crypto::Scheme;
+
+/// The newest repository format (config `version`) this build reads; it
+/// writes 1 for unencrypted and 2 for encrypted repositories.
+pub const FORMAT_VERSION: u32 = 2;
+/// The object header version (packs and snapshots), the same in both formats.
+pub const OBJECT_VERSION: u8 = 1;
 
 /// Length of the common object header.
 pub const HEADER_LEN: usize = 8;
@@ -27,9 +33,6 @@ const OFF_MAGIC: usize = 0;
 const OFF_VERSION: usize = 4;
 const OFF_ENCRYPTION: usize = 5;
 const OFF_RESERVED: usize = 6;
-
-/// Encryption byte for "stored in the clear".
-pub const ENCRYPTION_NONE: u8 = 0;
 
 /// The largest blob (chunk or tree node) snap will decode, before or after
 /// decompression. Chunks are at most 16 MiB; tree nodes of very large
@@ -45,10 +48,12 @@ pub enum DecodeError {
     BadMagic { found: [u8; 4], expected: [u8; 4] },
     #[error("format version {0} is newer than this snap supports ({FORMAT_VERSION})")]
     NewerVersion(u8),
-    #[error("unknown encryption scheme {0}")]
+    #[error("encryption byte {0} does not match the repository's scheme")]
     UnknownEncryption(u8),
     #[error("checksum mismatch")]
     Checksum,
+    #[error("authentication failed: the bytes were altered or sealed under another key or as another object")]
+    Authentication,
     #[error("{what} of {len} bytes exceeds the limit of {max}")]
     TooLarge { what: &'static str, len: u64, max: u64 },
     #[error("invalid {what}: {detail}")]
@@ -69,16 +74,18 @@ impl From<postcard::Error> for DecodeError {
     }
 }
 
-/// Writes the common header for an object of type `magic`.
-pub(crate) fn write_header(out: &mut Vec<u8>, magic: [u8; 4]) {
+/// Writes the common header for an object of type `magic` sealed with `scheme`.
+pub(crate) fn write_header(out: &mut Vec<u8>, magic: [u8; 4], scheme: Scheme) {
     out.extend_from_slice(&magic);
-    out.push(FORMAT_VERSION as u8);
-    out.push(ENCRYPTION_NONE);
+    out.push(OBJECT_VERSION);
+    out.push(scheme.code());
     out.extend_from_slice(&[0, 0]);
 }
 
-/// Checks the common header and returns the bytes after it.
-pub(crate) fn read_header(bytes: &[u8], magic: [u8; 4]) -> Result<&[u8], DecodeError> {
+/// Checks the common header and returns the bytes after it. An object must
+/// be sealed with the repository's scheme: an unencrypted object planted in
+/// an encrypted repository is refused, never read as plaintext.
+pub(crate) fn read_header(bytes: &[u8], magic: [u8; 4], scheme: Scheme) -> Result<&[u8], DecodeError> {
     if bytes.len() < HEADER_LEN {
         return Err(DecodeError::Truncated { need: HEADER_LEN, have: bytes.len() });
     }
@@ -87,10 +94,10 @@ pub(crate) fn read_header(bytes: &[u8], magic: [u8; 4]) -> Result<&[u8], DecodeE
         return Err(DecodeError::BadMagic { found, expected: magic });
     }
     let version = bytes[OFF_VERSION];
-    if version == 0 || u32::from(version) > FORMAT_VERSION {
+    if version == 0 || version > OBJECT_VERSION {
         return Err(DecodeError::NewerVersion(version));
     }
-    if bytes[OFF_ENCRYPTION] != ENCRYPTION_NONE {
+    if bytes[OFF_ENCRYPTION] != scheme.code() {
         return Err(DecodeError::UnknownEncryption(bytes[OFF_ENCRYPTION]));
     }
     if bytes[OFF_RESERVED..HEADER_LEN] != [0, 0] {
@@ -123,6 +130,18 @@ impl Timestamp {
     }
 }
 
+/// Parses a JSON object (the config, a key file) of at most `max` bytes.
+pub(crate) fn decode_json<'a, T: Deserialize<'a>>(
+    bytes: &'a [u8],
+    what: &'static str,
+    max: usize,
+) -> Result<T, DecodeError> {
+    if bytes.len() > max {
+        return Err(DecodeError::TooLarge { what, len: bytes.len() as u64, max: max as u64 });
+    }
+    serde_json::from_slice(bytes).map_err(|e| DecodeError::Encoding(e.to_string()))
+}
+
 /// Decodes a postcard value that must use every byte of `bytes`.
 pub(crate) fn decode_exact<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, DecodeError> {
     let (value, rest) = postcard::take_from_bytes(bytes)?;
@@ -139,16 +158,22 @@ mod tests {
     #[test]
     fn header_round_trip_and_rejections() {
         let mut buf = Vec::new();
-        write_header(&mut buf, *b"TEST");
+        write_header(&mut buf, *b"TEST", Scheme::None);
         buf.push(42);
-        assert_eq!(read_header(&buf, *b"TEST").unwrap(), &[42]);
-        assert!(matches!(read_header(&buf, *b"NOPE"), Err(DecodeError::BadMagic { .. })));
-        assert!(matches!(read_header(&buf[..5], *b"TEST"), Err(DecodeError::Truncated { .. })));
+        let plain = Scheme::None;
+        assert_eq!(read_header(&buf, *b"TEST", plain).unwrap(), &[42]);
+        assert!(matches!(read_header(&buf, *b"NOPE", plain), Err(DecodeError::BadMagic { .. })));
+        assert!(matches!(read_header(&buf[..5], *b"TEST", plain), Err(DecodeError::Truncated { .. })));
         let mut newer = buf.clone();
         newer[OFF_VERSION] = 2;
-        assert_eq!(read_header(&newer, *b"TEST"), Err(DecodeError::NewerVersion(2)));
+        assert_eq!(read_header(&newer, *b"TEST", plain), Err(DecodeError::NewerVersion(2)));
         let mut enc = buf.clone();
         enc[OFF_ENCRYPTION] = 1;
-        assert_eq!(read_header(&enc, *b"TEST"), Err(DecodeError::UnknownEncryption(1)));
+        assert_eq!(read_header(&enc, *b"TEST", plain), Err(DecodeError::UnknownEncryption(1)));
+        assert!(read_header(&enc, *b"TEST", Scheme::XChaCha20Poly1305).is_ok());
+        assert!(
+            read_header(&buf, *b"TEST", Scheme::XChaCha20Poly1305).is_err(),
+            "a plaintext object in an encrypted repository"
+        );
     }
 }

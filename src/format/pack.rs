@@ -5,7 +5,7 @@
 //! |-------------------|------|----------------------------------------------|
 //! | 0                 | 8    | object header, magic `SNPK`                  |
 //! | 8                 | ...  | stored blobs, back to back                   |
-//! | T = end-40-len    | len  | trailer: postcard `Vec<WireEntry>`           |
+//! | T = end-40-len    | len  | trailer: sealed postcard `Vec<WireEntry>`    |
 //! | end-40            | 4    | trailer length `len`, u32 little-endian      |
 //! | end-36            | 32   | BLAKE3 of the trailer bytes                  |
 //! | end-4             | 4    | footer magic `SNPF`                          |
@@ -13,11 +13,14 @@
 //! Each entry: kind (0 chunk, 1 tree), 32-byte id, absolute offset, stored
 //! length, raw (decompressed) length, compression (0 none, 1 zstd). Entries are
 //! sorted by offset and never overlap. The pack's file name is the BLAKE3 of
-//! all its bytes.
+//! all its bytes. In an encrypted repository the trailer and every blob's
+//! stored bytes are envelopes (`crypto`), so `stored_len` includes the
+//! envelope's 40 bytes.
 
 use serde::{Deserialize, Serialize};
 
 use super::{DecodeError, HEADER_LEN, MAX_BLOB_LEN, decode_exact, read_header, write_header};
+use crate::crypto::{Aad, ENVELOPE_OVERHEAD, Keys};
 use crate::id::{BlobId, BlobKind, ID_LEN};
 
 /// Magic at the start of a pack.
@@ -88,15 +91,15 @@ struct WireEntry {
     compression: u8,
 }
 
-/// The pack header bytes every pack starts with.
-pub fn pack_header() -> Vec<u8> {
+/// The pack header bytes every pack of a repository with `keys` starts with.
+pub fn pack_header(keys: &Keys) -> Vec<u8> {
     let mut out = Vec::with_capacity(HEADER_LEN);
-    write_header(&mut out, PACK_MAGIC);
+    write_header(&mut out, PACK_MAGIC, keys.scheme());
     out
 }
 
 /// Encodes the trailer and footer for `entries`, to append after the blobs.
-pub fn encode_trailer(entries: &[PackEntry]) -> Vec<u8> {
+pub fn encode_trailer(entries: &[PackEntry], keys: &Keys) -> crate::Result<Vec<u8>> {
     let wire: Vec<WireEntry> = entries
         .iter()
         .map(|e| WireEntry {
@@ -108,13 +111,13 @@ pub fn encode_trailer(entries: &[PackEntry]) -> Vec<u8> {
             compression: e.compression.code(),
         })
         .collect();
-    let mut out = postcard::to_stdvec(&wire).expect("pack entries serialize");
+    let mut out = keys.seal(Aad::PackTrailer, postcard::to_stdvec(&wire).expect("pack entries serialize"))?;
     let len = u32::try_from(out.len()).expect("trailer bounded by MAX_ENTRIES");
     let hash = blake3::hash(&out);
     out.extend_from_slice(&len.to_le_bytes());
     out.extend_from_slice(hash.as_bytes());
     out.extend_from_slice(&FOOTER_MAGIC);
-    out
+    Ok(out)
 }
 
 /// What the footer says: the trailer's length and checksum.
@@ -138,7 +141,7 @@ pub fn decode_footer(bytes: &[u8], pack_len: u64) -> Result<Footer, DecodeError>
     }
     let trailer_len =
         u32::from_le_bytes(bytes[OFF_TRAILER_LEN..OFF_TRAILER_HASH].try_into().expect("4 bytes"));
-    let max = (MAX_ENTRIES * MAX_ENTRY_WIRE_LEN + 5) as u64;
+    let max = (MAX_ENTRIES * MAX_ENTRY_WIRE_LEN + 5 + ENVELOPE_OVERHEAD) as u64;
     if u64::from(trailer_len) > max {
         return Err(DecodeError::TooLarge { what: "pack trailer", len: trailer_len.into(), max });
     }
@@ -151,14 +154,14 @@ pub fn decode_footer(bytes: &[u8], pack_len: u64) -> Result<Footer, DecodeError>
 }
 
 /// Decodes and checks the trailer a footer describes.
-pub fn decode_trailer(trailer: &[u8], footer: &Footer) -> Result<Vec<PackEntry>, DecodeError> {
+pub fn decode_trailer(trailer: &[u8], footer: &Footer, keys: &Keys) -> Result<Vec<PackEntry>, DecodeError> {
     if trailer.len() != footer.trailer_len as usize {
         return Err(DecodeError::Truncated { need: footer.trailer_len as usize, have: trailer.len() });
     }
     if blake3::hash(trailer).as_bytes() != &footer.trailer_hash {
         return Err(DecodeError::Checksum);
     }
-    let wire: Vec<WireEntry> = decode_exact(trailer)?;
+    let wire: Vec<WireEntry> = decode_exact(&keys.open(Aad::PackTrailer, trailer)?)?;
     if wire.len() > MAX_ENTRIES {
         return Err(DecodeError::TooLarge {
             what: "pack entry count",
@@ -169,21 +172,33 @@ pub fn decode_trailer(trailer: &[u8], footer: &Footer) -> Result<Vec<PackEntry>,
     // decode_footer checked that the pack holds header, trailer and footer.
     let data_end = footer.pack_len - (FOOTER_LEN as u64) - u64::from(footer.trailer_len);
     let mut next_free = HEADER_LEN as u64;
-    wire.into_iter().map(|w| check_entry(w, &mut next_free, data_end)).collect()
+    let overhead = keys.overhead() as u32;
+    wire.into_iter().map(|w| check_entry(w, &mut next_free, data_end, overhead)).collect()
 }
 
-fn check_entry(w: WireEntry, next_free: &mut u64, data_end: u64) -> Result<PackEntry, DecodeError> {
+/// Checks one entry; `overhead` is what sealing adds to a blob's bytes.
+fn check_entry(
+    w: WireEntry,
+    next_free: &mut u64,
+    data_end: u64,
+    overhead: u32,
+) -> Result<PackEntry, DecodeError> {
     let kind = BlobKind::from_code(w.kind)
         .ok_or_else(|| DecodeError::invalid("pack entry", format!("blob kind {}", w.kind)))?;
     let compression = Compression::from_code(w.compression)
         .ok_or_else(|| DecodeError::invalid("pack entry", format!("compression {}", w.compression)))?;
-    for (what, len) in [("stored blob", w.stored_len), ("raw blob", w.raw_len)] {
-        if len > MAX_BLOB_LEN {
-            return Err(DecodeError::TooLarge { what, len: len.into(), max: MAX_BLOB_LEN.into() });
+    for (what, len, max) in
+        [("stored blob", w.stored_len, MAX_BLOB_LEN + overhead), ("raw blob", w.raw_len, MAX_BLOB_LEN)]
+    {
+        if len > max {
+            return Err(DecodeError::TooLarge { what, len: len.into(), max: max.into() });
         }
     }
-    if compression == Compression::None && w.stored_len != w.raw_len {
-        return Err(DecodeError::invalid("pack entry", "uncompressed blob with two lengths"));
+    if w.stored_len < overhead
+        || (compression == Compression::None
+            && u64::from(w.stored_len) != u64::from(w.raw_len) + u64::from(overhead))
+    {
+        return Err(DecodeError::invalid("pack entry", "stored and raw lengths do not fit together"));
     }
     let start = u64::from(w.offset);
     let end = start + u64::from(w.stored_len);
@@ -204,8 +219,8 @@ fn check_entry(w: WireEntry, next_free: &mut u64, data_end: u64) -> Result<PackE
 }
 
 /// Decodes the entries of a whole pack held in memory, checking its header.
-pub fn decode_pack(bytes: &[u8]) -> Result<Vec<PackEntry>, DecodeError> {
-    read_header(bytes, PACK_MAGIC)?;
+pub fn decode_pack(bytes: &[u8], keys: &Keys) -> Result<Vec<PackEntry>, DecodeError> {
+    read_header(bytes, PACK_MAGIC, keys.scheme())?;
     if bytes.len() < HEADER_LEN + FOOTER_LEN {
         return Err(DecodeError::Truncated { need: HEADER_LEN + FOOTER_LEN, have: bytes.len() });
     }
@@ -213,7 +228,7 @@ pub fn decode_pack(bytes: &[u8]) -> Result<Vec<PackEntry>, DecodeError> {
     let footer = decode_footer(&bytes[bytes.len() - FOOTER_LEN..], len)?;
     let trailer_end = bytes.len() - FOOTER_LEN;
     let trailer = &bytes[trailer_end - footer.trailer_len as usize..trailer_end];
-    decode_trailer(trailer, &footer)
+    decode_trailer(trailer, &footer, keys)
 }
 
 #[cfg(test)]
@@ -223,7 +238,7 @@ mod tests {
     use proptest::prelude::*;
 
     fn build(blobs: &[(BlobId, Vec<u8>)]) -> (Vec<u8>, Vec<PackEntry>) {
-        let mut bytes = pack_header();
+        let mut bytes = pack_header(&Keys::plain());
         let mut entries = Vec::new();
         for (id, data) in blobs {
             entries.push(PackEntry {
@@ -235,7 +250,7 @@ mod tests {
             });
             bytes.extend_from_slice(data);
         }
-        bytes.extend(encode_trailer(&entries));
+        bytes.extend(encode_trailer(&entries, &Keys::plain()).unwrap());
         (bytes, entries)
     }
 
@@ -247,14 +262,14 @@ mod tests {
                 (id, data)
             }).collect();
             let (bytes, entries) = build(&blobs);
-            prop_assert_eq!(decode_pack(&bytes).unwrap(), entries);
+            prop_assert_eq!(decode_pack(&bytes, &Keys::plain()).unwrap(), entries);
         }
 
         #[test]
         fn truncation_is_detected(cut in 1usize..200) {
             let (bytes, _) = build(&[(BlobId::Chunk(ChunkId::from_bytes([1; 32])), vec![9; 100])]);
             let cut = cut.min(bytes.len());
-            prop_assert!(decode_pack(&bytes[..bytes.len() - cut]).is_err());
+            prop_assert!(decode_pack(&bytes[..bytes.len() - cut], &Keys::plain()).is_err());
         }
     }
 
@@ -263,6 +278,24 @@ mod tests {
         let (mut bytes, _) = build(&[(BlobId::Chunk(ChunkId::from_bytes([1; 32])), vec![9; 10])]);
         let pos = bytes.len() - FOOTER_LEN - 3;
         bytes[pos] ^= 1;
-        assert_eq!(decode_pack(&bytes), Err(DecodeError::Checksum));
+        assert_eq!(decode_pack(&bytes, &Keys::plain()), Err(DecodeError::Checksum));
+    }
+
+    #[test]
+    fn encrypted_trailer_round_trip_and_wrong_key() {
+        let keys = Keys::from_master(&[3; 32]);
+        let mut bytes = pack_header(&keys);
+        let entries = vec![PackEntry {
+            blob: BlobId::Chunk(ChunkId::from_bytes([1; 32])),
+            offset: 8,
+            stored_len: 10 + ENVELOPE_OVERHEAD as u32,
+            raw_len: 10,
+            compression: Compression::None,
+        }];
+        bytes.extend_from_slice(&[0; 10 + ENVELOPE_OVERHEAD]);
+        bytes.extend(encode_trailer(&entries, &keys).unwrap());
+        assert_eq!(decode_pack(&bytes, &keys).unwrap(), entries);
+        assert_eq!(decode_pack(&bytes, &Keys::from_master(&[4; 32])), Err(DecodeError::Authentication));
+        assert!(decode_pack(&bytes, &Keys::plain()).is_err(), "an encrypted pack is never read as plain");
     }
 }

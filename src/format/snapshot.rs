@@ -1,5 +1,6 @@
 //! Snapshot manifests (`snapshots/<id>`): the 8-byte object header (magic
-//! `SNSN`) followed by the postcard encoding of [`Snapshot`]. The file name is
+//! `SNSN`) followed by the postcard encoding of [`Snapshot`], sealed in an
+//! encrypted repository (the header is authenticated with it). The file name is
 //! the BLAKE3 of the whole file. Writing this file is the one commit point of
 //! a backup: it refers only to trees and chunks already durable and indexed.
 
@@ -7,7 +8,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{DecodeError, Timestamp, decode_exact, read_header, write_header};
+use super::{DecodeError, HEADER_LEN, Timestamp, decode_exact, read_header, write_header};
+use crate::crypto::{Aad, Keys};
 use crate::id::{SnapshotId, TreeId};
 
 /// Magic of a snapshot file.
@@ -90,15 +92,17 @@ impl Snapshot {
     }
 
     /// Encodes the whole snapshot file.
-    pub fn encode(&self) -> Vec<u8> {
+    pub fn encode(&self, keys: &Keys) -> crate::Result<Vec<u8>> {
         let mut out = Vec::new();
-        write_header(&mut out, SNAPSHOT_MAGIC);
-        out.extend(postcard::to_stdvec(self).expect("snapshot serializes"));
-        out
+        write_header(&mut out, SNAPSHOT_MAGIC, keys.scheme());
+        let body = postcard::to_stdvec(self).expect("snapshot serializes");
+        let sealed = keys.seal(Aad::Snapshot(&out), body)?;
+        out.extend(sealed);
+        Ok(out)
     }
 
     /// Decodes and checks a snapshot file.
-    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+    pub fn decode(bytes: &[u8], keys: &Keys) -> Result<Self, DecodeError> {
         if bytes.len() > MAX_SNAPSHOT_LEN {
             return Err(DecodeError::TooLarge {
                 what: "snapshot",
@@ -106,7 +110,8 @@ impl Snapshot {
                 max: MAX_SNAPSHOT_LEN as u64,
             });
         }
-        let snap: Snapshot = decode_exact(read_header(bytes, SNAPSHOT_MAGIC)?)?;
+        let body = read_header(bytes, SNAPSHOT_MAGIC, keys.scheme())?;
+        let snap: Snapshot = decode_exact(&keys.open(Aad::Snapshot(&bytes[..HEADER_LEN]), body)?)?;
         snap.time.validate("snapshot time")?;
         if snap.paths.iter().any(|p| !p.starts_with(b"/")) {
             return Err(DecodeError::invalid("snapshot", "source path is not absolute"));
@@ -139,7 +144,12 @@ mod tests {
                 summary: Summary { files, ..Summary::default() },
                 extra: BTreeMap::from([("k".into(), "v".into())]),
             };
-            prop_assert_eq!(Snapshot::decode(&snap.encode()).unwrap(), snap);
+            let plain = Keys::plain();
+            prop_assert_eq!(Snapshot::decode(&snap.encode(&plain).unwrap(), &plain).unwrap(), snap.clone());
+            let keys = Keys::from_master(&[1; 32]);
+            let sealed = snap.encode(&keys).unwrap();
+            prop_assert_eq!(Snapshot::decode(&sealed, &keys).unwrap(), snap);
+            prop_assert!(Snapshot::decode(&sealed, &plain).is_err());
         }
     }
 }

@@ -25,7 +25,6 @@ use crate::error::{Error, IoContext, Result};
 use crate::format::Timestamp;
 use crate::format::snapshot::{Snapshot, Summary};
 use crate::format::tree::{Entry, Node, Tree};
-use crate::hash;
 use crate::id::{BlobId, ChunkId, SnapshotId, TreeId};
 use crate::progress::Progress;
 use crate::repo::{BlobWriter, Repository};
@@ -355,10 +354,7 @@ fn parent_subtree(ctx: &Ctx, parent: Option<&Entry>) -> Option<Tree> {
 }
 
 fn store_tree(ctx: &Ctx, tree: Tree) -> Result<TreeId> {
-    let bytes = tree.encode();
-    let id = hash::tree_id(&bytes);
-    ctx.writer.save(BlobId::Tree(id), &bytes)?;
-    Ok(id)
+    ctx.writer.save_tree(&tree)
 }
 
 fn read_xattrs(ctx: &Ctx, path: &Path) -> Vec<crate::format::tree::Xattr> {
@@ -476,11 +472,26 @@ fn all_known(ctx: &Ctx, chunks: &[ChunkId]) -> Result<bool> {
 }
 
 /// Why reading a source file stopped.
-enum ReadError {
+pub(crate) enum ReadError {
     /// The source failed: warn and leave the file out.
     Source(std::io::Error),
     /// The repository failed: abort.
     Repo(Error),
+}
+
+impl ReadError {
+    /// As a library error, for readers whose failures are errors of their
+    /// own (a repository being copied from); `what` says where it happened.
+    pub(crate) fn into_error(self, what: &str) -> Error {
+        match self {
+            ReadError::Repo(e) => e,
+            ReadError::Source(io) => match io.into_inner().map(|inner| inner.downcast::<Error>()) {
+                Some(Ok(e)) => *e,
+                Some(Err(other)) => Error::InvalidInput(format!("{what}: {other}")),
+                None => Error::InvalidInput(what.to_owned()),
+            },
+        }
+    }
 }
 
 fn read_file(ctx: &Ctx, path: &Path, stat: &Stat) -> Result<Option<Node>> {
@@ -524,26 +535,39 @@ fn read_file(ctx: &Ctx, path: &Path, stat: &Stat) -> Result<Option<Node>> {
 }
 
 /// Reads and stores a file's chunks; returns the bytes read and chunk ids.
-fn chunk_file(ctx: &Ctx, mut file: &File, size_hint: u64) -> Result<(u64, Vec<ChunkId>), ReadError> {
-    let chunker = ctx.repo.chunker();
+fn chunk_file(ctx: &Ctx, file: &File, size_hint: u64) -> Result<(u64, Vec<ChunkId>), ReadError> {
+    store_contents(ctx.repo, &ctx.writer, file, size_hint)
+}
+
+/// Cuts what `reader` yields into chunks with the repository's chunker and
+/// stores them in parallel; returns the bytes read and the chunk ids. Up to
+/// [`READ_WHOLE_LIMIT`] (by `size_hint`) is read whole and cut in memory;
+/// more is streamed in batches, so memory stays bounded.
+pub(crate) fn store_contents(
+    repo: &Repository,
+    writer: &BlobWriter<'_>,
+    mut reader: impl Read,
+    size_hint: u64,
+) -> Result<(u64, Vec<ChunkId>), ReadError> {
+    let chunker = repo.chunker();
     if size_hint <= READ_WHOLE_LIMIT {
         let mut data = Vec::with_capacity(size_hint as usize + 1);
-        file.read_to_end(&mut data).map_err(ReadError::Source)?;
+        reader.read_to_end(&mut data).map_err(ReadError::Source)?;
         let ids =
-            chunker.cut(&data).into_par_iter().map(|r| store_chunk(ctx, &data[r])).collect::<Result<_>>();
+            chunker.cut(&data).into_par_iter().map(|r| writer.save_chunk(&data[r])).collect::<Result<_>>();
         return Ok((data.len() as u64, ids.map_err(ReadError::Repo)?));
     }
     let mut ids = Vec::new();
     let mut total = 0u64;
     let mut batch = Vec::with_capacity(STREAM_BATCH);
-    let mut stream = chunker.stream(file).peekable();
+    let mut stream = chunker.stream(reader).peekable();
     while let Some(chunk) = stream.next() {
         batch.push(chunk.map_err(ReadError::Source)?);
         if batch.len() == STREAM_BATCH || stream.peek().is_none() {
             total += batch.iter().map(|c| c.len() as u64).sum::<u64>();
             let stored: Vec<ChunkId> = batch
                 .par_iter()
-                .map(|c| store_chunk(ctx, c))
+                .map(|c| writer.save_chunk(c))
                 .collect::<Result<_>>()
                 .map_err(ReadError::Repo)?;
             ids.extend(stored);
@@ -551,10 +575,4 @@ fn chunk_file(ctx: &Ctx, mut file: &File, size_hint: u64) -> Result<(u64, Vec<Ch
         }
     }
     Ok((total, ids))
-}
-
-fn store_chunk(ctx: &Ctx, data: &[u8]) -> Result<ChunkId> {
-    let id = hash::chunk_id(data);
-    ctx.writer.save(BlobId::Chunk(id), data)?;
-    Ok(id)
 }

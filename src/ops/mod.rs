@@ -2,6 +2,7 @@
 //! serializes to JSON; none prints, none reads the environment.
 
 pub mod backup;
+pub mod copy;
 pub mod diff;
 pub mod find;
 pub mod ls;

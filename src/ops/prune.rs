@@ -232,10 +232,10 @@ fn repack(
     progress.begin("repack", None);
     for id in packs {
         let bytes = repo.backend().get(FileKind::Pack, &id.to_hex())?;
-        let entries = decode_pack(&bytes).map_err(|e| Error::decode(format!("pack {id}"), e))?;
+        let entries = decode_pack(&bytes, repo.keys()).map_err(|e| Error::decode(format!("pack {id}"), e))?;
         for entry in entries.iter().filter(|e| live.contains(&e.blob)) {
             let stored = &bytes[entry.offset as usize..(entry.offset + entry.stored_len) as usize];
-            writer.save(entry.blob, &pack::open(entry, stored)?)?;
+            writer.save(entry.blob, &pack::open(repo.keys(), entry, stored)?)?;
         }
         progress.advance(1, bytes.len() as u64);
     }

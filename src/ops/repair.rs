@@ -13,7 +13,6 @@ use serde::Serialize;
 use crate::backend::FileKind;
 use crate::error::{Error, Result};
 use crate::format::tree::{Entry, Node, Tree};
-use crate::hash;
 use crate::id::{BlobId, SnapshotId, TreeId};
 use crate::names;
 use crate::repo::{BlobWriter, Repository, Unreadable};
@@ -172,7 +171,7 @@ impl Rewriter<'_> {
 
     fn store(&self, tree: Tree) -> Result<TreeId> {
         let bytes = tree.encode();
-        let id = hash::tree_id(&bytes);
+        let id = self.repo.keys().hasher().tree_id(&bytes);
         if !self.dry_run {
             self.writer.save(BlobId::Tree(id), &bytes)?;
         }

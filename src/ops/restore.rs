@@ -30,7 +30,7 @@ use crate::error::{Error, IoContext, Result};
 use crate::format::pack::PackEntry;
 use crate::format::snapshot::Snapshot;
 use crate::format::tree::{Metadata, Node};
-use crate::hash;
+use crate::hash::BlobHasher;
 use crate::id::{BlobId, ChunkId, PackId};
 use crate::names;
 use crate::pack;
@@ -349,7 +349,7 @@ fn restore_region(ctx: &Ctx, pack: &PackId, group: &[Need]) {
     for need in group {
         let at = (u64::from(need.entry.offset) - start) as usize;
         let stored = &bytes[at..at + need.entry.stored_len as usize];
-        match pack::open(&need.entry, stored) {
+        match pack::open(ctx.repo.keys(), &need.entry, stored) {
             Ok(raw) => write_places(ctx, need, &raw),
             Err(e) => need.places.iter().for_each(|(f, _)| ctx.fail(*f, format!("in pack {pack}: {e}"))),
         }
@@ -520,7 +520,7 @@ fn apply_metadata(ctx: &Ctx, path: &Path, meta: &Metadata, is_link: bool) {
 fn verify_files(ctx: &Ctx, entries: &HashMap<ChunkId, PackEntry>) -> u64 {
     let checked = AtomicU64::new(0);
     ctx.plan.files.par_iter().enumerate().filter(|(i, _)| !ctx.is_failed(*i)).for_each(|(_, f)| {
-        match verify_file(&f.path, &f.chunks, entries) {
+        match verify_file(ctx.repo.keys().hasher(), &f.path, &f.chunks, entries) {
             Ok(()) => drop(checked.fetch_add(1, Ordering::Relaxed)),
             Err(e) => ctx.warnings.push(&f.path, WarningKind::Failed, format!("verification failed: {e}")),
         }
@@ -529,6 +529,7 @@ fn verify_files(ctx: &Ctx, entries: &HashMap<ChunkId, PackEntry>) -> u64 {
 }
 
 fn verify_file(
+    hasher: &BlobHasher,
     path: &Path,
     chunks: &[ChunkId],
     entries: &HashMap<ChunkId, PackEntry>,
@@ -539,7 +540,7 @@ fn verify_file(
         let len = entries.get(chunk).map_or(0, |e| e.raw_len as usize);
         buf.resize(len, 0);
         f.read_exact(&mut buf)?;
-        if hash::chunk_id(&buf) != *chunk {
+        if hasher.chunk_id(&buf) != *chunk {
             return Err(std::io::Error::other(format!("contents differ from chunk {chunk}")));
         }
     }

@@ -20,17 +20,16 @@ use chrono::{DateTime, Local};
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::backend::{Backend, FileKind, LockMode};
+use crate::backend::{Backend, LockMode};
 use crate::error::{Error, Result};
 use crate::format::snapshot::Snapshot;
 use crate::format::tree::Node;
-use crate::hash;
 use crate::id::{BlobId, ChunkId, PackId, SnapshotId, TreeId};
 use crate::index::IndexCounts;
 use crate::ops::policy::Span;
 use crate::ops::snapshots::SnapshotInfo;
 use crate::progress::Progress;
-use crate::repo::{Repository, SnapshotList, Unreadable};
+use crate::repo::{PasswordFn, Repository, Unreadable, read_snapshots};
 
 // ---------------------------------------------------------------------------
 // stats
@@ -402,15 +401,21 @@ pub struct StatusOptions {
 /// Looks at the repository without keeping any lock for long: probes the
 /// lock, then opens it shared (or, while an exclusive operation runs,
 /// reads only the snapshot files). `now` is the time ages are measured from.
-pub fn status(backend: Box<dyn Backend>, opts: &StatusOptions, now: DateTime<Local>) -> Result<StatusReport> {
+pub fn status(
+    backend: Box<dyn Backend>,
+    password: PasswordFn<'_>,
+    opts: &StatusOptions,
+    now: DateTime<Local>,
+) -> Result<StatusReport> {
     // The config first: a directory that is not a repository gets no lock file.
     let config = crate::repo::read_config(backend.as_ref())?;
     let lock = probe_lock(backend.as_ref())?;
     let repository = backend.location();
     let (list, index) = if lock == LockState::Exclusive {
-        (read_snapshots(backend.as_ref())?, None)
+        let keys = crate::repo::read_keys(backend.as_ref(), password)?;
+        (read_snapshots(backend.as_ref(), &keys)?, None)
     } else {
-        let repo = Repository::open(backend, LockMode::Shared)?;
+        let repo = Repository::open_with(backend, LockMode::Shared, password)?;
         let sync = repo.sync_report();
         let health = IndexHealth {
             packs_added: sync.added.iter().map(PackId::to_hex).collect(),
@@ -491,30 +496,6 @@ fn probe_lock(backend: &dyn Backend) -> Result<LockState> {
         Err(Error::Locked { .. }) => Ok(LockState::Exclusive),
         Err(e) => Err(e),
     }
-}
-
-/// The snapshot files read straight from storage, without the repository
-/// lock: they are immutable, and one removed meanwhile (by forget or
-/// repair) is simply left out.
-fn read_snapshots(backend: &dyn Backend) -> Result<SnapshotList> {
-    let mut list = SnapshotList::default();
-    for (name, _) in backend.list(FileKind::Snapshot)? {
-        let loaded = SnapshotId::from_hex(&name).and_then(|id| {
-            let bytes = backend.get(FileKind::Snapshot, &name)?;
-            if hash::snapshot_id(&bytes) != id {
-                return Err(Error::corrupt(format!("snapshot {id}"), "contents do not match the name"));
-            }
-            let snap = Snapshot::decode(&bytes).map_err(|e| Error::decode(format!("snapshot {id}"), e))?;
-            Ok((id, snap))
-        });
-        match loaded {
-            Ok(pair) => list.snapshots.push(pair),
-            Err(Error::NotFound { .. }) => {}
-            Err(e) => list.damaged.push(Unreadable { name, error: e.to_string() }),
-        }
-    }
-    list.snapshots.sort_by_key(|(id, s)| (s.time, *id));
-    Ok(list)
 }
 
 #[cfg(test)]

@@ -242,13 +242,13 @@ fn read_pack(repo: &Repository, id: &PackId) -> PackErrors {
     if hash::pack_id(&bytes) != *id {
         errors.push((None, "contents do not match the pack's name".to_owned()));
     }
-    let entries = match decode_pack(&bytes) {
+    let entries = match decode_pack(&bytes, repo.keys()) {
         Ok(entries) => entries,
         Err(e) => return [errors, vec![(None, format!("trailer: {e}"))]].concat(),
     };
     for entry in entries {
         let range = entry.offset as usize..(entry.offset + entry.stored_len) as usize;
-        if let Err(e) = pack::open(&entry, &bytes[range]) {
+        if let Err(e) = pack::open(repo.keys(), &entry, &bytes[range]) {
             errors.push((Some(entry.blob), e.detail()));
         }
     }

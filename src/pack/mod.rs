@@ -1,16 +1,18 @@
 //! Blobs in and out of packs. `seal` turns raw bytes into what is stored
 //! (compressed when it pays) and proves the result decodes back to the same
 //! id before it may enter a pack; `open` reverses it and refuses any blob
-//! whose bytes no longer hash to its id. Encryption will wrap here.
+//! whose bytes no longer hash to its id. Compression comes first, then
+//! sealing (encryption, in an encrypted repository), which binds the blob's
+//! kind and id into the authenticated data.
 
 mod writer;
 
 pub use writer::{FinishedPack, PackWriter};
 
 use crate::compress;
+use crate::crypto::{Aad, Keys};
 use crate::error::{Error, Result};
 use crate::format::pack::{Compression, PackEntry};
-use crate::hash;
 use crate::id::BlobId;
 
 /// A blob ready to be appended to a pack.
@@ -26,17 +28,10 @@ pub struct SealedBlob {
     pub compression: Compression,
 }
 
-/// The id `raw` has when stored as a blob of `blob`'s kind.
-fn id_of(blob: &BlobId, raw: &[u8]) -> BlobId {
-    match blob {
-        BlobId::Chunk(_) => BlobId::Chunk(hash::chunk_id(raw)),
-        BlobId::Tree(_) => BlobId::Tree(hash::tree_id(raw)),
-    }
-}
-
-/// Compresses `raw` when it pays and checks that the stored form opens back
-/// to `blob` (restic's lesson: a compressor bug must not reach the disk).
-pub fn seal(blob: BlobId, raw: &[u8], level: i32) -> Result<SealedBlob> {
+/// Compresses `raw` when it pays, seals it, and checks that the stored form
+/// opens back to `blob` (restic's lesson: a compressor bug must not reach
+/// the disk).
+pub fn seal(keys: &Keys, blob: BlobId, raw: &[u8], level: i32) -> Result<SealedBlob> {
     let raw_len = u32::try_from(raw.len())
         .ok()
         .filter(|len| *len <= crate::format::MAX_BLOB_LEN)
@@ -45,19 +40,22 @@ pub fn seal(blob: BlobId, raw: &[u8], level: i32) -> Result<SealedBlob> {
         Some(c) => (c, Compression::Zstd),
         None => (raw.to_vec(), Compression::None),
     };
+    let stored = keys.seal(Aad::Blob(&blob), stored)?;
     let sealed = SealedBlob { blob, stored, raw_len, compression };
-    if compression != Compression::None {
+    if compression != Compression::None || keys.overhead() > 0 {
         let entry = PackEntry { blob, offset: 0, stored_len: 0, raw_len, compression };
-        open(&entry, &sealed.stored).map_err(|e| Error::corrupt(format!("{blob} before writing"), e))?;
+        open(keys, &entry, &sealed.stored)
+            .map_err(|e| Error::corrupt(format!("{blob} before writing"), e))?;
     }
     Ok(sealed)
 }
 
-/// Decodes a blob's stored bytes and checks them against its id.
-pub fn open(entry: &PackEntry, stored: &[u8]) -> Result<Vec<u8>> {
-    let raw = compress::decompress(stored, entry.compression, entry.raw_len)
-        .map_err(|e| Error::decode(entry.blob.to_string(), e))?;
-    if id_of(&entry.blob, &raw) != entry.blob {
+/// Opens and decodes a blob's stored bytes and checks them against its id.
+pub fn open(keys: &Keys, entry: &PackEntry, stored: &[u8]) -> Result<Vec<u8>> {
+    let decode_error = |e| Error::decode(entry.blob.to_string(), e);
+    let compressed = keys.open(Aad::Blob(&entry.blob), stored).map_err(decode_error)?;
+    let raw = compress::decompress(&compressed, entry.compression, entry.raw_len).map_err(decode_error)?;
+    if keys.hasher().blob_id(entry.blob.kind(), &raw) != entry.blob {
         return Err(Error::corrupt(entry.blob.to_string(), "contents do not match the id"));
     }
     Ok(raw)
@@ -66,30 +64,48 @@ pub fn open(entry: &PackEntry, stored: &[u8]) -> Result<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::hash::BlobHasher;
 
-    #[test]
-    fn seal_open_round_trip_and_tamper() {
-        let raw = b"hello hello hello hello hello hello hello".repeat(10);
-        let blob = BlobId::Chunk(hash::chunk_id(&raw));
-        let s = seal(blob, &raw, 3).unwrap();
-        let entry = PackEntry {
-            blob,
+    fn entry_for(s: &SealedBlob) -> PackEntry {
+        PackEntry {
+            blob: s.blob,
             offset: 0,
             stored_len: s.stored.len() as u32,
             raw_len: s.raw_len,
             compression: s.compression,
-        };
-        assert_eq!(open(&entry, &s.stored).unwrap(), raw);
-        let mut bad = s.stored.clone();
-        let last = bad.len() - 1;
-        bad[last] ^= 0xff;
-        assert!(open(&entry, &bad).is_err());
+        }
+    }
+
+    #[test]
+    fn seal_open_round_trip_and_tamper() {
+        for keys in [Keys::plain(), Keys::from_master(&[9; 32])] {
+            for raw in [b"hello hello hello hello hello hello hello".repeat(10), b"short".to_vec()] {
+                let blob = BlobId::Chunk(keys.hasher().chunk_id(&raw));
+                let s = seal(&keys, blob, &raw, 3).unwrap();
+                let entry = entry_for(&s);
+                assert_eq!(open(&keys, &entry, &s.stored).unwrap(), raw);
+                let mut bad = s.stored.clone();
+                let last = bad.len() - 1;
+                bad[last] ^= 0xff;
+                assert!(open(&keys, &entry, &bad).is_err());
+            }
+        }
+    }
+
+    #[test]
+    fn encrypted_blobs_hide_their_plaintext_and_need_the_key() {
+        let keys = Keys::from_master(&[9; 32]);
+        let raw = b"a secret file body, repeated: a secret file body".to_vec();
+        let s = seal(&keys, BlobId::Chunk(keys.hasher().chunk_id(&raw)), &raw, 3).unwrap();
+        assert!(!s.stored.windows(8).any(|w| raw.windows(8).any(|r| r == w)));
+        let other = Keys::from_master(&[10; 32]);
+        assert!(open(&other, &entry_for(&s), &s.stored).is_err());
     }
 
     #[test]
     fn a_chunk_cannot_pose_as_a_tree() {
         let raw = b"tree bytes".to_vec();
-        let as_chunk = hash::chunk_id(&raw);
+        let as_chunk = BlobHasher::Plain.chunk_id(&raw);
         let forged = BlobId::Tree(crate::id::TreeId::from_bytes(*as_chunk.as_bytes()));
         let entry = PackEntry {
             blob: forged,
@@ -98,6 +114,11 @@ mod tests {
             raw_len: 10,
             compression: Compression::None,
         };
-        assert!(open(&entry, &raw).is_err());
+        assert!(open(&Keys::plain(), &entry, &raw).is_err());
+        let keys = Keys::from_master(&[9; 32]);
+        let chunk = BlobId::Chunk(keys.hasher().chunk_id(&raw));
+        let s = seal(&keys, chunk, &raw, 3).unwrap();
+        let as_tree = BlobId::Tree(crate::id::TreeId::from_bytes(*chunk.as_bytes()));
+        assert!(open(&keys, &PackEntry { blob: as_tree, ..entry_for(&s) }, &s.stored).is_err());
     }
 }

@@ -3,6 +3,8 @@
 //! never appear under a pack name.
 
 use super::SealedBlob;
+use crate::crypto::Keys;
+use crate::error::Result;
 use crate::format::pack::{PackEntry, encode_trailer, pack_header};
 use crate::hash;
 use crate::id::PackId;
@@ -27,9 +29,9 @@ pub struct FinishedPack {
 }
 
 impl PackWriter {
-    /// An empty pack aiming at `target` bytes.
-    pub fn new(target: usize) -> Self {
-        PackWriter { bytes: pack_header(), entries: Vec::new(), target }
+    /// An empty pack aiming at `target` bytes, sealed with `keys`.
+    pub fn new(target: usize, keys: &Keys) -> Self {
+        PackWriter { bytes: pack_header(keys), entries: Vec::new(), target }
     }
 
     /// Appends a sealed blob.
@@ -56,10 +58,11 @@ impl PackWriter {
         self.entries.is_empty()
     }
 
-    /// Appends the trailer and names the pack.
-    pub fn finish(mut self) -> FinishedPack {
-        self.bytes.extend(encode_trailer(&self.entries));
-        FinishedPack { id: hash::pack_id(&self.bytes), bytes: self.bytes, entries: self.entries }
+    /// Appends the trailer (sealed with the same `keys` as the blobs) and
+    /// names the pack.
+    pub fn finish(mut self, keys: &Keys) -> Result<FinishedPack> {
+        self.bytes.extend(encode_trailer(&self.entries, keys)?);
+        Ok(FinishedPack { id: hash::pack_id(&self.bytes), bytes: self.bytes, entries: self.entries })
     }
 }
 
@@ -71,14 +74,16 @@ mod tests {
 
     #[test]
     fn finished_pack_decodes_to_its_entries() {
-        let mut w = PackWriter::new(1 << 20);
-        for i in 0..3u8 {
-            let raw = vec![i; 100 * (i as usize + 1)];
-            let blob = BlobId::Chunk(hash::chunk_id(&raw));
-            w.add(crate::pack::seal(blob, &raw, 3).unwrap());
+        for keys in [Keys::plain(), Keys::from_master(&[5; 32])] {
+            let mut w = PackWriter::new(1 << 20, &keys);
+            for i in 0..3u8 {
+                let raw = vec![i; 100 * (i as usize + 1)];
+                let blob = BlobId::Chunk(keys.hasher().chunk_id(&raw));
+                w.add(crate::pack::seal(&keys, blob, &raw, 3).unwrap());
+            }
+            let done = w.finish(&keys).unwrap();
+            assert_eq!(done.id, hash::pack_id(&done.bytes));
+            assert_eq!(decode_pack(&done.bytes, &keys).unwrap(), done.entries);
         }
-        let done = w.finish();
-        assert_eq!(done.id, hash::pack_id(&done.bytes));
-        assert_eq!(decode_pack(&done.bytes).unwrap(), done.entries);
     }
 }

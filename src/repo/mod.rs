@@ -3,11 +3,13 @@
 //! and only that order (see `writer.rs` and `snapshots.rs`); reading goes id
 //! -> index -> byte range of a pack -> decode and check against the id.
 
+mod keys;
 mod snapshots;
 mod sync;
 mod writer;
 
-pub use snapshots::SnapshotList;
+pub use keys::{KeyInfo, PasswordFn};
+pub use snapshots::{SnapshotList, read_snapshots};
 pub use sync::SyncReport;
 pub use writer::{BlobWriter, WriteStats};
 
@@ -15,6 +17,8 @@ use std::sync::Mutex;
 
 use crate::backend::{Backend, FileKind, LockGuard, LockMode, Put};
 use crate::chunk::Chunker;
+use crate::crypto::keyfile::KeyOwner;
+use crate::crypto::{Keys, Scheme};
 use crate::error::{Error, Result};
 use crate::format::DecodeError;
 use crate::format::config::Config;
@@ -36,32 +40,77 @@ pub struct Unreadable {
 pub struct Repository {
     backend: Box<dyn Backend>,
     config: Config,
+    keys: Keys,
+    unlocked: Option<keys::Unlocked>,
     index: Mutex<Index>,
     sync: SyncReport,
     _lock: Box<dyn LockGuard>,
 }
 
+/// How `init` protects a new repository.
+pub enum Protection<'a> {
+    /// Unencrypted (format 1).
+    None,
+    /// Encrypted (format 2) with a first key for this password.
+    Password(&'a str, &'a KeyOwner),
+}
+
 impl Repository {
-    /// Creates a new repository and opens it.
-    pub fn init(backend: Box<dyn Backend>) -> Result<Self> {
+    /// Creates a new repository and opens it. An encrypted repository's key
+    /// file is written before its config: the config is what makes the
+    /// directory a repository, so a crash in between leaves no repository
+    /// (and `init` can simply be run again).
+    pub fn init(backend: Box<dyn Backend>, protection: Protection<'_>) -> Result<Self> {
         let location = backend.location();
         if backend.exists()? {
             return Err(Error::RepoExists(location.into()));
         }
+        let scheme = match protection {
+            Protection::None => Scheme::None,
+            Protection::Password(..) => Scheme::XChaCha20Poly1305,
+        };
+        let id = *crate::crypto::random_key()?;
+        let config = Config::new(id, scheme);
+        let config_bytes = config.encode();
         backend.create()?;
-        let mut id = [0u8; 32];
-        getrandom::fill(&mut id).map_err(|e| Error::InvalidInput(format!("no randomness: {e}")))?;
-        if backend.put(FileKind::Config, "config", &Config::new(id).encode())? == Put::Existed {
+        let (keys, unlocked) = match protection {
+            Protection::None => (Keys::plain(), None),
+            Protection::Password(password, owner) => {
+                let (keys, unlocked) =
+                    keys::write_first_key(backend.as_ref(), &config_bytes, &id, password, owner)?;
+                (keys, Some(unlocked))
+            }
+        };
+        if backend.put(FileKind::Config, "config", &config_bytes)? == Put::Existed {
             return Err(Error::RepoExists(location.into()));
         }
-        Self::open(backend, LockMode::Shared)
+        let lock = backend.lock(LockMode::Shared)?;
+        Self::open_unlocked(backend, lock, config, keys, unlocked)
     }
 
-    /// Opens an existing repository, takes the lock and brings the index up
-    /// to date with the packs actually present.
+    /// Opens an existing unencrypted repository (an encrypted one is
+    /// [`Error::PasswordRequired`]); see [`Repository::open_with`].
     pub fn open(backend: Box<dyn Backend>, mode: LockMode) -> Result<Self> {
-        let config = read_config(backend.as_ref())?;
+        Self::open_with(backend, mode, &|| Err(Error::PasswordRequired("no password was given".into())))
+    }
+
+    /// Opens an existing repository, unlocks its key (asking `password`
+    /// only if it is encrypted), takes the lock and brings the index up to
+    /// date with the packs actually present.
+    pub fn open_with(backend: Box<dyn Backend>, mode: LockMode, password: PasswordFn<'_>) -> Result<Self> {
+        let (config, config_bytes) = read_config_bytes(backend.as_ref())?;
+        let (keys, unlocked) = keys::unlock(backend.as_ref(), &config, &config_bytes, password)?;
         let lock = backend.lock(mode)?;
+        Self::open_unlocked(backend, lock, config, keys, unlocked)
+    }
+
+    fn open_unlocked(
+        backend: Box<dyn Backend>,
+        lock: Box<dyn LockGuard>,
+        config: Config,
+        keys: Keys,
+        unlocked: Option<keys::Unlocked>,
+    ) -> Result<Self> {
         let index = Index::open(&backend.index_path()).map_err(|e| match e {
             Error::Index(inner) => Error::corrupt(
                 "index database",
@@ -72,6 +121,8 @@ impl Repository {
         let mut repo = Repository {
             backend,
             config,
+            keys,
+            unlocked,
             index: Mutex::new(index),
             sync: SyncReport::default(),
             _lock: lock,
@@ -83,6 +134,11 @@ impl Repository {
     /// The repository config.
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// The keys objects are named and sealed with.
+    pub fn keys(&self) -> &Keys {
+        &self.keys
     }
 
     /// The storage backend.
@@ -97,7 +153,10 @@ impl Repository {
 
     /// A chunker with this repository's parameters.
     pub fn chunker(&self) -> Chunker {
-        Chunker::new(self.config.chunker)
+        Chunker::new(crate::format::config::ChunkerParams {
+            seed: self.keys.chunker_seed(),
+            ..self.config.chunker
+        })
     }
 
     /// Runs `f` with the index locked. The lock ends with the call, so it
@@ -127,7 +186,7 @@ impl Repository {
             u64::from(loc.entry.offset),
             loc.entry.stored_len as usize,
         )?;
-        pack::open(&loc.entry, &stored)
+        pack::open(&self.keys, &loc.entry, &stored)
     }
 
     /// Loads and decodes a directory node.
@@ -139,30 +198,45 @@ impl Repository {
 
 impl Repository {
     /// Rebuilds the index from the packs alone, under the exclusive lock:
-    /// the old database is deleted first, so nothing it said survives.
-    pub fn rebuild_index(backend: Box<dyn Backend>) -> Result<SyncReport> {
-        read_config(backend.as_ref())?;
+    /// the old database is deleted first, so nothing it said survives. The
+    /// key is unlocked first, so a wrong password deletes nothing.
+    pub fn rebuild_index(backend: Box<dyn Backend>, password: PasswordFn<'_>) -> Result<SyncReport> {
+        let (config, config_bytes) = read_config_bytes(backend.as_ref())?;
+        let (keys, unlocked) = keys::unlock(backend.as_ref(), &config, &config_bytes, password)?;
         let lock = backend.lock(LockMode::Exclusive)?;
         Index::destroy(&backend.index_path())?;
-        drop(lock);
-        let repo = Self::open(backend, LockMode::Exclusive)?;
+        let repo = Self::open_unlocked(backend, lock, config, keys, unlocked)?;
         Ok(repo.sync)
     }
+}
+
+/// The keys of a repository, without locking or opening it (for reading
+/// immutable objects while another process holds the lock).
+pub fn read_keys(backend: &dyn Backend, password: PasswordFn<'_>) -> Result<Keys> {
+    let (config, config_bytes) = read_config_bytes(backend)?;
+    Ok(keys::unlock(backend, &config, &config_bytes, password)?.0)
 }
 
 /// Reads and checks the config. Done before anything is locked, created or
 /// deleted, so a directory that is not a snap repository (or one of a newer
 /// format) is left exactly as it was.
 pub fn read_config(backend: &dyn Backend) -> Result<Config> {
+    read_config_bytes(backend).map(|(config, _)| config)
+}
+
+/// The config and its exact bytes (key files authenticate them).
+fn read_config_bytes(backend: &dyn Backend) -> Result<(Config, Vec<u8>)> {
     let location = backend.location();
     if !backend.exists()? {
         return Err(Error::RepoNotFound(location.into()));
     }
-    Config::decode(&backend.get(FileKind::Config, "config")?).map_err(|e| match e {
+    let bytes = backend.get(FileKind::Config, "config")?;
+    let config = Config::decode(&bytes).map_err(|e| match e {
         DecodeError::NewerVersion(v) => Error::UnsupportedFormat {
             found: format!("version {v}"),
             supported: format!("version {}", crate::format::FORMAT_VERSION),
         },
         other => Error::NotARepository { path: location.into(), detail: format!("config: {other}") },
-    })
+    })?;
+    Ok((config, bytes))
 }

@@ -3,7 +3,8 @@
 use chrono::{Local, NaiveDate, TimeZone};
 
 use super::{Repository, Unreadable};
-use crate::backend::FileKind;
+use crate::backend::{Backend, FileKind};
+use crate::crypto::Keys;
 use crate::error::{Error, Result};
 use crate::format::snapshot::Snapshot;
 use crate::hash;
@@ -23,7 +24,7 @@ impl Repository {
     /// durable and indexed ([`super::BlobWriter::finish`]); when this returns
     /// the snapshot is committed.
     pub fn save_snapshot(&self, snap: &Snapshot) -> Result<SnapshotId> {
-        let bytes = snap.encode();
+        let bytes = snap.encode(self.keys())?;
         let id = hash::snapshot_id(&bytes);
         self.backend().put(FileKind::Snapshot, &id.to_hex(), &bytes)?;
         Ok(id)
@@ -31,26 +32,12 @@ impl Repository {
 
     /// Loads one snapshot, checking its bytes against its name.
     pub fn load_snapshot(&self, id: &SnapshotId) -> Result<Snapshot> {
-        let bytes = self.backend().get(FileKind::Snapshot, &id.to_hex())?;
-        let object = || format!("snapshot {id}");
-        if hash::snapshot_id(&bytes) != *id {
-            return Err(Error::corrupt(object(), "contents do not match the name"));
-        }
-        Snapshot::decode(&bytes).map_err(|e| Error::decode(object(), e))
+        load_snapshot(self.backend(), self.keys(), id)
     }
 
     /// All snapshots, oldest first.
     pub fn snapshots(&self) -> Result<SnapshotList> {
-        let mut list = SnapshotList::default();
-        for (name, _) in self.backend().list(FileKind::Snapshot)? {
-            let loaded = SnapshotId::from_hex(&name).and_then(|id| Ok((id, self.load_snapshot(&id)?)));
-            match loaded {
-                Ok(pair) => list.snapshots.push(pair),
-                Err(e) => list.damaged.push(Unreadable { name, error: e.to_string() }),
-            }
-        }
-        list.snapshots.sort_by_key(|(id, s)| (s.time, *id));
-        Ok(list)
+        read_snapshots(self.backend(), self.keys())
     }
 
     /// Finds the snapshot a user means: `latest`, `latest~N`, a date
@@ -60,6 +47,32 @@ impl Repository {
         let list = self.snapshots()?.snapshots;
         resolve_in(list, spec)
     }
+}
+
+fn load_snapshot(backend: &dyn Backend, keys: &Keys, id: &SnapshotId) -> Result<Snapshot> {
+    let bytes = backend.get(FileKind::Snapshot, &id.to_hex())?;
+    let object = || format!("snapshot {id}");
+    if hash::snapshot_id(&bytes) != *id {
+        return Err(Error::corrupt(object(), "contents do not match the name"));
+    }
+    Snapshot::decode(&bytes, keys).map_err(|e| Error::decode(object(), e))
+}
+
+/// Every snapshot file in storage, oldest first. Snapshot files are
+/// immutable, so this needs no lock: one removed meanwhile (by forget or
+/// repair) is simply left out.
+pub fn read_snapshots(backend: &dyn Backend, keys: &Keys) -> Result<SnapshotList> {
+    let mut list = SnapshotList::default();
+    for (name, _) in backend.list(FileKind::Snapshot)? {
+        let loaded = SnapshotId::from_hex(&name).and_then(|id| Ok((id, load_snapshot(backend, keys, &id)?)));
+        match loaded {
+            Ok(pair) => list.snapshots.push(pair),
+            Err(Error::NotFound { .. }) => {}
+            Err(e) => list.damaged.push(Unreadable { name, error: e.to_string() }),
+        }
+    }
+    list.snapshots.sort_by_key(|(id, s)| (s.time, *id));
+    Ok(list)
 }
 
 fn resolve_in(mut list: Vec<(SnapshotId, Snapshot)>, spec: &str) -> Result<(SnapshotId, Snapshot)> {

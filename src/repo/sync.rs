@@ -73,6 +73,6 @@ impl Repository {
         let footer = decode_footer(&footer_bytes, size).map_err(|e| Error::decode(object(), e))?;
         let start = size - FOOTER_LEN as u64 - u64::from(footer.trailer_len);
         let trailer = self.backend().get_range(FileKind::Pack, &name, start, footer.trailer_len as usize)?;
-        decode_trailer(&trailer, &footer).map_err(|e| Error::decode(object(), e))
+        decode_trailer(&trailer, &footer, self.keys()).map_err(|e| Error::decode(object(), e))
     }
 }

@@ -11,7 +11,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use super::Repository;
 use crate::backend::FileKind;
 use crate::error::Result;
-use crate::id::{BlobId, BlobKind};
+use crate::format::tree::Tree;
+use crate::id::{BlobId, BlobKind, ChunkId, TreeId};
 use crate::pack::{self, FinishedPack, PackWriter};
 
 /// Counters of what a writer added to the repository.
@@ -59,14 +60,13 @@ impl<'r> BlobWriter<'r> {
     }
 
     fn with_dedup(repo: &'r Repository, dedup_against_index: bool) -> Self {
-        let target = repo.config().pack_size as usize;
         BlobWriter {
             repo,
             dedup_against_index,
             state: Mutex::new(State {
                 pending: HashSet::new(),
-                chunks: PackWriter::new(target),
-                trees: PackWriter::new(target),
+                chunks: empty_pack(repo),
+                trees: empty_pack(repo),
             }),
             blobs: AtomicU64::new(0),
             raw_bytes: AtomicU64::new(0),
@@ -98,7 +98,7 @@ impl<'r> BlobWriter<'r> {
             }
             state.pending.insert(blob);
         }
-        let sealed = pack::seal(blob, raw, self.repo.config().compression.zstd_level)?;
+        let sealed = pack::seal(self.repo.keys(), blob, raw, self.repo.config().compression.zstd_level)?;
         self.blobs.fetch_add(1, Ordering::Relaxed);
         self.raw_bytes.fetch_add(raw.len() as u64, Ordering::Relaxed);
         self.stored_bytes.fetch_add(sealed.stored.len() as u64, Ordering::Relaxed);
@@ -109,12 +109,10 @@ impl<'r> BlobWriter<'r> {
                 BlobKind::Tree => &mut state.trees,
             };
             writer.add(sealed);
-            writer
-                .is_full()
-                .then(|| std::mem::replace(writer, PackWriter::new(self.repo.config().pack_size as usize)))
+            writer.is_full().then(|| std::mem::replace(writer, empty_pack(self.repo)))
         };
         if let Some(writer) = full {
-            self.store(writer.finish())?;
+            self.store(writer.finish(self.repo.keys())?)?;
         }
         Ok(true)
     }
@@ -129,19 +127,33 @@ impl<'r> BlobWriter<'r> {
         Ok(())
     }
 
+    /// Names a chunk with the repository's keys and stores it unless known.
+    pub fn save_chunk(&self, data: &[u8]) -> Result<ChunkId> {
+        let id = self.repo.keys().hasher().chunk_id(data);
+        self.save(BlobId::Chunk(id), data)?;
+        Ok(id)
+    }
+
+    /// Encodes a directory node, names it and stores it unless known.
+    pub fn save_tree(&self, tree: &Tree) -> Result<TreeId> {
+        let bytes = tree.encode();
+        let id = self.repo.keys().hasher().tree_id(&bytes);
+        self.save(BlobId::Tree(id), &bytes)?;
+        Ok(id)
+    }
+
     /// Stores the partly filled packs; afterwards every saved blob is durable
     /// and indexed.
     pub fn finish(self) -> Result<WriteStats> {
-        let target = self.repo.config().pack_size as usize;
         let open = {
             let mut state = self.state();
             [
-                std::mem::replace(&mut state.chunks, PackWriter::new(target)),
-                std::mem::replace(&mut state.trees, PackWriter::new(target)),
+                std::mem::replace(&mut state.chunks, empty_pack(self.repo)),
+                std::mem::replace(&mut state.trees, empty_pack(self.repo)),
             ]
         };
         for writer in open.into_iter().filter(|w| !w.is_empty()) {
-            self.store(writer.finish())?;
+            self.store(writer.finish(self.repo.keys())?)?;
         }
         Ok(WriteStats {
             blobs: self.blobs.load(Ordering::Relaxed),
@@ -150,4 +162,8 @@ impl<'r> BlobWriter<'r> {
             packs: self.packs.load(Ordering::Relaxed),
         })
     }
+}
+
+fn empty_pack(repo: &Repository) -> PackWriter {
+    PackWriter::new(repo.config().pack_size as usize, repo.keys())
 }

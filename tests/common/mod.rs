@@ -103,6 +103,7 @@ pub fn snap_command(home: &Path) -> Command {
         .env_remove("SNAP_REPO")
         .env_remove("SNAP_PASSWORD")
         .env_remove("SNAP_PASSWORD_FILE")
+        .env_remove("SNAP_PASSWORD_COMMAND")
         .env("NO_COLOR", "1");
     cmd
 }
@@ -144,6 +145,8 @@ pub struct TempRepo {
     /// Restore target (not created).
     pub target: PathBuf,
     pub home: PathBuf,
+    /// Given as SNAP_PASSWORD when set.
+    pub password: Option<String>,
 }
 
 impl Default for TempRepo {
@@ -161,7 +164,15 @@ impl TempRepo {
         let home = root.join("home");
         fs::create_dir(&src).unwrap();
         fs::create_dir(&home).unwrap();
-        TempRepo { repo: root.join("repo"), target: root.join("target"), src, home, root, _dir: dir }
+        TempRepo {
+            repo: root.join("repo"),
+            target: root.join("target"),
+            src,
+            home,
+            root,
+            password: None,
+            _dir: dir,
+        }
     }
 
     /// With an initialised repository.
@@ -172,10 +183,23 @@ impl TempRepo {
         r
     }
 
-    /// A command with the private environment and SNAP_REPO set.
+    /// With an encrypted repository whose password is `password`.
+    pub fn init_encrypted(password: &str) -> Self {
+        let mut r = Self::new();
+        r.password = Some(password.to_owned());
+        r.snap(["init", "--encryption", "xchacha20-poly1305"]).assert_ok();
+        assert!(r.repo.join("config").is_file(), "init must create repo/config");
+        r
+    }
+
+    /// A command with the private environment, SNAP_REPO and, when the
+    /// repository has one, SNAP_PASSWORD set.
     pub fn command(&self) -> Command {
         let mut cmd = snap_command(&self.home);
         cmd.env("SNAP_REPO", &self.repo);
+        if let Some(p) = &self.password {
+            cmd.env("SNAP_PASSWORD", p);
+        }
         cmd
     }
 

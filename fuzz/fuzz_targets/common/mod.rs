@@ -5,9 +5,43 @@
 //!
 //! Only Rust allocations are counted; zstd's C allocations are not (the
 //! `decompress` target relies on `-malloc_limit_mb` for those).
+//!
+//! Also the keys the targets run under: an unencrypted repository's and an
+//! encrypted one's with a fixed master key, made once per process.
+
+#![allow(dead_code)] // each target uses only some of these helpers
 
 use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::LazyLock;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+
+use snap::crypto::Keys;
+
+/// The master key of the encrypted repository the targets decode for.
+pub const FIXED_KEY: [u8; 32] = *b"snap fuzz: a fixed master key!!!";
+
+static PLAIN: LazyLock<Keys> = LazyLock::new(Keys::plain);
+static SEALED: LazyLock<Keys> = LazyLock::new(|| Keys::from_master(&FIXED_KEY));
+
+/// The keys of an unencrypted repository.
+pub fn plain_keys() -> &'static Keys {
+    &PLAIN
+}
+
+/// The keys of an encrypted repository whose master key is [`FIXED_KEY`].
+pub fn sealed_keys() -> &'static Keys {
+    &SEALED
+}
+
+/// Both sets of keys, unencrypted first.
+pub fn both_keys() -> [&'static Keys; 2] {
+    [plain_keys(), sealed_keys()]
+}
+
+/// The keys of the other scheme than `keys`'.
+pub fn other_keys(keys: &Keys) -> &'static Keys {
+    if keys.overhead() == 0 { sealed_keys() } else { plain_keys() }
+}
 
 struct Counting;
 
@@ -75,13 +109,11 @@ pub fn peak_alloc<T>(f: impl FnOnce() -> T) -> (T, usize) {
 /// length, and a failed decode can have a few such sequences open) plus a
 /// generous multiple of the input, for in-memory structs larger than their
 /// encoding and `Vec` doubling.
-#[allow(dead_code)] // not every target decodes a format
 pub fn decode_budget(input_len: usize) -> usize {
     (8 << 20) + 64 * input_len
 }
 
 /// Panics when a decode of `input_len` bytes allocated more than its budget.
-#[allow(dead_code)] // not every target decodes a format
 pub fn assert_within_budget(what: &str, input_len: usize, peak: usize) {
     let budget = decode_budget(input_len);
     assert!(

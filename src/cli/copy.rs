@@ -1,0 +1,65 @@
+//! `snap copy --to REPO [SNAPSHOT...]`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use snap::Repository;
+use snap::backend::LockMode;
+use snap::ops::copy::{CopyReport, copy};
+
+use super::args::Global;
+use super::{output, password, progress::Bar};
+
+#[derive(Debug, Args)]
+#[command(after_help = "\
+The destination must exist (`snap --repo DEST init`). Snapshots it already has
+(copied before, or copied from it) are skipped, so running the same copy again
+copies nothing. Between two unencrypted repositories blobs move as they are;
+when either side is encrypted every file is re-read and cut with the
+destination's own chunker, so it deduplicates against the destination's own
+backups. The destination's password comes from SNAP_TO_PASSWORD,
+SNAP_TO_PASSWORD_FILE or SNAP_TO_PASSWORD_COMMAND (or a prompt).")]
+pub struct CopyArgs {
+    /// Destination repository directory
+    #[arg(long, value_name = "REPO")]
+    pub to: PathBuf,
+    /// Snapshots to copy (id prefix, latest, latest~N, YYYY-MM-DD) [default: all]
+    #[arg(value_name = "SNAPSHOT")]
+    pub snapshots: Vec<String>,
+}
+
+pub fn run(g: &Global, a: &CopyArgs) -> Result<ExitCode> {
+    let (src, _) = super::open(g, LockMode::Shared)?;
+    let wanted =
+        a.snapshots.iter().map(|spec| src.resolve(spec).map(|(id, _)| id)).collect::<Result<Vec<_>, _>>()?;
+    let dst = Repository::open_with(super::backend(&a.to), LockMode::Shared, &password::destination)
+        .with_context(|| format!("destination {}", a.to.display()))?;
+    let report = copy(&src, &dst, &wanted, &Bar::new(g))?;
+    if g.json {
+        output::json(&report)?;
+    } else {
+        print(&report)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print(r: &CopyReport) -> Result<()> {
+    for c in &r.copied {
+        output::line(&format!("copied {} as {}", c.source.short(), c.target.short()))?;
+    }
+    for c in &r.already_there {
+        output::line(&format!("{} is already there as {}", c.source.short(), c.target.short()))?;
+    }
+    let how = if r.rechunked { ", files re-chunked for the destination" } else { "" };
+    output::line(&format!(
+        "{} snapshot(s) copied, {} already there; {} new blob(s), {} ({} stored) in {} pack(s){how}",
+        r.copied.len(),
+        r.already_there.len(),
+        r.new_blobs,
+        output::bytes(r.new_bytes),
+        output::bytes(r.new_stored_bytes),
+        r.packs_written
+    ))
+}

@@ -1,0 +1,235 @@
+//! `snap copy`: snapshots from one repository into another, storing only
+//! what the destination lacks. When both repositories name blobs the same
+//! way (both unencrypted), blobs move as they are and a subtree the
+//! destination already holds is skipped whole. Otherwise (either side
+//! encrypted, so ids are keyed differently) every file is re-read from the
+//! source and cut with the destination's own chunker, so it deduplicates
+//! against the destination's own backups. Either way nothing is visible in
+//! the destination until every blob is durable, and then each snapshot file
+//! is written: the same commit order as a backup.
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::sync::Mutex;
+
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::format::snapshot::Snapshot;
+use crate::format::tree::{Node, Tree};
+use crate::hash::BlobHasher;
+use crate::id::{BlobId, ChunkId, SnapshotId, TreeId};
+use crate::progress::Progress;
+use crate::repo::{BlobWriter, Repository};
+
+/// The `extra` key naming the original snapshot a copy descends from (kept
+/// through copies of copies, so any two copies of one backup are known to
+/// be the same, whichever way they travelled).
+pub const COPIED_FROM: &str = "copied_from";
+
+/// One snapshot copied.
+#[derive(Clone, Debug, Serialize)]
+pub struct Copied {
+    /// In the source.
+    pub source: SnapshotId,
+    /// The new snapshot in the destination.
+    pub target: SnapshotId,
+}
+
+/// One snapshot the destination already had.
+#[derive(Clone, Debug, Serialize)]
+pub struct AlreadyThere {
+    /// In the source.
+    pub source: SnapshotId,
+    /// Its copy (or original) in the destination.
+    pub target: SnapshotId,
+}
+
+/// What a copy did.
+#[derive(Clone, Debug, Serialize)]
+pub struct CopyReport {
+    /// Snapshots written to the destination.
+    pub copied: Vec<Copied>,
+    /// Snapshots skipped because the destination has them.
+    pub already_there: Vec<AlreadyThere>,
+    /// Whether file contents were re-chunked (the repositories name blobs differently).
+    pub rechunked: bool,
+    /// Blobs new to the destination.
+    pub new_blobs: u64,
+    /// Their raw bytes.
+    pub new_bytes: u64,
+    /// Their stored bytes.
+    pub new_stored_bytes: u64,
+    /// Packs written to the destination.
+    pub packs_written: u64,
+}
+
+struct Ctx<'a> {
+    src: &'a Repository,
+    writer: BlobWriter<'a>,
+    dst: &'a Repository,
+    rechunk: bool,
+    /// Source tree id -> destination tree id, for subtrees shared between
+    /// the snapshots of one run.
+    done: Mutex<HashMap<TreeId, TreeId>>,
+    progress: &'a dyn Progress,
+}
+
+/// Copies the `wanted` snapshots (all when empty) of `src` into `dst`.
+pub fn copy(
+    src: &Repository,
+    dst: &Repository,
+    wanted: &[SnapshotId],
+    progress: &dyn Progress,
+) -> Result<CopyReport> {
+    if src.config().id == dst.config().id {
+        return Err(Error::InvalidInput("source and destination are the same repository".into()));
+    }
+    let source = src.snapshots()?;
+    if let Some(bad) = source.damaged.first() {
+        return Err(Error::corrupt(format!("snapshot {}", bad.name), &bad.error));
+    }
+    let existing = dst.snapshots()?.snapshots;
+    let mut todo = Vec::new();
+    let mut already_there = Vec::new();
+    for (id, snap) in source.snapshots {
+        if !wanted.is_empty() && !wanted.contains(&id) {
+            continue;
+        }
+        match find_copy(&existing, &id, &snap) {
+            Some(target) => already_there.push(AlreadyThere { source: id, target }),
+            None => todo.push((id, snap)),
+        }
+    }
+    let rechunk =
+        !matches!((src.keys().hasher(), dst.keys().hasher()), (BlobHasher::Plain, BlobHasher::Plain));
+    let ctx =
+        Ctx { src, writer: BlobWriter::new(dst), dst, rechunk, done: Mutex::new(HashMap::new()), progress };
+    progress.begin("copy", None);
+    let mut prepared = Vec::with_capacity(todo.len());
+    for (id, snap) in todo {
+        let tree = copy_tree(&ctx, snap.tree)?;
+        let mut copy = Snapshot { tree, parent: None, ..snap };
+        copy.extra.entry(COPIED_FROM.to_owned()).or_insert_with(|| id.to_hex());
+        prepared.push((id, copy));
+    }
+    let written = ctx.writer.finish()?;
+    progress.end();
+    // Every blob is durable and indexed: now the snapshots may name them.
+    let mut copied = Vec::with_capacity(prepared.len());
+    for (source, snap) in prepared {
+        copied.push(Copied { source, target: dst.save_snapshot(&snap)? });
+    }
+    Ok(CopyReport {
+        copied,
+        already_there,
+        rechunked: rechunk,
+        new_blobs: written.blobs,
+        new_bytes: written.raw_bytes,
+        new_stored_bytes: written.stored_bytes,
+        packs_written: written.packs,
+    })
+}
+
+/// The original a snapshot descends from: itself, unless it is a copy.
+fn origin(id: &SnapshotId, snap: &Snapshot) -> String {
+    snap.extra.get(COPIED_FROM).cloned().unwrap_or_else(|| id.to_hex())
+}
+
+/// The destination snapshot that is `id` already: one with the same origin.
+fn find_copy(existing: &[(SnapshotId, Snapshot)], id: &SnapshotId, snap: &Snapshot) -> Option<SnapshotId> {
+    let wanted = origin(id, snap);
+    existing.iter().find(|(d, s)| origin(d, s) == wanted).map(|(d, _)| *d)
+}
+
+fn copy_tree(ctx: &Ctx, id: TreeId) -> Result<TreeId> {
+    if let Some(done) = ctx.done.lock().unwrap_or_else(|p| p.into_inner()).get(&id) {
+        return Ok(*done);
+    }
+    let new = if ctx.rechunk { rechunk_tree(ctx, id)? } else { move_tree(ctx, id)? };
+    ctx.done.lock().unwrap_or_else(|p| p.into_inner()).insert(id, new);
+    Ok(new)
+}
+
+/// Same ids on both sides: blobs move as they are, and a tree the
+/// destination has is complete there (trees are stored after their
+/// contents), so it is not even read.
+fn move_tree(ctx: &Ctx, id: TreeId) -> Result<TreeId> {
+    let blob = BlobId::Tree(id);
+    if ctx.writer.is_known(&blob)? {
+        return Ok(id);
+    }
+    let raw = ctx.src.read_blob(&blob)?;
+    let tree = Tree::decode(&raw).map_err(|e| Error::decode(format!("tree {id}"), e))?;
+    tree.entries.par_iter().try_for_each(|entry| match &entry.node {
+        Node::File { size, chunks } => {
+            for chunk in chunks {
+                let blob = BlobId::Chunk(*chunk);
+                if !ctx.writer.is_known(&blob)? {
+                    ctx.writer.save(blob, &ctx.src.read_blob(&blob)?)?;
+                }
+            }
+            ctx.progress.advance(1, *size);
+            Ok(())
+        }
+        Node::Dir { tree } => copy_tree(ctx, *tree).map(drop),
+        _ => Ok(()),
+    })?;
+    ctx.writer.save(blob, &raw)?;
+    Ok(id)
+}
+
+/// Different ids: every file is re-read and re-cut, every node rebuilt.
+fn rechunk_tree(ctx: &Ctx, id: TreeId) -> Result<TreeId> {
+    let tree = ctx.src.load_tree(&id)?;
+    let entries = tree
+        .entries
+        .into_par_iter()
+        .map(|mut entry| {
+            entry.node = match entry.node {
+                Node::File { size, chunks } => {
+                    let reader =
+                        ChunkReader { src: ctx.src, chunks: chunks.into_iter(), buf: Vec::new(), pos: 0 };
+                    let (read, chunks) =
+                        crate::ops::backup::store_contents(ctx.dst, &ctx.writer, reader, size)
+                            .map_err(|e| e.into_error("copy: reading a file from the source repository"))?;
+                    if read != size {
+                        return Err(Error::corrupt(
+                            format!("tree {id}"),
+                            format!("file of {size} bytes has chunks holding {read}"),
+                        ));
+                    }
+                    ctx.progress.advance(1, size);
+                    Node::File { size, chunks }
+                }
+                Node::Dir { tree } => Node::Dir { tree: copy_tree(ctx, tree)? },
+                other => other,
+            };
+            Ok(entry)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    ctx.writer.save_tree(&Tree { entries })
+}
+
+/// A file's contents, read chunk by chunk from a repository.
+struct ChunkReader<'a> {
+    src: &'a Repository,
+    chunks: std::vec::IntoIter<ChunkId>,
+    buf: Vec<u8>,
+    pos: usize,
+}
+
+impl Read for ChunkReader<'_> {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        while self.pos == self.buf.len() {
+            let Some(chunk) = self.chunks.next() else { return Ok(0) };
+            self.buf = self.src.read_blob(&BlobId::Chunk(chunk)).map_err(std::io::Error::other)?;
+            self.pos = 0;
+        }
+        let n = out.len().min(self.buf.len() - self.pos);
+        out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
