@@ -1,6 +1,6 @@
 //! What a backup leaves out, and only when asked: exclude patterns and
-//! files, presets, size limit, cache directories, other file systems, and
-//! skipping a snapshot when nothing changed.
+//! files, presets, size limit, cache directories, other file systems,
+//! .gitignore files, and skipping a snapshot when nothing changed.
 
 mod common;
 
@@ -142,4 +142,46 @@ fn skip_if_unchanged_writes_no_snapshot_until_something_changes() {
     let report = r.backup(&["--skip-if-unchanged"]);
     assert!(report["snapshot"].is_string(), "{report:#}");
     assert_eq!(r.snapshots().len(), 2);
+}
+
+#[test]
+fn git_ignore_follows_gitignore_files_like_git_does() {
+    let r = TempRepo::init();
+    let tree = r.src.join("proj");
+    for p in
+        ["keep.c", "a.o", "build/out", "sub/b.o", "sub/keep.o", "sub/x.tmp", "notes/secret.txt", "logs/l.log"]
+    {
+        write(&tree.join(p), 10);
+    }
+    fs::create_dir_all(tree.join(".git/info")).unwrap();
+    fs::write(tree.join(".gitignore"), "*.o\nbuild/\nlogs\n").unwrap();
+    fs::write(tree.join(".git/info/exclude"), "secret.txt\n").unwrap();
+    fs::write(tree.join("sub/.gitignore"), "!keep.o\n*.tmp\n").unwrap();
+
+    // Without the flag, nothing is left out.
+    r.backup(&[]);
+    assert!(listed(&r).contains(&"proj/a.o".to_owned()));
+
+    r.backup(&["--git-ignore"]);
+    let kept = listed(&r);
+    for gone in
+        ["proj/a.o", "proj/build", "proj/sub/b.o", "proj/sub/x.tmp", "proj/notes/secret.txt", "proj/logs"]
+    {
+        assert!(!kept.contains(&gone.to_owned()), "{gone} should be ignored: {kept:?}");
+    }
+    for here in
+        ["proj/keep.c", "proj/sub/keep.o", "proj/.gitignore", "proj/sub/.gitignore", "proj/.git/info/exclude"]
+    {
+        assert!(kept.contains(&here.to_owned()), "{here} should be kept: {kept:?}");
+    }
+
+    // A source below the work tree root follows the root's .gitignore too.
+    let sub = tree.join("sub");
+    let report = r.json(["backup", "--git-ignore", s(&sub)]);
+    let id = report["snapshot"].as_str().unwrap().to_owned();
+    let ls = r.json(["ls", &id, s(&sub)]);
+    let names: Vec<&str> =
+        ls["entries"].as_array().unwrap().iter().map(|e| e["path"].as_str().unwrap()).collect();
+    assert!(names.iter().any(|n| n.ends_with("/sub/keep.o")), "{names:?}");
+    assert!(!names.iter().any(|n| n.ends_with("/sub/b.o")), "{names:?}");
 }

@@ -126,6 +126,10 @@ pub struct BackupArgs {
     /// Do not descend into other file systems mounted below a source
     #[arg(long, short = 'x')]
     pub one_file_system: bool,
+    /// Leave out what .gitignore files (and .git/info/exclude) ignore, as git does;
+    /// a source inside a work tree also follows the work tree's files above it
+    #[arg(long)]
+    pub git_ignore: bool,
     /// Write no snapshot when nothing changed since the parent snapshot
     #[arg(long, conflicts_with = "force")]
     pub skip_if_unchanged: bool,

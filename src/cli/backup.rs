@@ -98,6 +98,7 @@ fn selection(a: &BackupArgs) -> Result<Selection> {
         exclude_larger_than: a.exclude_larger_than.as_deref().map(snap::walk::parse_size).transpose()?,
         exclude_caches: a.exclude_caches,
         one_file_system: a.one_file_system,
+        git_ignore: a.git_ignore,
     })
 }
 

@@ -28,7 +28,7 @@ use crate::format::tree::{Entry, Node, Tree};
 use crate::id::{BlobId, ChunkId, SnapshotId, TreeId};
 use crate::progress::Progress;
 use crate::repo::{BlobWriter, Repository};
-use crate::walk::{self, SourceKind, Stat};
+use crate::walk::{self, GitIgnores, SourceKind, Stat};
 
 /// Files up to this size are read whole; larger ones are streamed.
 const READ_WHOLE_LIMIT: u64 = 32 << 20;
@@ -143,7 +143,7 @@ pub fn backup(repo: &Repository, opts: &BackupOptions, progress: &dyn Progress) 
     };
     progress.begin("backup", None);
     let root = match build_trie(&sources) {
-        Trie::Source(path) => backup_dir(&ctx, &path, parent_tree)?,
+        Trie::Source(path) => backup_dir(&ctx, &path, parent_tree, &source_ignores(&ctx, &path))?,
         Trie::Inner(children) => store_inner(&ctx, Path::new("/"), &children, parent_tree)?,
     };
     let Ctx { writer, counters, warnings, .. } = ctx;
@@ -331,7 +331,9 @@ fn store_inner(
             let parent_entry = parent.as_ref().and_then(|t| t.find(name));
             let child_path = path.join(std::ffi::OsStr::from_bytes(name));
             match child {
-                Trie::Source(src) => backup_entry(ctx, src, name, parent_entry, true),
+                Trie::Source(src) => {
+                    backup_entry(ctx, src, name, parent_entry, true, &source_ignores(ctx, src))
+                }
                 Trie::Inner(grand) => {
                     let mut stat = walk::lstat(&child_path)?;
                     stat.meta.xattrs = read_xattrs(ctx, &child_path);
@@ -344,6 +346,18 @@ fn store_inner(
         })
         .collect::<Result<Vec<_>>>()?;
     store_tree(ctx, Tree { entries: entries.into_iter().flatten().collect() })
+}
+
+/// The `.gitignore` files above a source, when they are honoured.
+fn source_ignores(ctx: &Ctx, source: &Path) -> GitIgnores {
+    if !ctx.filter.uses_git_ignore() {
+        return GitIgnores::default();
+    }
+    let (ignores, problems) = GitIgnores::above_source(source);
+    for p in problems {
+        ctx.warnings.push(source, WarningKind::Skipped, format!("ignore file not fully read: {p}"));
+    }
+    ignores
 }
 
 fn parent_subtree(ctx: &Ctx, parent: Option<&Entry>) -> Option<Tree> {
@@ -372,6 +386,7 @@ fn backup_entry(
     name: &[u8],
     parent: Option<&Entry>,
     source: bool,
+    ignores: &GitIgnores,
 ) -> Result<Option<Entry>> {
     let mut stat = match walk::lstat(path) {
         Ok(s) => s,
@@ -381,7 +396,7 @@ fn backup_entry(
         }
     };
     // A path the user named is backed up whatever the exclude rules say.
-    if !source && ctx.filter.excludes(path, &stat) {
+    if !source && (ctx.filter.excludes(path, &stat) || ignores.ignores(path, stat.kind == SourceKind::Dir)) {
         return Ok(None);
     }
     stat.meta.xattrs = read_xattrs(ctx, path);
@@ -394,7 +409,7 @@ fn backup_entry(
             }
             c.dirs.fetch_add(1, Ordering::Relaxed);
             let tree = if ctx.filter.enters_device(stat.meta.dev, &ctx.source_devices) {
-                backup_dir(ctx, path, parent_subtree(ctx, parent))?
+                backup_dir(ctx, path, parent_subtree(ctx, parent), ignores)?
             } else {
                 store_tree(ctx, Tree::default())? // a mount point: kept, not entered
             };
@@ -427,7 +442,16 @@ fn backup_entry(
     Ok(Some(Entry { name: name.to_vec(), node, meta: stat.meta }))
 }
 
-fn backup_dir(ctx: &Ctx, path: &Path, parent_tree: Option<Tree>) -> Result<TreeId> {
+fn backup_dir(ctx: &Ctx, path: &Path, parent_tree: Option<Tree>, ignores: &GitIgnores) -> Result<TreeId> {
+    let ignores = if ctx.filter.uses_git_ignore() {
+        let (inner, problem) = ignores.enter(path);
+        if let Some(p) = problem {
+            ctx.warnings.push(path, WarningKind::Skipped, format!("ignore file not fully read: {p}"));
+        }
+        inner
+    } else {
+        ignores.clone()
+    };
     let mut names = walk::list_dir(path).unwrap_or_else(|e| {
         ctx.warnings.push(path, WarningKind::Failed, format!("cannot list directory: {}", e.detail()));
         Vec::new()
@@ -440,7 +464,7 @@ fn backup_dir(ctx: &Ctx, path: &Path, parent_tree: Option<Tree>) -> Result<TreeI
         .map(|name| {
             let name = name.as_bytes();
             let prev = parent_tree.as_ref().and_then(|t| t.find(name));
-            backup_entry(ctx, &path.join(std::ffi::OsStr::from_bytes(name)), name, prev, false)
+            backup_entry(ctx, &path.join(std::ffi::OsStr::from_bytes(name)), name, prev, false, &ignores)
         })
         .collect::<Result<Vec<_>>>()?;
     store_tree(ctx, Tree { entries: entries.into_iter().flatten().collect() })

@@ -12,6 +12,10 @@ use std::path::Path;
 
 use ignore::gitignore::{Gitignore, GitignoreBuilder};
 
+mod gitignore;
+
+pub use gitignore::GitIgnores;
+
 use crate::error::{Error, IoContext, Result};
 use crate::format::Timestamp;
 use crate::format::tree::{Metadata, Xattr};
@@ -144,6 +148,8 @@ pub struct Selection {
     /// Do not descend into directories on another file system than the
     /// source they were reached from (the mount point itself is kept).
     pub one_file_system: bool,
+    /// Honour `.gitignore` files (and `.git/info/exclude`) as git does.
+    pub git_ignore: bool,
 }
 
 /// The `CACHEDIR.TAG` file name and signature (bford.info/cachedir).
@@ -190,6 +196,7 @@ pub struct Filter {
     larger_than: Option<u64>,
     exclude_caches: bool,
     one_file_system: bool,
+    git_ignore: bool,
 }
 
 impl Filter {
@@ -212,7 +219,13 @@ impl Filter {
             larger_than: sel.exclude_larger_than,
             exclude_caches: sel.exclude_caches,
             one_file_system: sel.one_file_system,
+            git_ignore: sel.git_ignore,
         })
+    }
+
+    /// Whether `.gitignore` files are honoured.
+    pub fn uses_git_ignore(&self) -> bool {
+        self.git_ignore
     }
 
     /// Whether a path found inside a backed-up directory is left out.
