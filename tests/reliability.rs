@@ -1,5 +1,6 @@
 //! What must hold when things go wrong: concurrent backups, lost and damaged
-//! packs, and repositories crafted to attack the restore path.
+//! packs, files that vanish and appear while a backup reads them, and
+//! repositories crafted to attack the restore path.
 
 mod common;
 
@@ -110,6 +111,7 @@ fn file(name: &[u8]) -> Entry {
         name: name.to_vec(),
         node: Node::File { size: 6, chunks: vec![chunk] },
         meta: Metadata { mode: 0o644, ..Default::default() },
+        sha256: None,
     }
 }
 
@@ -119,6 +121,7 @@ fn symlink(name: &[u8], target: &Path) -> Entry {
         name: name.to_vec(),
         node: Node::Symlink { target },
         meta: Metadata { mode: 0o777, ..Default::default() },
+        sha256: None,
     }
 }
 
@@ -169,6 +172,7 @@ fn a_name_that_is_both_a_symlink_and_a_directory_is_refused() {
         name: b"evil".to_vec(),
         node: Node::Dir { tree: inner },
         meta: Metadata { mode: 0o755, ..Default::default() },
+        sha256: None,
     };
     plant_snapshot(&r.repo, vec![symlink(b"evil", &outside), dir]);
     r.snap(["restore", "latest", "--target", s(&r.target)]).assert_one_line_error();
@@ -295,4 +299,69 @@ fn a_file_that_changes_while_read_is_reported_and_stored_as_read() {
     let restored = fs::read(r.target.join("proc/uptime")).unwrap();
     assert_eq!(restored.len() as u64, stored);
     assert!(restored.ends_with(b"\n") && restored.iter().all(|b| b.is_ascii()), "{restored:?}");
+}
+
+/// Content of churn file `n`, so any copy of it can be checked.
+fn churn_content(n: u64) -> Vec<u8> {
+    let mut rng = Rng::new(n);
+    rng.bytes(1000 + (n as usize % 7) * 3000)
+}
+
+#[test]
+fn files_vanishing_and_appearing_during_backups_never_spoil_a_snapshot() {
+    let r = TempRepo::init();
+    let stable = r.src.join("stable");
+    common::write_random_tree(&stable, 61, 40, 50_000);
+    let churn = r.src.join("churn");
+    fs::create_dir(&churn).unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let churner = {
+        let (churn, stop) = (churn.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut n = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                // Whole files appear by rename; old ones and whole
+                // directories vanish.
+                let tmp = churn.join(format!(".tmp{n}"));
+                fs::write(&tmp, churn_content(n)).unwrap();
+                let dir = churn.join(format!("d{}", n % 4));
+                fs::create_dir_all(&dir).unwrap();
+                fs::rename(&tmp, dir.join(format!("f{n}"))).unwrap();
+                if n >= 6 {
+                    let _ =
+                        fs::remove_file(churn.join(format!("d{}", (n - 6) % 4)).join(format!("f{}", n - 6)));
+                }
+                if n % 25 == 24 {
+                    let _ = fs::remove_dir_all(churn.join(format!("d{}", n % 4)));
+                }
+                n += 1;
+            }
+        })
+    };
+    for _ in 0..6 {
+        let run = r.snap(["backup", s(&r.src)]);
+        assert!(matches!(run.code, Some(0) | Some(3)), "{}", run.stderr);
+        for line in run.stderr.lines().filter(|l| l.starts_with("snap: warning: /")) {
+            assert!(line.contains(s(&churn)), "a warning about a stable path: {line}");
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    churner.join().unwrap();
+
+    r.snap(["verify", "--read-data"]).assert_clean();
+    r.snap(["restore", "latest", "--target", s(&r.target)]).assert_ok();
+    common::assert_trees_equal(&stable, &r.restored(&r.target, &stable));
+    let restored_churn = r.restored(&r.target, &churn);
+    for path in common::list_tree(&restored_churn) {
+        let full = restored_churn.join(&path);
+        let name = full.file_name().unwrap().to_str().unwrap();
+        if let Some(n) = name.strip_prefix('f').and_then(|n| n.parse::<u64>().ok()) {
+            assert_eq!(
+                fs::read(&full).unwrap(),
+                churn_content(n),
+                "{} restored with other bytes",
+                path.display()
+            );
+        }
+    }
 }

@@ -44,10 +44,14 @@ pub enum Command {
     Find(super::find::FindArgs),
     /// The history of one path across snapshots
     Log(super::find::LogArgs),
+    /// Back up whenever something changes, at most once per interval, until stopped
+    Watch(super::watch::WatchArgs),
     /// Copy snapshots into another repository, storing only what it lacks
     Copy(super::copy::CopyArgs),
     /// Restore a snapshot, or part of it, into a directory
     Restore(RestoreArgs),
+    /// Write a snapshot, or part of it, as a tar or zip archive (stdout or --output)
+    Dump(super::dump::DumpArgs),
     /// Check that every snapshot is whole; optionally read and re-hash the data
     Verify(VerifyArgs),
     /// Remove snapshots (their space is freed by the next prune)
@@ -89,7 +93,7 @@ pub enum EncryptionArg {
     XChaCha20Poly1305,
 }
 
-#[derive(Debug, Args)]
+#[derive(Clone, Debug, Args)]
 pub struct BackupArgs {
     /// Files and directories to back up
     #[arg(required = true, value_name = "PATH")]
@@ -133,6 +137,10 @@ pub struct BackupArgs {
     /// Write no snapshot when nothing changed since the parent snapshot
     #[arg(long, conflicts_with = "force")]
     pub skip_if_unchanged: bool,
+    /// Also record each file's SHA-256, for `snap ls --sha256` (files unchanged
+    /// since a parent without checksums are read once more)
+    #[arg(long)]
+    pub sha256: bool,
 }
 
 #[derive(Debug, Args)]
@@ -157,6 +165,10 @@ pub struct LsArgs {
     pub snapshot: String,
     /// Only this path and what is below it
     pub path: Option<PathBuf>,
+    /// Print `sha256sum -c` lines (paths relative, as restored under a target)
+    /// for the files that have a recorded SHA-256 (`backup --sha256`)
+    #[arg(long)]
+    pub sha256: bool,
 }
 
 #[derive(Debug, Args)]
@@ -183,6 +195,15 @@ pub struct RestoreArgs {
     /// Re-read every restored file and check it against the snapshot
     #[arg(long)]
     pub verify: bool,
+    /// What to do with a file, symlink or other non-directory already at a restored path
+    #[arg(long, value_enum, default_value = "always", value_name = "WHEN")]
+    pub overwrite: super::restore::OverwriteArg,
+    /// Do not first back up (tagged safety, pre-restore) what the restore replaces in the target
+    #[arg(long)]
+    pub no_safety_snapshot: bool,
+    /// List what would be created (+), replaced (M), left unchanged (=) or skipped (s); write nothing
+    #[arg(long, conflicts_with = "verify")]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Args)]

@@ -8,12 +8,18 @@ use anyhow::Result;
 use snap::Repository;
 use snap::backend::LockMode;
 use snap::ops::backup::{BackupOptions, BackupReport, ParentChoice, backup};
+use snap::repo::PasswordFn;
 use snap::walk::Selection;
 
 use super::args::{BackupArgs, Global};
 use super::{EXIT_INCOMPLETE, output, progress::Bar};
 
 pub fn run(g: &Global, a: &BackupArgs) -> Result<ExitCode> {
+    run_with(g, a, &super::password::current)
+}
+
+/// A backup whose password (if the repository has one) comes from `password`.
+pub fn run_with(g: &Global, a: &BackupArgs, password: PasswordFn<'_>) -> Result<ExitCode> {
     let loc = super::location(g)?;
     let backend = super::backend(&loc.path);
     // The default repository is created on first use; a named one must exist.
@@ -22,7 +28,7 @@ pub fn run(g: &Global, a: &BackupArgs) -> Result<ExitCode> {
         output::warn(&format!("created the default repository at {}", loc.path.display()));
         repo
     } else {
-        Repository::open_with(backend, LockMode::Shared, &super::password::current)?
+        Repository::open_with(backend, LockMode::Shared, password)?
     };
     super::report_sync(&repo);
     let parent = match (&a.parent, a.force) {
@@ -36,10 +42,11 @@ pub fn run(g: &Global, a: &BackupArgs) -> Result<ExitCode> {
         message: a.message.clone(),
         parent,
         repository_dir: Some(loc.path.clone()),
-        hostname: gethostname::gethostname().to_string_lossy().into_owned(),
-        username: std::env::var("USER").unwrap_or_default(),
+        hostname: super::hostname(),
+        username: super::username(),
         selection: selection(a)?,
         skip_if_unchanged: a.skip_if_unchanged,
+        sha256: a.sha256,
         extra: git_state(&a.paths),
     };
     let report = backup(&repo, &opts, &Bar::new(g))?;

@@ -4,6 +4,7 @@
 pub mod args;
 mod backup;
 mod copy;
+mod dump;
 mod find;
 mod key;
 mod output;
@@ -14,6 +15,7 @@ mod restore;
 mod show;
 mod stats;
 mod verify;
+mod watch;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -57,7 +59,9 @@ pub fn run(cli: &Cli) -> Result<ExitCode> {
         Command::Find(a) => find::run_find(g, a),
         Command::Log(a) => find::run_log(g, a),
         Command::Restore(a) => restore::run(g, a),
+        Command::Dump(a) => dump::run(g, a),
         Command::Copy(a) => copy::run(g, a),
+        Command::Watch(a) => watch::run(g, a),
         Command::Verify(a) => verify::run(g, a),
         Command::Forget(a) => prune::forget(g, a),
         Command::Prune(a) => prune::prune(g, a),
@@ -76,6 +80,16 @@ pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
             || c.downcast_ref::<serde_json::Error>()
                 .is_some_and(|j| j.io_error_kind() == Some(std::io::ErrorKind::BrokenPipe))
     })
+}
+
+/// This machine's name, as recorded in snapshots and key files.
+fn hostname() -> String {
+    gethostname::gethostname().to_string_lossy().into_owned()
+}
+
+/// The user's name, as recorded in snapshots and key files.
+fn username() -> String {
+    std::env::var("USER").unwrap_or_default()
 }
 
 /// Where the repository is, and whether it is the implicit default.

@@ -13,6 +13,12 @@ pub fn line(text: &str) -> Result<()> {
     Ok(())
 }
 
+/// Prints raw bytes on stdout (file names need not be UTF-8).
+pub fn raw(bytes: &[u8]) -> Result<()> {
+    std::io::stdout().lock().write_all(bytes)?;
+    Ok(())
+}
+
 /// Prints `value` as the command's one JSON document.
 pub fn json<T: Serialize + ?Sized>(value: &T) -> Result<()> {
     let mut out = std::io::stdout().lock();

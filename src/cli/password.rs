@@ -130,8 +130,5 @@ pub fn new(file: Option<&Path>) -> snap::Result<Password> {
 
 /// Who is adding a key, for `snap key list`.
 pub fn owner() -> KeyOwner {
-    KeyOwner {
-        hostname: gethostname::gethostname().to_string_lossy().into_owned(),
-        username: std::env::var("USER").unwrap_or_default(),
-    }
+    KeyOwner { hostname: super::hostname(), username: super::username() }
 }

@@ -1,10 +1,13 @@
 //! `snap snapshots` and `snap ls`.
 
+use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Result;
+use snap::Repository;
 use snap::backend::LockMode;
-use snap::ops::ls::{LsEntry, ls as list_entries};
+use snap::format::snapshot::Snapshot;
+use snap::ops::ls::{LsEntry, ls as list_entries, sha256_lines};
 use snap::ops::snapshots::{SnapshotFilter, SnapshotInfo, calendar, list};
 
 use super::args::{DiffArgs, Global, LsArgs, SnapshotsArgs};
@@ -81,6 +84,9 @@ fn print_calendar(infos: &[SnapshotInfo]) -> Result<()> {
 pub fn ls(g: &Global, a: &LsArgs) -> Result<ExitCode> {
     let (repo, _) = super::open(g, LockMode::Shared)?;
     let (id, snap) = repo.resolve(&a.snapshot)?;
+    if a.sha256 && !g.json {
+        return checksums(&repo, &snap, a.path.as_deref());
+    }
     let entries = list_entries(&repo, &snap, a.path.as_deref())?;
     if g.json {
         output::json(&serde_json::json!({ "snapshot": id.to_hex(), "entries": entries }))?;
@@ -90,6 +96,22 @@ pub fn ls(g: &Global, a: &LsArgs) -> Result<ExitCode> {
         output::line(&ls_line(e))?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `sha256sum -c` lines; exit code 3 when some files have no checksum.
+fn checksums(repo: &Repository, snap: &Snapshot, path: Option<&Path>) -> Result<ExitCode> {
+    let sums = sha256_lines(repo, snap, path)?;
+    for line in &sums.lines {
+        output::raw(line)?;
+    }
+    if sums.missing == 0 {
+        return Ok(ExitCode::SUCCESS);
+    }
+    output::warn(&format!(
+        "{} file(s) have no recorded SHA-256 (they were backed up without --sha256)",
+        sums.missing
+    ));
+    Ok(ExitCode::from(super::EXIT_INCOMPLETE))
 }
 
 fn ls_line(listed: &LsEntry) -> String {

@@ -1,9 +1,10 @@
 //! Directory nodes of the snapshot Merkle tree. A node is one version byte
-//! ([`TREE_VERSION`]) followed by the postcard encoding of its entries,
-//! sorted by name bytes; its id is the BLAKE3 (tree domain) of those bytes.
-//! The version byte lets a later format add fields while old nodes in the
-//! same repository stay readable. An unchanged directory encodes to the
-//! same bytes, gets the same id and is stored once.
+//! followed by the postcard encoding of its entries, sorted by name bytes;
+//! its id is the tree-domain hash of those bytes. Version 1 is just that;
+//! version 2 (written only when some file carries a SHA-256, from `backup
+//! --sha256`) appends one `Option<[u8; 32]>` per entry. The encoding is
+//! canonical: a node without checksums is always version 1, so an unchanged
+//! directory encodes to the same bytes, gets the same id and is stored once.
 //!
 //! Names are raw bytes (Unix file names need not be UTF-8). A decoded node is
 //! checked so that restore can trust it: every name is non-empty, is not `.`
@@ -15,8 +16,10 @@ use serde::{Deserialize, Serialize};
 use super::{DecodeError, Timestamp, decode_exact};
 use crate::id::{ChunkId, TreeId};
 
-/// Version byte that starts every encoded node.
+/// Version byte of a node without checksums.
 pub const TREE_VERSION: u8 = 1;
+/// Version byte of a node whose entries carry SHA-256 checksums.
+pub const TREE_VERSION_SHA256: u8 = 2;
 
 /// Longest file name accepted (Linux NAME_MAX).
 pub const MAX_NAME_LEN: usize = 255;
@@ -40,6 +43,10 @@ pub struct Entry {
     pub node: Node,
     /// Metadata common to every kind.
     pub meta: Metadata,
+    /// SHA-256 of a file's contents, when backed up with `--sha256`. Not
+    /// part of the version 1 encoding (see [`Tree::encode`]).
+    #[serde(skip)]
+    pub sha256: Option<[u8; 32]>,
 }
 
 /// The kind of an entry and what only that kind has.
@@ -116,19 +123,44 @@ impl Node {
 impl Tree {
     /// Encodes the node; its id is the tree-domain hash of these bytes.
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = vec![TREE_VERSION];
+        let checksums = self.entries.iter().any(|e| e.sha256.is_some());
+        let mut out = vec![if checksums { TREE_VERSION_SHA256 } else { TREE_VERSION }];
         out.extend(postcard::to_stdvec(self).expect("tree serializes"));
+        if checksums {
+            let sums: Vec<Option<[u8; 32]>> = self.entries.iter().map(|e| e.sha256).collect();
+            out.extend(postcard::to_stdvec(&sums).expect("checksums serialize"));
+        }
         out
     }
 
     /// Decodes and validates a node read from a repository.
     pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
         let (&version, body) = bytes.split_first().ok_or(DecodeError::Truncated { need: 1, have: 0 })?;
-        if version != TREE_VERSION {
-            return Err(DecodeError::NewerVersion(version));
-        }
-        let tree: Tree = decode_exact(body)?;
+        let tree = match version {
+            TREE_VERSION => decode_exact(body)?,
+            TREE_VERSION_SHA256 => Self::decode_with_checksums(body)?,
+            _ => return Err(DecodeError::NewerVersion(version)),
+        };
         tree.validate()?;
+        Ok(tree)
+    }
+
+    fn decode_with_checksums(body: &[u8]) -> Result<Self, DecodeError> {
+        let (mut tree, rest): (Tree, _) = postcard::take_from_bytes(body)?;
+        let sums: Vec<Option<[u8; 32]>> = decode_exact(rest)?;
+        if sums.len() != tree.entries.len() {
+            return Err(DecodeError::invalid("tree", "checksum count differs from entry count"));
+        }
+        // Canonical form: version 2 only when some file has a checksum.
+        if sums.iter().all(Option::is_none) {
+            return Err(DecodeError::invalid("tree", "version 2 node without checksums"));
+        }
+        for (entry, sum) in tree.entries.iter_mut().zip(sums) {
+            if sum.is_some() && !matches!(entry.node, Node::File { .. }) {
+                return Err(DecodeError::invalid("tree", "a checksum on an entry that is not a file"));
+            }
+            entry.sha256 = sum;
+        }
         Ok(tree)
     }
 
@@ -186,7 +218,7 @@ mod tests {
     use proptest::prelude::*;
 
     fn entry(name: &[u8], node: Node) -> Entry {
-        Entry { name: name.to_vec(), node, meta: Metadata::default() }
+        Entry { name: name.to_vec(), node, meta: Metadata::default(), sha256: None }
     }
 
     fn arb_node() -> impl Strategy<Value = Node> {
@@ -210,9 +242,10 @@ mod tests {
 
     proptest! {
         #[test]
-        fn round_trip(items in prop::collection::btree_map(arb_name(), (arb_node(), any::<u32>(), any::<i64>(), 0u32..1_000_000_000), 0..10)) {
-            let entries = items.into_iter().map(|(name, (node, mode, secs, nanos))| {
+        fn round_trip(items in prop::collection::btree_map(arb_name(), (arb_node(), any::<u32>(), any::<i64>(), 0u32..1_000_000_000, any::<Option<[u8; 32]>>()), 0..10)) {
+            let entries = items.into_iter().map(|(name, (node, mode, secs, nanos, sum))| {
                 let mut e = entry(&name, node);
+                e.sha256 = sum.filter(|_| matches!(e.node, Node::File { .. }));
                 e.meta.mode = mode;
                 e.meta.mtime = Timestamp { secs, nanos };
                 e.meta.xattrs = vec![Xattr { name: b"user.x".to_vec(), value: name.clone() }];
@@ -221,6 +254,31 @@ mod tests {
             let tree = Tree { entries };
             prop_assert_eq!(Tree::decode(&tree.encode()).unwrap(), tree);
         }
+    }
+
+    #[test]
+    fn checksums_make_version_2_and_only_then() {
+        let file = || entry(b"f", Node::File { size: 1, chunks: vec![ChunkId::from_bytes([1; 32])] });
+        let plain = Tree { entries: vec![file()] };
+        assert_eq!(plain.encode()[0], TREE_VERSION, "unchanged bytes without checksums");
+        let mut with_sum = Tree { entries: vec![file()] };
+        with_sum.entries[0].sha256 = Some([7; 32]);
+        let bytes = with_sum.encode();
+        assert_eq!(bytes[0], TREE_VERSION_SHA256);
+        assert!(bytes.starts_with(&[TREE_VERSION_SHA256]) && bytes[1..].starts_with(&plain.encode()[1..]));
+        assert_eq!(Tree::decode(&bytes).unwrap(), with_sum);
+
+        // Non-canonical or inconsistent version 2 nodes are refused.
+        let mut none = vec![TREE_VERSION_SHA256];
+        none.extend(postcard::to_stdvec(&plain).unwrap());
+        none.extend(postcard::to_stdvec(&vec![None::<[u8; 32]>]).unwrap());
+        assert!(Tree::decode(&none).is_err());
+        let dir = Tree { entries: vec![entry(b"d", Node::Dir { tree: TreeId::from_bytes([0; 32]) })] };
+        let mut on_dir = vec![TREE_VERSION_SHA256];
+        on_dir.extend(postcard::to_stdvec(&dir).unwrap());
+        on_dir.extend(postcard::to_stdvec(&vec![Some([1u8; 32])]).unwrap());
+        assert!(Tree::decode(&on_dir).is_err());
+        assert_eq!(Tree::decode(&[3]), Err(DecodeError::NewerVersion(3)));
     }
 
     #[test]

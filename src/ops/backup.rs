@@ -29,6 +29,7 @@ use crate::id::{BlobId, ChunkId, SnapshotId, TreeId};
 use crate::progress::Progress;
 use crate::repo::{BlobWriter, Repository};
 use crate::walk::{self, GitIgnores, SourceKind, Stat};
+use sha2::{Digest, Sha256};
 
 /// Files up to this size are read whole; larger ones are streamed.
 const READ_WHOLE_LIMIT: u64 = 32 << 20;
@@ -70,6 +71,8 @@ pub struct BackupOptions {
     pub skip_if_unchanged: bool,
     /// Further facts to record with the snapshot (e.g. git state).
     pub extra: BTreeMap<String, String>,
+    /// Record each file's SHA-256 (computed while its data is read anyway).
+    pub sha256: bool,
 }
 
 /// The outcome of a backup.
@@ -105,6 +108,8 @@ struct Ctx<'a> {
     counters: Counters,
     warnings: Warnings,
     progress: &'a dyn Progress,
+    /// Whether files get a SHA-256.
+    sha256: bool,
     /// (dev, inode) of directories never to enter.
     skip: Option<(u64, u64)>,
     /// What the user left out.
@@ -137,6 +142,7 @@ pub fn backup(repo: &Repository, opts: &BackupOptions, progress: &dyn Progress) 
         counters: Counters::default(),
         warnings: Warnings::default(),
         progress,
+        sha256: opts.sha256,
         skip,
         filter,
         source_devices,
@@ -340,7 +346,8 @@ fn store_inner(
                     let subtree = parent_subtree(ctx, parent_entry);
                     let tree = store_inner(ctx, &child_path, grand, subtree)?;
                     ctx.counters.dirs.fetch_add(1, Ordering::Relaxed);
-                    Ok(Some(Entry { name: name.clone(), node: Node::Dir { tree }, meta: stat.meta }))
+                    let node = Node::Dir { tree };
+                    Ok(Some(Entry { name: name.clone(), node, meta: stat.meta, sha256: None }))
                 }
             }
         })
@@ -401,6 +408,7 @@ fn backup_entry(
     }
     stat.meta.xattrs = read_xattrs(ctx, path);
     let c = &ctx.counters;
+    let mut sha256 = None;
     let node = match stat.kind {
         SourceKind::Dir => {
             if ctx.skip == Some((stat.meta.dev, stat.meta.inode)) {
@@ -416,7 +424,10 @@ fn backup_entry(
             Node::Dir { tree }
         }
         SourceKind::File => match backup_file(ctx, path, &stat, parent)? {
-            Some(node) => node,
+            Some((node, sum)) => {
+                sha256 = sum;
+                node
+            }
             None => return Ok(None),
         },
         SourceKind::Symlink => match std::fs::read_link(path) {
@@ -439,7 +450,7 @@ fn backup_entry(
         Node::Dir { .. } => {}
         _ => drop(c.others.fetch_add(1, Ordering::Relaxed)),
     }
-    Ok(Some(Entry { name: name.to_vec(), node, meta: stat.meta }))
+    Ok(Some(Entry { name: name.to_vec(), node, meta: stat.meta, sha256 }))
 }
 
 fn backup_dir(ctx: &Ctx, path: &Path, parent_tree: Option<Tree>, ignores: &GitIgnores) -> Result<TreeId> {
@@ -472,19 +483,25 @@ fn backup_dir(ctx: &Ctx, path: &Path, parent_tree: Option<Tree>, ignores: &GitIg
 
 /// A file's node: from the parent when size, mtime, ctime and inode match
 /// and all its chunks are really stored; otherwise read.
-fn backup_file(ctx: &Ctx, path: &Path, stat: &Stat, parent: Option<&Entry>) -> Result<Option<Node>> {
-    if let Some(Entry { node: Node::File { size, chunks }, meta, .. }) = parent {
+/// With `--sha256`, a parent entry without a checksum does not count as
+/// unchanged, so the checksum gets computed.
+fn backup_file(ctx: &Ctx, path: &Path, stat: &Stat, parent: Option<&Entry>) -> Result<Option<FileNode>> {
+    if let Some(Entry { node: Node::File { size, chunks }, meta, sha256, .. }) = parent {
         let same = *size == stat.size
             && meta.mtime == stat.meta.mtime
             && meta.ctime == stat.meta.ctime
-            && meta.inode == stat.meta.inode;
+            && meta.inode == stat.meta.inode
+            && (!ctx.sha256 || sha256.is_some());
         if same && all_known(ctx, chunks)? {
             ctx.progress.advance(1, 0);
-            return Ok(Some(Node::File { size: *size, chunks: chunks.clone() }));
+            return Ok(Some((Node::File { size: *size, chunks: chunks.clone() }, *sha256)));
         }
     }
     read_file(ctx, path, stat)
 }
+
+/// A file's node and, when known, the SHA-256 of its contents.
+type FileNode = (Node, Option<[u8; 32]>);
 
 fn all_known(ctx: &Ctx, chunks: &[ChunkId]) -> Result<bool> {
     for c in chunks {
@@ -518,7 +535,7 @@ impl ReadError {
     }
 }
 
-fn read_file(ctx: &Ctx, path: &Path, stat: &Stat) -> Result<Option<Node>> {
+fn read_file(ctx: &Ctx, path: &Path, stat: &Stat) -> Result<Option<FileNode>> {
     // O_NOFOLLOW and O_NONBLOCK: a path swapped for a symlink or a fifo since
     // the lstat must neither be followed nor block the backup.
     let flags = (rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK).bits() as i32;
@@ -540,7 +557,7 @@ fn read_file(ctx: &Ctx, path: &Path, stat: &Stat) -> Result<Option<Node>> {
             return Ok(None);
         }
     }
-    let (size, chunks) = match chunk_file(ctx, &file, stat.size) {
+    let Contents { len: size, chunks, sha256 } = match chunk_file(ctx, &file, stat.size) {
         Ok(done) => done,
         Err(ReadError::Source(e)) => {
             ctx.warnings.push(path, WarningKind::Failed, e);
@@ -555,38 +572,56 @@ fn read_file(ctx: &Ctx, path: &Path, stat: &Stat) -> Result<Option<Node>> {
     ctx.counters.files_read.fetch_add(1, Ordering::Relaxed);
     ctx.counters.bytes_read.fetch_add(size, Ordering::Relaxed);
     ctx.progress.advance(1, size);
-    Ok(Some(Node::File { size, chunks }))
+    Ok(Some((Node::File { size, chunks }, sha256)))
 }
 
 /// Reads and stores a file's chunks; returns the bytes read and chunk ids.
-fn chunk_file(ctx: &Ctx, file: &File, size_hint: u64) -> Result<(u64, Vec<ChunkId>), ReadError> {
-    store_contents(ctx.repo, &ctx.writer, file, size_hint)
+fn chunk_file(ctx: &Ctx, file: &File, size_hint: u64) -> Result<Contents, ReadError> {
+    store_contents(ctx.repo, &ctx.writer, file, size_hint, ctx.sha256)
+}
+
+/// What [`store_contents`] stored.
+pub(crate) struct Contents {
+    /// Bytes read.
+    pub len: u64,
+    /// Their chunks, in order.
+    pub chunks: Vec<ChunkId>,
+    /// Their SHA-256, when asked for.
+    pub sha256: Option<[u8; 32]>,
 }
 
 /// Cuts what `reader` yields into chunks with the repository's chunker and
-/// stores them in parallel; returns the bytes read and the chunk ids. Up to
-/// [`READ_WHOLE_LIMIT`] (by `size_hint`) is read whole and cut in memory;
-/// more is streamed in batches, so memory stays bounded.
+/// stores them in parallel, computing the SHA-256 on the way when asked.
+/// Up to [`READ_WHOLE_LIMIT`] (by `size_hint`) is read whole and cut in
+/// memory; more is streamed in batches, so memory stays bounded.
 pub(crate) fn store_contents(
     repo: &Repository,
     writer: &BlobWriter<'_>,
     mut reader: impl Read,
     size_hint: u64,
-) -> Result<(u64, Vec<ChunkId>), ReadError> {
+    sha256: bool,
+) -> Result<Contents, ReadError> {
     let chunker = repo.chunker();
     if size_hint <= READ_WHOLE_LIMIT {
         let mut data = Vec::with_capacity(size_hint as usize + 1);
         reader.read_to_end(&mut data).map_err(ReadError::Source)?;
-        let ids =
-            chunker.cut(&data).into_par_iter().map(|r| writer.save_chunk(&data[r])).collect::<Result<_>>();
-        return Ok((data.len() as u64, ids.map_err(ReadError::Repo)?));
+        let (sum, ids) = rayon::join(
+            || sha256.then(|| Sha256::digest(&data).into()),
+            || chunker.cut(&data).into_par_iter().map(|r| writer.save_chunk(&data[r])).collect::<Result<_>>(),
+        );
+        return Ok(Contents { len: data.len() as u64, chunks: ids.map_err(ReadError::Repo)?, sha256: sum });
     }
+    let mut hasher = sha256.then(Sha256::new);
     let mut ids = Vec::new();
     let mut total = 0u64;
     let mut batch = Vec::with_capacity(STREAM_BATCH);
     let mut stream = chunker.stream(reader).peekable();
     while let Some(chunk) = stream.next() {
-        batch.push(chunk.map_err(ReadError::Source)?);
+        let chunk = chunk.map_err(ReadError::Source)?;
+        if let Some(h) = hasher.as_mut() {
+            h.update(&chunk);
+        }
+        batch.push(chunk);
         if batch.len() == STREAM_BATCH || stream.peek().is_none() {
             total += batch.iter().map(|c| c.len() as u64).sum::<u64>();
             let stored: Vec<ChunkId> = batch
@@ -598,5 +633,5 @@ pub(crate) fn store_contents(
             batch.clear();
         }
     }
-    Ok((total, ids))
+    Ok(Contents { len: total, chunks: ids, sha256: hasher.map(|h| h.finalize().into()) })
 }

@@ -191,9 +191,10 @@ fn rechunk_tree(ctx: &Ctx, id: TreeId) -> Result<TreeId> {
                 Node::File { size, chunks } => {
                     let reader =
                         ChunkReader { src: ctx.src, chunks: chunks.into_iter(), buf: Vec::new(), pos: 0 };
-                    let (read, chunks) =
-                        crate::ops::backup::store_contents(ctx.dst, &ctx.writer, reader, size)
+                    let stored =
+                        crate::ops::backup::store_contents(ctx.dst, &ctx.writer, reader, size, false)
                             .map_err(|e| e.into_error("copy: reading a file from the source repository"))?;
+                    let (read, chunks) = (stored.len, stored.chunks);
                     if read != size {
                         return Err(Error::corrupt(
                             format!("tree {id}"),

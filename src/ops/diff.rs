@@ -104,9 +104,12 @@ fn find_optional(repo: &Repository, root: TreeId, path: &[Vec<u8>]) -> Result<Op
 fn as_entry(found: Option<Found>) -> Option<Entry> {
     match found? {
         Found::Entry(e) => Some(e),
-        Found::Root(tree) => {
-            Some(Entry { name: Vec::new(), node: Node::Dir { tree }, meta: Metadata::default() })
-        }
+        Found::Root(tree) => Some(Entry {
+            name: Vec::new(),
+            node: Node::Dir { tree },
+            meta: Metadata::default(),
+            sha256: None,
+        }),
     }
 }
 

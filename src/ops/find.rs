@@ -603,7 +603,8 @@ mod tests {
     }
 
     fn file(name: &str, size: u64) -> Entry {
-        Entry { name: name.into(), node: Node::File { size, chunks: vec![] }, meta: Metadata::default() }
+        let node = Node::File { size, chunks: vec![] };
+        Entry { name: name.into(), node, meta: Metadata::default(), sha256: None }
     }
 
     fn dir(name: &str, tree: u8) -> Entry {
@@ -611,6 +612,7 @@ mod tests {
             name: name.into(),
             node: Node::Dir { tree: TreeId::from_bytes([tree; 32]) },
             meta: Metadata::default(),
+            sha256: None,
         }
     }
 

@@ -8,6 +8,7 @@ use super::EntryInfo;
 
 use crate::error::Result;
 use crate::format::snapshot::Snapshot;
+use crate::format::tree::Node;
 use crate::names;
 use crate::repo::Repository;
 use crate::tree;
@@ -34,4 +35,71 @@ pub fn ls(repo: &Repository, snap: &Snapshot, path: Option<&Path>) -> Result<Vec
         Ok(())
     })?;
     Ok(out)
+}
+
+/// `sha256sum` lines for the files at and below a path.
+#[derive(Clone, Debug, Default)]
+pub struct Checksums {
+    /// One line per file with a recorded SHA-256, newline included, in the
+    /// format `sha256sum -c` reads; paths are relative (as restored under a
+    /// target directory), raw bytes.
+    pub lines: Vec<Vec<u8>>,
+    /// Files without a recorded SHA-256 (backed up without `--sha256`).
+    pub missing: u64,
+}
+
+/// The checksum lines of everything at and below `path`.
+pub fn sha256_lines(repo: &Repository, snap: &Snapshot, path: Option<&Path>) -> Result<Checksums> {
+    let components = match path {
+        Some(p) => names::split_snapshot_path(p)?,
+        None => Vec::new(),
+    };
+    let mut out = Checksums::default();
+    tree::walk_path(repo, snap.tree, &components, &mut |path, entry| {
+        match (&entry.node, entry.sha256) {
+            (Node::File { .. }, Some(sum)) => out.lines.push(sha256sum_line(&sum, path)),
+            (Node::File { .. }, None) => out.missing += 1,
+            _ => {}
+        }
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+/// GNU `sha256sum` text: `HEX  PATH`; a path with a backslash, newline or
+/// carriage return has those escaped and the line starts with `\`.
+fn sha256sum_line(sum: &[u8; 32], components: &[Vec<u8>]) -> Vec<u8> {
+    let path = components.join(&b'/');
+    let special = path.iter().any(|b| matches!(b, b'\\' | b'\n' | b'\r'));
+    let mut line = Vec::with_capacity(path.len() + 68);
+    if special {
+        line.push(b'\\');
+    }
+    line.extend_from_slice(hex::encode(sum).as_bytes());
+    line.extend_from_slice(b"  ");
+    for &b in &path {
+        match b {
+            b'\\' => line.extend_from_slice(b"\\\\"),
+            b'\n' => line.extend_from_slice(b"\\n"),
+            b'\r' => line.extend_from_slice(b"\\r"),
+            b => line.push(b),
+        }
+    }
+    line.push(b'\n');
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_follow_gnu_sha256sum() {
+        let sum = [0xab; 32];
+        let hex = "ab".repeat(32);
+        let plain = sha256sum_line(&sum, &[b"home".to_vec(), b"f.txt".to_vec()]);
+        assert_eq!(plain, format!("{hex}  home/f.txt\n").into_bytes());
+        let odd = sha256sum_line(&sum, &[b"a\\b\nc".to_vec()]);
+        assert_eq!(odd, format!("\\{hex}  a\\\\b\\nc\n").into_bytes());
+    }
 }

@@ -4,6 +4,7 @@
 pub mod backup;
 pub mod copy;
 pub mod diff;
+pub mod dump;
 pub mod find;
 pub mod ls;
 pub mod policy;
@@ -38,6 +39,9 @@ pub struct EntryInfo {
     /// Symlink target, escaped.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
+    /// SHA-256 of a file's contents in hex, when recorded (`backup --sha256`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
 }
 
 impl EntryInfo {
@@ -58,6 +62,7 @@ impl EntryInfo {
                 Node::Symlink { target } => Some(names::escape(target)),
                 _ => None,
             },
+            sha256: entry.sha256.map(hex::encode),
         }
     }
 }

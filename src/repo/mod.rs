@@ -9,7 +9,7 @@ mod sync;
 mod writer;
 
 pub use keys::{KeyInfo, PasswordFn};
-pub use snapshots::{SnapshotList, read_snapshots};
+pub use snapshots::{SAFETY_TAG, SnapshotList, read_snapshots};
 pub use sync::SyncReport;
 pub use writer::{BlobWriter, WriteStats};
 

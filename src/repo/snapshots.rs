@@ -75,8 +75,18 @@ pub fn read_snapshots(backend: &dyn Backend, keys: &Keys) -> Result<SnapshotList
     Ok(list)
 }
 
+/// The tag of the snapshots restore takes of what it is about to replace.
+/// `latest`, `latest~N` and dates pass over them, so that restoring
+/// `latest` twice brings back the backup, not the safety copy; an id prefix
+/// still names one.
+pub const SAFETY_TAG: &str = "safety";
+
 fn resolve_in(mut list: Vec<(SnapshotId, Snapshot)>, spec: &str) -> Result<(SnapshotId, Snapshot)> {
     let not_found = || Error::NotFound { kind: "snapshot", id: spec.to_owned() };
+    let by_time = latest_offset(spec)?.is_some() || NaiveDate::parse_from_str(spec, "%Y-%m-%d").is_ok();
+    if by_time {
+        list.retain(|(_, s)| !s.tags.iter().any(|t| t == SAFETY_TAG));
+    }
     if let Some(back) = latest_offset(spec)? {
         let pos = list.len().checked_sub(back + 1).ok_or_else(not_found)?;
         return Ok(list.swap_remove(pos));

@@ -13,8 +13,10 @@ use std::path::Path;
 use ignore::gitignore::{Gitignore, GitignoreBuilder};
 
 mod gitignore;
+mod watch;
 
 pub use gitignore::GitIgnores;
+pub use watch::{Change, ChangeWatcher};
 
 use crate::error::{Error, IoContext, Result};
 use crate::format::Timestamp;

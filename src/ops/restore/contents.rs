@@ -1,0 +1,238 @@
+//! File contents: where each chunk is stored, writing it to every place
+//! that needs it (pack regions read once, blobs decoded once, all-zero
+//! blocks left as holes), and re-reading files to check them against their
+//! chunk ids.
+
+use std::collections::HashMap;
+use std::fs::OpenOptions;
+use std::io::Read;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use rayon::prelude::*;
+
+use super::{Ctx, Located, Plan, create_empty};
+use crate::backend::FileKind;
+use crate::error::Result;
+use crate::format::pack::PackEntry;
+use crate::hash::BlobHasher;
+use crate::id::{BlobId, ChunkId, PackId};
+use crate::ops::WarningKind;
+use crate::pack;
+use crate::repo::Repository;
+
+/// Pack regions closer than this are read in one request.
+const COALESCE_GAP: u64 = 256 << 10;
+/// Largest single read from a pack.
+const MAX_READ: u64 = 32 << 20;
+
+/// A needed blob and the (file, offset) places its bytes go.
+struct Need {
+    entry: PackEntry,
+    places: Vec<(usize, u64)>,
+}
+
+/// Looks every chunk of the planned files up in the index, once.
+pub(super) fn locate_chunks(repo: &Repository, plan: &Plan) -> Result<Located> {
+    let mut located = Located::new();
+    for chunk in plan.files.iter().flat_map(|f| &f.chunks) {
+        if !located.contains_key(chunk)
+            && let Some(loc) = repo.with_index(|i| i.lookup(&BlobId::Chunk(*chunk)))?
+        {
+            located.insert(*chunk, (loc.pack, loc.entry));
+        }
+    }
+    Ok(located)
+}
+
+/// Creates the files to write, then fills them pack by pack.
+pub(super) fn write_contents(ctx: &Ctx, located: &Located) {
+    let writes = |i: &usize| ctx.plan.files[*i].action.writes();
+    let mut sizes = vec![0u64; ctx.plan.files.len()];
+    for (i, file) in ctx.plan.files.iter().enumerate().filter(|(i, _)| writes(i)) {
+        for chunk in &file.chunks {
+            match located.get(chunk) {
+                Some((_, entry)) => sizes[i] += u64::from(entry.raw_len),
+                None => ctx.fail(i, format!("chunk {chunk} is missing from the repository")),
+            }
+        }
+    }
+    let total: u64 = sizes.iter().sum();
+    ctx.progress.begin("restore", Some(total));
+    sizes.par_iter().enumerate().filter(|(i, _)| writes(i)).for_each(|(i, len)| {
+        if let Err(e) = create_empty(&ctx.plan.files[i].path, *len) {
+            ctx.fail(i, e);
+        }
+    });
+    let mut by_pack: HashMap<PackId, HashMap<ChunkId, Need>> = HashMap::new();
+    for (i, file) in ctx.plan.files.iter().enumerate().filter(|(i, _)| writes(i) && !ctx.is_failed(*i)) {
+        let mut offset = 0;
+        for chunk in &file.chunks {
+            let (pack, entry) = located[chunk];
+            let need =
+                by_pack.entry(pack).or_default().entry(*chunk).or_insert(Need { entry, places: vec![] });
+            need.places.push((i, offset));
+            offset += u64::from(entry.raw_len);
+        }
+    }
+    by_pack.into_par_iter().for_each(|(pack, needs)| {
+        let mut needs: Vec<Need> = needs.into_values().collect();
+        needs.sort_by_key(|n| n.entry.offset);
+        for group in coalesce(&needs) {
+            restore_region(ctx, &pack, group);
+        }
+    });
+    ctx.progress.end();
+}
+
+/// Splits offset-sorted needs into runs that are read with one request.
+fn coalesce(needs: &[Need]) -> Vec<&[Need]> {
+    let mut groups = Vec::new();
+    let mut start = 0;
+    for i in 1..=needs.len() {
+        let split = i == needs.len() || {
+            let first = &needs[start].entry;
+            let prev = &needs[i - 1].entry;
+            let next = &needs[i].entry;
+            let prev_end = u64::from(prev.offset) + u64::from(prev.stored_len);
+            u64::from(next.offset) > prev_end + COALESCE_GAP
+                || u64::from(next.offset + next.stored_len) - u64::from(first.offset) > MAX_READ
+        };
+        if split {
+            groups.push(&needs[start..i]);
+            start = i;
+        }
+    }
+    groups
+}
+
+fn restore_region(ctx: &Ctx, pack: &PackId, group: &[Need]) {
+    let first = &group[0].entry;
+    let last = &group[group.len() - 1].entry;
+    let start = u64::from(first.offset);
+    let len = (u64::from(last.offset) + u64::from(last.stored_len) - start) as usize;
+    let bytes = match ctx.repo.backend().get_range(FileKind::Pack, &pack.to_hex(), start, len) {
+        Ok(b) => b,
+        Err(e) => {
+            group.iter().flat_map(|n| &n.places).for_each(|(f, _)| ctx.fail(*f, format!("pack {pack}: {e}")));
+            return;
+        }
+    };
+    for need in group {
+        let at = (u64::from(need.entry.offset) - start) as usize;
+        let stored = &bytes[at..at + need.entry.stored_len as usize];
+        match pack::open(ctx.repo.keys(), &need.entry, stored) {
+            Ok(raw) => write_places(ctx, need, &raw),
+            Err(e) => need.places.iter().for_each(|(f, _)| ctx.fail(*f, format!("in pack {pack}: {e}"))),
+        }
+    }
+}
+
+fn write_places(ctx: &Ctx, need: &Need, raw: &[u8]) {
+    for &(file, offset) in &need.places {
+        if ctx.is_failed(file) {
+            continue;
+        }
+        if let Err(e) = write_nonzero(&ctx.plan.files[file].path, raw, offset) {
+            ctx.fail(file, e);
+            continue;
+        }
+        ctx.bytes.fetch_add(raw.len() as u64, Ordering::Relaxed);
+        ctx.progress.advance(0, raw.len() as u64);
+    }
+}
+
+/// Filesystem block size assumed for holes; a multiple of every common one.
+const HOLE_BLOCK: u64 = 4096;
+
+/// Writes `data` at `offset` except for block-aligned all-zero stretches:
+/// the file already has its full length, so those stay holes and a sparse
+/// file is restored sparse.
+fn write_nonzero(path: &Path, data: &[u8], offset: u64) -> std::io::Result<()> {
+    let runs = nonzero_runs(data, offset);
+    if runs.is_empty() {
+        return Ok(());
+    }
+    let flags = rustix::fs::OFlags::NOFOLLOW.bits() as i32;
+    let f = OpenOptions::new().write(true).custom_flags(flags).open(path)?;
+    for run in runs {
+        f.write_all_at(&data[run.clone()], offset + run.start as u64)?;
+    }
+    Ok(())
+}
+
+/// The parts of `data` (which starts at file offset `offset`) that must be
+/// written: maximal runs of blocks, aligned to file offsets, that are not
+/// all zero.
+fn nonzero_runs(data: &[u8], offset: u64) -> Vec<std::ops::Range<usize>> {
+    let mut runs: Vec<std::ops::Range<usize>> = Vec::new();
+    let mut start = 0usize;
+    while start < data.len() {
+        let to_boundary = (HOLE_BLOCK - (offset + start as u64) % HOLE_BLOCK) as usize;
+        let end = (start + to_boundary).min(data.len());
+        if data[start..end].iter().any(|b| *b != 0) {
+            match runs.last_mut() {
+                Some(last) if last.end == start => last.end = end,
+                _ => runs.push(start..end),
+            }
+        }
+        start = end;
+    }
+    runs
+}
+
+/// Re-reads every file written and checks each chunk against its id.
+pub(super) fn verify_files(ctx: &Ctx, located: &Located) -> u64 {
+    let checked = AtomicU64::new(0);
+    let written = |(i, f): &(usize, &super::PlannedFile)| f.action.writes() && !ctx.is_failed(*i);
+    ctx.plan.files.par_iter().enumerate().filter(written).for_each(|(_, f)| {
+        match verify_file(ctx.repo.keys().hasher(), &f.path, &f.chunks, located) {
+            Ok(()) => drop(checked.fetch_add(1, Ordering::Relaxed)),
+            Err(e) => ctx.warnings.push(&f.path, WarningKind::Failed, format!("verification failed: {e}")),
+        }
+    });
+    checked.into_inner()
+}
+
+/// Whether the file at `path` holds exactly `chunks`. It is opened without
+/// following a symlink or blocking on a fifo: a restore also asks this of
+/// whatever it finds in the target.
+pub(super) fn verify_file(
+    hasher: &BlobHasher,
+    path: &Path,
+    chunks: &[ChunkId],
+    located: &Located,
+) -> std::io::Result<()> {
+    let flags = (rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK).bits() as i32;
+    let mut f = OpenOptions::new().read(true).custom_flags(flags).open(path)?;
+    let mut buf = Vec::new();
+    for chunk in chunks {
+        let len = located.get(chunk).map_or(0, |(_, e)| e.raw_len as usize);
+        buf.resize(len, 0);
+        f.read_exact(&mut buf)?;
+        if hasher.chunk_id(&buf) != *chunk {
+            return Err(std::io::Error::other(format!("contents differ from chunk {chunk}")));
+        }
+    }
+    if f.read(&mut [0u8; 1])? != 0 {
+        return Err(std::io::Error::other("file is longer than in the snapshot"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::nonzero_runs;
+
+    #[test]
+    fn zero_blocks_are_skipped_at_file_alignment() {
+        let mut data = vec![0u8; 3 * 4096];
+        data[5000] = 1;
+        // The chunk starts 100 bytes into a block, so blocks end at 3996, 8092, ...
+        assert_eq!(nonzero_runs(&data, 100), vec![3996..8092]);
+        assert!(nonzero_runs(&[0; 10], 0).is_empty());
+        // Adjacent non-zero blocks merge into one write.
+        assert_eq!(nonzero_runs(&[1; 10], 4090), vec![0..10]);
+    }
+}

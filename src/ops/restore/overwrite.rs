@@ -1,0 +1,197 @@
+//! What a restore does where something already exists: `Overwrite` says
+//! whether an existing non-directory is replaced, compared first, or left
+//! alone; directories are always merged into. The same decisions are the
+//! list a dry run shows.
+
+use std::collections::HashMap;
+use std::fs;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::Path;
+
+use rayon::prelude::*;
+use serde::Serialize;
+
+use super::contents::verify_file;
+use super::{Located, Plan, PlannedFile, PlannedLink, not_a_directory};
+use crate::error::Result;
+use crate::format::tree::Node;
+use crate::hash::BlobHasher;
+use crate::names;
+
+/// What happens to a file, symlink or other non-directory that already
+/// exists where the snapshot puts something.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Overwrite {
+    /// Replace it.
+    #[default]
+    Always,
+    /// Replace it unless it already holds what the snapshot holds; its
+    /// metadata is applied either way.
+    IfChanged,
+    /// Leave it untouched.
+    Never,
+}
+
+/// What a restore does (or would do) at one path.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// Nothing is there: create it.
+    #[default]
+    New,
+    /// Something is there: replace it.
+    Replace,
+    /// It already matches the snapshot: leave it, apply the metadata.
+    Unchanged,
+    /// Leave it untouched ([`Overwrite::Never`]).
+    Skip,
+}
+
+impl Action {
+    /// `+`, `M`, `=` or `s`, as a dry run shows it.
+    pub fn marker(self) -> char {
+        match self {
+            Action::New => '+',
+            Action::Replace => 'M',
+            Action::Unchanged => '=',
+            Action::Skip => 's',
+        }
+    }
+
+    /// Whether the restore writes the path.
+    pub fn writes(self) -> bool {
+        matches!(self, Action::New | Action::Replace)
+    }
+}
+
+/// One path of a dry run.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Change {
+    /// Where, under the target; escaped for display.
+    pub path: String,
+    /// What the snapshot has there: `-`, `d`, `l`, `p`, `c` or `b`.
+    #[serde(rename = "type")]
+    pub kind: char,
+    pub action: Action,
+}
+
+/// Decides what happens at every planned path. A non-directory where a
+/// directory belongs stops the restore here, before anything below it is
+/// read or written.
+pub(super) fn decide(plan: &mut Plan, mode: Overwrite, hasher: &BlobHasher, located: &Located) -> Result<()> {
+    for dir in &mut plan.dirs {
+        match fs::symlink_metadata(&dir.path) {
+            Ok(m) if m.is_dir() => dir.new = false,
+            Ok(_) => return Err(not_a_directory(&dir.path)),
+            Err(_) => dir.new = true,
+        }
+    }
+    plan.files.par_iter_mut().for_each(|f| f.action = file_action(f, mode, hasher, located));
+    decide_links(plan, mode);
+    for o in &mut plan.others {
+        o.action = action(&o.path, mode, |existing| same_node(&o.path, &o.node, existing));
+    }
+    Ok(())
+}
+
+/// New when nothing is at `path`; otherwise what `mode` says, `same`
+/// telling whether what is there already matches the snapshot.
+fn action(path: &Path, mode: Overwrite, same: impl FnOnce(&fs::Metadata) -> bool) -> Action {
+    let Ok(existing) = fs::symlink_metadata(path) else { return Action::New };
+    match mode {
+        Overwrite::Always => Action::Replace,
+        Overwrite::Never => Action::Skip,
+        Overwrite::IfChanged if same(&existing) => Action::Unchanged,
+        Overwrite::IfChanged => Action::Replace,
+    }
+}
+
+/// The size is compared first, so only a file that may match is read.
+fn file_action(f: &PlannedFile, mode: Overwrite, hasher: &BlobHasher, located: &Located) -> Action {
+    action(&f.path, mode, |existing| {
+        existing.is_file()
+            && existing.len() == f.size
+            && verify_file(hasher, &f.path, &f.chunks, located).is_ok()
+    })
+}
+
+/// Hardlinks are made only to files this restore writes. So an unchanged
+/// file keeps its other names only if they already are that very file;
+/// otherwise the whole group is written again. And where `Never` skips the
+/// first name of a group, the first new name takes its place.
+fn decide_links(plan: &mut Plan, mode: Overwrite) {
+    let split: Vec<usize> = plan
+        .hardlinks
+        .iter()
+        .filter(|l| plan.files[l.leader].action == Action::Unchanged)
+        .filter(|l| !same_file(&plan.files[l.leader].path, &l.path))
+        .map(|l| l.leader)
+        .collect();
+    for leader in split {
+        plan.files[leader].action = Action::Replace;
+    }
+    for link in &mut plan.hardlinks {
+        let leader_unchanged = plan.files[link.leader].action == Action::Unchanged;
+        link.action = action(&link.path, mode, |_| leader_unchanged);
+    }
+    adopt_orphans(plan);
+}
+
+/// Gives each new link whose leader is not written a leader that is: its
+/// first such name, restored as a file.
+fn adopt_orphans(plan: &mut Plan) {
+    let Plan { files, hardlinks, .. } = plan;
+    let mut adopted: HashMap<usize, usize> = HashMap::new();
+    hardlinks.retain_mut(|link| {
+        if link.action != Action::New || files[link.leader].action.writes() {
+            return true;
+        }
+        if let Some(&file) = adopted.get(&link.leader) {
+            link.leader = file;
+            return true;
+        }
+        adopted.insert(link.leader, files.len());
+        let PlannedLink { leader, path, .. } = link;
+        let orphaned = &files[*leader];
+        let file = PlannedFile { path: path.clone(), action: Action::New, ..orphaned.clone() };
+        files.push(file);
+        false
+    });
+}
+
+/// Whether two paths are names of one inode.
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (fs::symlink_metadata(a), fs::symlink_metadata(b)) {
+        (Ok(a), Ok(b)) => (a.dev(), a.ino()) == (b.dev(), b.ino()),
+        _ => false,
+    }
+}
+
+/// Whether an existing symlink, fifo or device is what the snapshot has.
+fn same_node(path: &Path, node: &Node, existing: &fs::Metadata) -> bool {
+    let t = existing.file_type();
+    match node {
+        Node::Symlink { target } => {
+            t.is_symlink() && fs::read_link(path).is_ok_and(|l| l.as_os_str().as_bytes() == target.as_slice())
+        }
+        Node::Fifo => t.is_fifo(),
+        Node::CharDevice { rdev } => t.is_char_device() && existing.rdev() == *rdev,
+        Node::BlockDevice { rdev } => t.is_block_device() && existing.rdev() == *rdev,
+        _ => false,
+    }
+}
+
+/// Every path the restore creates, replaces, leaves alone or skips, in
+/// path order. Directories that exist already are merged into, not listed.
+pub(super) fn changes(plan: &Plan) -> Vec<Change> {
+    let dirs = plan.dirs.iter().filter(|d| d.new).map(|d| (&d.path, 'd', Action::New));
+    let files = plan.files.iter().map(|f| (&f.path, '-', f.action));
+    let links = plan.hardlinks.iter().map(|l| (&l.path, '-', l.action));
+    let others = plan.others.iter().map(|o| (&o.path, o.node.type_char(), o.action));
+    let mut all: Vec<_> = dirs.chain(files).chain(links).chain(others).collect();
+    all.sort_by(|a, b| a.0.cmp(b.0));
+    all.into_iter()
+        .map(|(path, kind, action)| Change { path: names::escape(path.as_os_str().as_bytes()), kind, action })
+        .collect()
+}
