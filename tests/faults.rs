@@ -1,17 +1,22 @@
-//! The write path under injected faults: a backend that fails its N-th put
+//! Storage under injected faults: a backend that fails its N-th put
 //! (ENOSPC, as from a full disk, or EIO), or fsyncs nothing it was given
-//! after a point (a torn write). Whatever fails, the backup reports one
-//! error, writes no snapshot, and everything committed before stays whole.
+//! after a point (a torn write), or returns short reads. Whatever fails, the
+//! backup reports one error, writes no snapshot, and everything committed
+//! before stays whole; a short read is an error, never a panic or a wrong
+//! byte restored.
 
 mod common;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use common::{Rng, TempRepo, write_random};
 use snap::backend::local::LocalBackend;
 use snap::backend::{Backend, FileKind, LockGuard, LockMode, Put};
 use snap::ops::backup::{BackupOptions, backup};
+use snap::ops::restore::{RestoreOptions, restore};
+use snap::ops::verify::{ReadData, verify};
 use snap::{Error, NoProgress, Repository};
 
 /// How the faulty backend misbehaves once its budget of good puts is spent.
@@ -29,6 +34,41 @@ struct Faulty {
     good_puts: usize,
     puts: AtomicUsize,
     fault: Fault,
+    /// Every this many reads of file data (64 KiB or more), one comes back
+    /// a byte short (0: never). Smaller reads (trees, snapshots, footers)
+    /// stay whole, so the restore gets as far as the data.
+    short_read_every: usize,
+    reads: AtomicUsize,
+    /// How many reads were shortened, seen by the test.
+    shortened: Arc<AtomicUsize>,
+}
+
+impl Faulty {
+    fn new(r: &TempRepo, good_puts: usize, fault: Fault) -> Self {
+        Faulty {
+            inner: LocalBackend::new(&r.repo),
+            good_puts,
+            puts: AtomicUsize::new(0),
+            fault,
+            short_read_every: 0,
+            reads: AtomicUsize::new(0),
+            shortened: Arc::default(),
+        }
+    }
+
+    /// Shortens a read when its turn has come.
+    fn read(&self, result: snap::Result<Vec<u8>>) -> snap::Result<Vec<u8>> {
+        let mut data = result?;
+        if self.short_read_every == 0 || data.len() < 64 << 10 {
+            return Ok(data);
+        }
+        let n = self.reads.fetch_add(1, Ordering::SeqCst) + 1;
+        if n.is_multiple_of(self.short_read_every) {
+            data.pop();
+            self.shortened.fetch_add(1, Ordering::SeqCst);
+        }
+        Ok(data)
+    }
 }
 
 impl Backend for Faulty {
@@ -55,10 +95,10 @@ impl Backend for Faulty {
         Err(Error::io(PathBuf::from(name), std::io::Error::from_raw_os_error(errno)))
     }
     fn get(&self, kind: FileKind, name: &str) -> snap::Result<Vec<u8>> {
-        self.inner.get(kind, name)
+        self.read(self.inner.get(kind, name))
     }
     fn get_range(&self, kind: FileKind, name: &str, offset: u64, len: usize) -> snap::Result<Vec<u8>> {
-        self.inner.get_range(kind, name, offset, len)
+        self.read(self.inner.get_range(kind, name, offset, len))
     }
     fn list(&self, kind: FileKind) -> snap::Result<Vec<(String, u64)>> {
         self.inner.list(kind)
@@ -94,8 +134,7 @@ fn options(r: &TempRepo) -> BackupOptions {
 
 /// Backs up through a backend that fails after `good_puts` puts.
 fn faulty_backup(r: &TempRepo, good_puts: usize, fault: Fault) -> snap::Result<()> {
-    let backend = Faulty { inner: LocalBackend::new(&r.repo), good_puts, puts: AtomicUsize::new(0), fault };
-    let repo = Repository::open(Box::new(backend), LockMode::Shared)?;
+    let repo = Repository::open(Box::new(Faulty::new(r, good_puts, fault)), LockMode::Shared)?;
     backup(&repo, &options(r), &NoProgress).map(drop)
 }
 
@@ -164,5 +203,43 @@ fn assert_committed_data_whole(r: &TempRepo, fault: Fault) {
     assert_eq!(report["affected"].as_array().unwrap().len(), 0, "{report:#}");
     for problem in report["problems"].as_array().unwrap() {
         assert!(problem["object"].as_str().unwrap().starts_with("pack "), "{report:#}");
+    }
+}
+
+#[test]
+fn short_reads_are_errors_and_never_restore_a_wrong_byte() {
+    let r = small_packs_repo();
+    let mut rng = Rng::new(9);
+    for i in 0..8 {
+        write_random(&r.src.join(format!("f{i}")), &mut rng, 400_000);
+    }
+    r.backup(&[]);
+    for every in [1, 2, 3, 5] {
+        let backend = Faulty { short_read_every: every, ..Faulty::new(&r, usize::MAX, Fault::Errno(0)) };
+        let shortened = Arc::clone(&backend.shortened);
+        let Ok(repo) = Repository::open(Box::new(backend), LockMode::Shared) else { continue };
+        let target = r.root.join(format!("short{every}"));
+        let restored = repo.resolve("latest").and_then(|(_, snap)| {
+            let opts = RestoreOptions { target: target.clone(), ..Default::default() };
+            restore(&repo, &snap, &opts, &NoProgress)
+        });
+        let hit = shortened.swap(0, Ordering::SeqCst) > 0;
+        if let (Ok(report), true) = (&restored, hit) {
+            assert!(report.incomplete, "every {every}: short reads went unnoticed");
+        }
+        // Whatever was written is exactly the source.
+        let written = if target.exists() { common::list_tree(&target) } else { Vec::new() };
+        for path in written.into_iter().filter(|p| target.join(p).is_file()) {
+            let source = r.src.join(path.file_name().unwrap());
+            assert_eq!(
+                std::fs::read(target.join(&path)).unwrap(),
+                std::fs::read(source).unwrap(),
+                "every {every}"
+            );
+        }
+        let verified = verify(&repo, ReadData::All, &NoProgress);
+        if let (Ok(report), true) = (verified, shortened.load(Ordering::SeqCst) > 0) {
+            assert!(!report.problems.is_empty(), "every {every}: verify missed the short reads");
+        }
     }
 }

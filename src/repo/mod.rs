@@ -23,7 +23,7 @@ use crate::error::{Error, Result};
 use crate::format::DecodeError;
 use crate::format::config::Config;
 use crate::format::tree::Tree;
-use crate::id::{BlobId, TreeId};
+use crate::id::{BlobId, PackId, TreeId};
 use crate::index::{BlobLocation, Index};
 use crate::pack;
 
@@ -180,13 +180,23 @@ impl Repository {
     /// Reads, decodes and checks one blob.
     pub fn read_blob(&self, blob: &BlobId) -> Result<Vec<u8>> {
         let loc = self.locate(blob)?;
-        let stored = self.backend.get_range(
-            FileKind::Pack,
-            &loc.pack.to_hex(),
-            u64::from(loc.entry.offset),
-            loc.entry.stored_len as usize,
-        )?;
+        let stored =
+            self.read_pack_range(&loc.pack, u64::from(loc.entry.offset), loc.entry.stored_len as usize)?;
         pack::open(&self.keys, &loc.entry, &stored)
+    }
+
+    /// Exactly `len` bytes of a pack from `offset`. Backends promise that,
+    /// but a short read (a flaky disk, a misbehaving server) must be an
+    /// error here, before any caller slices into the bytes.
+    pub fn read_pack_range(&self, pack: &PackId, offset: u64, len: usize) -> Result<Vec<u8>> {
+        let bytes = self.backend.get_range(FileKind::Pack, &pack.to_hex(), offset, len)?;
+        if bytes.len() != len {
+            return Err(Error::corrupt(
+                format!("pack {pack}"),
+                format!("short read: {} of {len} bytes at offset {offset}", bytes.len()),
+            ));
+        }
+        Ok(bytes)
     }
 
     /// Loads and decodes a directory node.

@@ -68,11 +68,10 @@ impl Repository {
         if size < FOOTER_LEN as u64 {
             return Err(Error::corrupt(object(), format!("only {size} bytes")));
         }
-        let footer_bytes =
-            self.backend().get_range(FileKind::Pack, &name, size - FOOTER_LEN as u64, FOOTER_LEN)?;
+        let footer_bytes = self.read_pack_range(id, size - FOOTER_LEN as u64, FOOTER_LEN)?;
         let footer = decode_footer(&footer_bytes, size).map_err(|e| Error::decode(object(), e))?;
         let start = size - FOOTER_LEN as u64 - u64::from(footer.trailer_len);
-        let trailer = self.backend().get_range(FileKind::Pack, &name, start, footer.trailer_len as usize)?;
+        let trailer = self.read_pack_range(id, start, footer.trailer_len as usize)?;
         decode_trailer(&trailer, &footer, self.keys()).map_err(|e| Error::decode(object(), e))
     }
 }

@@ -13,7 +13,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use rayon::prelude::*;
 
 use super::{Ctx, Located, Plan, create_empty};
-use crate::backend::FileKind;
 use crate::error::Result;
 use crate::format::pack::PackEntry;
 use crate::hash::BlobHasher;
@@ -112,7 +111,7 @@ fn restore_region(ctx: &Ctx, pack: &PackId, group: &[Need]) {
     let last = &group[group.len() - 1].entry;
     let start = u64::from(first.offset);
     let len = (u64::from(last.offset) + u64::from(last.stored_len) - start) as usize;
-    let bytes = match ctx.repo.backend().get_range(FileKind::Pack, &pack.to_hex(), start, len) {
+    let bytes = match ctx.repo.read_pack_range(pack, start, len) {
         Ok(b) => b,
         Err(e) => {
             group.iter().flat_map(|n| &n.places).for_each(|(f, _)| ctx.fail(*f, format!("pack {pack}: {e}")));
