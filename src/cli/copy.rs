@@ -13,14 +13,17 @@ use super::args::Global;
 use super::{output, password, progress::Bar};
 
 #[derive(Debug, Args)]
-#[command(after_help = "\
-The destination must exist (`snap --repo DEST init`). Snapshots it already has
-(copied before, or copied from it) are skipped, so running the same copy again
-copies nothing. Between two unencrypted repositories blobs move as they are;
-when either side is encrypted every file is re-read and cut with the
-destination's own chunker, so it deduplicates against the destination's own
-backups. The destination's password comes from SNAP_TO_PASSWORD,
-SNAP_TO_PASSWORD_FILE or SNAP_TO_PASSWORD_COMMAND (or a prompt).")]
+#[command(after_long_help = "\
+Examples:
+  # Mirror every snapshot onto a USB disk (once made with `init`)
+  snap copy --to /mnt/usb/snap
+  # Only the newest snapshot and the one of 1 December
+  snap copy --to /mnt/usb/snap latest 2026-12-01
+  # From the default repository into an encrypted one
+  SNAP_TO_PASSWORD_FILE=~/.offsite-pw snap copy --to /mnt/offsite
+  # And back, from the encrypted one into the USB disk's repository
+  SNAP_PASSWORD_FILE=~/.offsite-pw \\
+    snap --repo /mnt/offsite copy --to /mnt/usb/snap")]
 pub struct CopyArgs {
     /// Destination repository directory
     #[arg(long, value_name = "REPO")]

@@ -16,20 +16,16 @@ use super::args::Global;
 use super::{output, progress::Bar};
 
 #[derive(Debug, Args)]
-#[command(after_help = "\
-Paths in the archive are relative: the snapshot's absolute paths without the leading `/` (as
-`snap restore` lays them out), or, with PATH, relative to PATH's parent directory. Entries are
-streamed as the snapshot is read; only a zip for standard output or a pipe is built in a
-temporary file ($TMPDIR) first, as zip goes back to complete each entry's header.
-
-tar keeps modes (with setuid, setgid and sticky bits), numeric owners, mtimes to the second,
-symlinks, hardlinks, fifos and devices; names and link targets byte for byte. zip keeps modes,
-mtimes (a local time in two-second steps, plus UTC seconds for unzip), symlinks, and names byte
-for byte (flagged UTF-8 when they are); hardlinked files are stored once per name, and fifos,
-devices and sockets are left out with a warning, as are sockets in a tar.
-
-A file whose data is damaged or missing ends the dump with an error naming it (exit 1): an
-archive cannot leave a hole. A failed dump to --output leaves no file behind.")]
+#[command(after_long_help = "\
+Examples:
+  # Look inside the newest snapshot without restoring it
+  snap dump latest --format tar | tar -tv
+  # One project as a compressed tarball (app/... inside)
+  snap dump latest /home/me/projects/app --format tar | zstd > app.tar.zst
+  # A folder as it was on 20 November, as a zip file to send
+  snap dump 2026-11-20 /home/me/Documents --format zip --output documents.zip
+  # Unpack a directory on another machine, without a repository there
+  snap dump latest /home/me/projects --format tar | ssh host tar -x -C /srv")]
 pub struct DumpArgs {
     /// Snapshot: id prefix, latest, latest~N or YYYY-MM-DD
     pub snapshot: String,

@@ -14,14 +14,24 @@ use super::args::Global;
 use super::{EXIT_ERROR, output, progress::Bar};
 
 #[derive(Debug, Args)]
-#[command(after_help = "\
+#[command(after_long_help = "\
 Patterns:
   *.txt              any entry named *.txt, at any depth (like `find -name`)
-  /home/me/*/notes*  with a `/`: the whole path inside the snapshot; `*` and `?` stay
-                     within one name, `**` spans directories
-  app/**/*.rs        a pattern with a `/` that does not start with one may match at any depth
+  /home/me/*/notes*  with a `/`: the whole path inside the snapshot; `*` and
+                     `?` stay within one name, `**` spans directories
+  app/**/*.rs        with a `/`, but not at the start: may match at any depth
   build/             a trailing `/` matches directories only
-Names that are not UTF-8 are matched as shown, e.g. caf\\xe9.txt (write the `\\` as `\\\\`).")]
+  Names that are not UTF-8 match as shown: caf\\xe9.txt (write the `\\` as `\\\\`).
+
+Examples:
+  # Which snapshots hold a Photoshop file, anywhere
+  snap find '*.psd'
+  # A whole path, regardless of case, in the two newest snapshots only
+  snap find -i '/home/me/*/readme*' -s latest -s latest~1
+  # Rust sources below any directory named app
+  snap find 'app/**/*.rs'
+  # Directories named node_modules, as JSON
+  snap --json find 'node_modules/'")]
 pub struct FindArgs {
     /// Glob matched against each entry's name, or against its whole path when it contains a `/`
     pub pattern: String,
@@ -35,11 +45,14 @@ pub struct FindArgs {
 }
 
 #[derive(Debug, Args)]
-#[command(after_help = "\
-Each snapshot holding PATH is listed, oldest first, with how it compares with the version \
-before it: added, changed (different contents: a file's data, a symlink's target, the \
-type), unchanged (the same contents; the mode or mtime may differ), or removed (the \
-previous snapshot of the same host and paths held it, this one does not).")]
+#[command(after_long_help = "\
+Examples:
+  # A file in the current directory
+  snap log Cargo.toml
+  # A file by its absolute path, in another repository
+  snap --repo /mnt/usb/snap log /etc/fstab
+  # Then bring back one version, as the last line of the history suggests
+  snap restore 1a2b3c4d --target /tmp/r --include /etc/fstab")]
 pub struct LogArgs {
     /// The path: absolute, or relative to the current directory
     pub path: PathBuf,

@@ -15,15 +15,60 @@ use super::{output, password};
 #[derive(Debug, Subcommand)]
 pub enum KeyCommand {
     /// List the keys (one per password); `*` marks the one that opened the repository
+    ///
+    /// Lists every key file, oldest first: the first 8 digits of its id, when it was made, and
+    /// the user and host that made it. `*` marks the key the given password opened. A key file
+    /// that cannot be read is listed with what is wrong with it. Takes the shared lock.
+    #[command(after_long_help = "\
+Examples:
+  snap --repo /mnt/offsite key list
+  # With the password from a file instead of a prompt
+  SNAP_PASSWORD_FILE=~/.offsite-pw snap --repo /mnt/offsite key list
+  # Full key ids, for a script
+  snap --repo /mnt/offsite --json key list | jq -r '.[].id'")]
     List,
     /// Add a password
+    ///
+    /// Writes a key file for a new password, which then opens the repository as well as the
+    /// ones it already had. The repository is opened with one of those (SNAP_PASSWORD,
+    /// SNAP_PASSWORD_FILE, SNAP_PASSWORD_COMMAND or a prompt); the new password is the first
+    /// line of --new-password-file, or is asked for twice. Prints the new key's id. Takes the
+    /// shared lock.
+    #[command(after_long_help = "\
+Examples:
+  # Asked for on the terminal: the current password, then the new one twice
+  snap --repo /mnt/offsite key add
+  # From a script: the current password from a command, the new one from a file
+  export SNAP_REPO=/mnt/offsite SNAP_PASSWORD_COMMAND='pass show backup/offsite'
+  snap key add --new-password-file ~/new-pw")]
     Add(NewPassword),
     /// Remove a password by key id (not the one in use)
+    ///
+    /// Deletes the key file whose id starts with ID (see `snap key list`): its password no
+    /// longer opens the repository. The key the given password opened cannot be removed, so
+    /// the last key never can be; to remove that one, open the repository with another
+    /// password. Takes the exclusive lock, so that two removals at once cannot leave no key.
+    #[command(after_long_help = "\
+Examples:
+  # Find the key's id, then remove it (giving another key's password)
+  snap --repo /mnt/offsite key list
+  snap --repo /mnt/offsite key remove 3f2a9c01")]
     Remove {
         /// Key id or a unique prefix of it
         id: String,
     },
     /// Change the password in use: add a key for the new one, then remove the old key
+    ///
+    /// Writes a key file for the new password, then deletes the key file the current password
+    /// opened; other passwords keep working. An interruption in between leaves both keys,
+    /// never none. The new password is the first line of --new-password-file, or is asked for
+    /// twice. Takes the exclusive lock.
+    #[command(after_long_help = "\
+Examples:
+  # Asked for on the terminal: the current password, then the new one twice
+  snap --repo /mnt/offsite key passwd
+  # The new password from a file, removed afterwards
+  snap key passwd --new-password-file ~/new-pw && rm ~/new-pw")]
     Passwd(NewPassword),
 }
 

@@ -15,6 +15,16 @@ use super::{EXIT_ERROR, output, progress::Bar};
 pub const EXIT_STALE: u8 = 5;
 
 #[derive(Debug, Args)]
+#[command(after_long_help = "\
+Examples:
+  # The whole repository
+  snap stats
+  # What the newest snapshot holds, and what it needs stored
+  snap stats latest
+  # Two snapshots together: the data they share is counted once
+  snap stats latest~1 latest
+  # The dedup ratio alone, for a script
+  snap --json stats | jq .dedup_ratio")]
 pub struct StatsArgs {
     /// Count only these snapshots (id prefix, latest, latest~N or YYYY-MM-DD) [default: all]
     #[arg(value_name = "SNAPSHOT")]
@@ -22,6 +32,22 @@ pub struct StatsArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(after_long_help = "\
+Examples:
+  # Everything at a glance
+  snap status
+  # A notice when some host and paths were last backed up over 25 hours ago
+  snap status --max-age 25h > /dev/null || notify-send 'snap: backup overdue'
+  # An encrypted repository, as JSON for a monitoring system
+  SNAP_PASSWORD_FILE=~/.offsite-pw \\
+    snap --repo /mnt/offsite --json status --max-age 2d
+
+Exit status:
+  0   success; with --max-age, every host and paths has a recent snapshot
+  1   error
+  2   usage error
+  5   --max-age: no snapshot at all, or a host and paths' newest is too old
+  12  wrong or missing password")]
 pub struct StatusArgs {
     /// Exit with code 5 if the newest snapshot of some host and paths is older than this span
     /// (25h, 2d, 1w; m = months, y = years), or if there is no snapshot at all

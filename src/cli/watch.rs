@@ -23,6 +23,20 @@ use super::args::{BackupArgs, Global};
 use super::{backup, output, password};
 
 #[derive(Debug, Args)]
+#[command(after_long_help = "\
+Examples:
+  # Back up ~/projects within an hour of a change, and at least once a day
+  snap watch ~/projects --interval 1h --exclude-preset dev
+  # At most every 10 minutes, and at least every 6 hours without a notification
+  snap watch ~/notes ~/.config --interval 10m --rescan 6h
+  # Into an encrypted repository; the password is read once, at the first backup
+  SNAP_PASSWORD_FILE=~/.offsite-pw snap --repo /mnt/offsite watch ~/projects
+
+Exit status:
+  0   stopped by Ctrl-C or SIGTERM
+  1   error (such as a failed first backup), or a second signal stopped it
+  2   usage error
+  12  wrong or missing password")]
 pub struct WatchArgs {
     /// Least time between two backups (30s, 10m, 1h, 1day)
     #[arg(long, default_value = "1h", value_name = "DURATION")]

@@ -126,8 +126,11 @@ pub fn apply(policy: &KeepPolicy, snapshots: &[(SnapshotId, Snapshot)]) -> Vec<D
     out.into_iter().map(|(_, d)| d).collect()
 }
 
+/// Safety snapshots (taken by restore) form groups of their own, so they
+/// never take a `--keep` place from the backups of the same paths.
 fn same_group(a: &Snapshot, b: &Snapshot) -> bool {
-    a.hostname == b.hostname && a.paths == b.paths
+    let safety = |s: &Snapshot| s.tags.iter().any(|t| t == crate::repo::SAFETY_TAG);
+    a.hostname == b.hostname && a.paths == b.paths && safety(a) == safety(b)
 }
 
 /// `members` sorted newest first.
@@ -278,6 +281,17 @@ mod tests {
         list[0].1.hostname = "other".into();
         let k = kept(&KeepPolicy { last: 1, ..Default::default() }, &list);
         assert_eq!(k, [at(2026, 3, 31, 18), at(2026, 1, 1, 0)]);
+    }
+
+    #[test]
+    fn safety_snapshots_never_take_a_place_of_the_backups() {
+        let mut list = history();
+        let newest = list.len() - 1;
+        list[newest].1.tags.push(crate::repo::SAFETY_TAG.into());
+        let k = kept(&KeepPolicy { last: 1, ..Default::default() }, &list);
+        assert_eq!(k.len(), 2, "the newest backup and the safety snapshot, each first in its group");
+        assert!(k.contains(&crate::ops::local_time(list[newest].1.time)));
+        assert!(k.contains(&crate::ops::local_time(list[newest - 1].1.time)));
     }
 
     #[test]

@@ -9,10 +9,11 @@
 //!
 //! Status: when each (host, source paths) group was last backed up, whether
 //! another snap process holds the repository lock, and what opening the
-//! index found. It takes only probing locks, so it never keeps a backup or a
-//! prune from starting; while an exclusive operation (prune, repair) holds
-//! the lock it still reads the snapshot files (they are immutable), but
-//! leaves the index alone.
+//! index found. It never waits for the lock: it probes it, then holds the
+//! shared lock only while it reads the index and snapshots (a prune starting
+//! in that moment fails at once, as with any reader); while an exclusive
+//! operation (prune, repair) holds the lock it still reads the snapshot
+//! files (they are immutable), but leaves the index alone.
 
 use std::collections::{HashMap, HashSet};
 
