@@ -32,7 +32,7 @@ use crate::walk::{self, GitIgnores, SourceKind, Stat};
 use sha2::{Digest, Sha256};
 
 /// Files up to this size are read whole; larger ones are streamed.
-const READ_WHOLE_LIMIT: u64 = 32 << 20;
+const READ_WHOLE_LIMIT: u64 = 8 << 20;
 /// Chunks of a streamed file processed in parallel at once.
 const STREAM_BATCH: usize = 8;
 
