@@ -124,6 +124,16 @@ impl<'r> BlobWriter<'r> {
         self.repo.with_index(|i| i.add_pack(&pack.id, pack.bytes.len() as u64, &pack.entries))?;
         crate::crash::point("backup-after-index-commit");
         self.packs.fetch_add(1, Ordering::Relaxed);
+        // The index answers for these blobs now, so the pending set stays
+        // as small as the open packs instead of growing with the run (a
+        // million-file backup held a million ids). A repacking writer does
+        // not ask the index, so it keeps them.
+        if self.dedup_against_index {
+            let mut state = self.state();
+            for e in &pack.entries {
+                state.pending.remove(&e.blob);
+            }
+        }
         Ok(())
     }
 
