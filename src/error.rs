@@ -47,8 +47,9 @@ pub enum Error {
     /// Encryption could not be done (no randomness, a key cannot be made).
     #[error("encryption: {0}")]
     Crypto(String),
-    /// The repository is encrypted and no password was given.
-    #[error("the repository is encrypted; a password is needed ({0})")]
+    /// A password is needed (to open an encrypted repository, or for a new
+    /// key) and none was given; the text says where it can come from.
+    #[error("a password is needed: {0}")]
     PasswordRequired(String),
     /// No key file of the repository opens with the password given.
     #[error("wrong password: no key of this repository opens with it")]

@@ -86,6 +86,8 @@ pub fn run(g: &Global, cmd: &KeyCommand) -> Result<ExitCode> {
         KeyCommand::Remove { .. } | KeyCommand::Passwd(_) => LockMode::Exclusive,
     };
     let (repo, _) = super::open(g, mode)?;
+    // Before asking for a new password that could not be used.
+    repo.ensure_encrypted()?;
     match cmd {
         KeyCommand::List => {
             let keys = repo.list_keys()?;

@@ -30,7 +30,7 @@ fn from_env_or_prompt(var: &str, question: &str) -> snap::Result<Password> {
     }
     match prompt(question) {
         Err(Error::PasswordRequired(_)) => Err(Error::PasswordRequired(format!(
-            "set {var}, {var}_FILE or {var}_COMMAND, or run in a terminal"
+            "the repository is encrypted; set {var}, {var}_FILE or {var}_COMMAND, or run in a terminal"
         ))),
         other => non_empty(other?),
     }

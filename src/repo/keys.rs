@@ -112,9 +112,17 @@ pub(super) fn unlock(
 
 impl Repository {
     fn unlocked(&self) -> Result<&Unlocked> {
-        self.unlocked
-            .as_ref()
-            .ok_or_else(|| Error::InvalidInput("the repository is not encrypted, so it has no keys".into()))
+        self.unlocked.as_ref().ok_or_else(|| {
+            Error::InvalidInput(
+                "the repository is not encrypted, so it has no keys (encryption is chosen at `snap init`)"
+                    .into(),
+            )
+        })
+    }
+
+    /// An error unless the repository is encrypted (and so has keys).
+    pub fn ensure_encrypted(&self) -> Result<()> {
+        self.unlocked().map(drop)
     }
 
     /// Every key file, oldest first. Unreadable key files are listed with

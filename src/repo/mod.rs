@@ -91,7 +91,9 @@ impl Repository {
     /// Opens an existing unencrypted repository (an encrypted one is
     /// [`Error::PasswordRequired`]); see [`Repository::open_with`].
     pub fn open(backend: Box<dyn Backend>, mode: LockMode) -> Result<Self> {
-        Self::open_with(backend, mode, &|| Err(Error::PasswordRequired("no password was given".into())))
+        Self::open_with(backend, mode, &|| {
+            Err(Error::PasswordRequired("the repository is encrypted and no password was given".into()))
+        })
     }
 
     /// Opens an existing repository, unlocks its key (asking `password`
