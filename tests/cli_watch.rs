@@ -34,7 +34,7 @@ fn backs_up_at_start_and_after_a_change_and_stops_cleanly_on_sigterm() {
     write_random_tree(&r.src, 51, 10, 20_000);
     let mut cmd = r.command();
     cmd.args(["watch", "--interval", "1s", s(&r.src)]).stdout(Stdio::piped()).stderr(Stdio::piped());
-    let mut child = cmd.spawn().unwrap();
+    let child = cmd.spawn().unwrap();
 
     wait_until("the first snapshot", || snapshot_count(&r) == 1);
     fs::write(r.src.join("new.txt"), b"a change\n").unwrap();
@@ -47,20 +47,38 @@ fn backs_up_at_start_and_after_a_change_and_stops_cleanly_on_sigterm() {
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(snapshot_count(&r), 2);
 
-    terminate(&child);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "watch did not stop after SIGTERM");
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    let out = child.wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(status.code(), Some(0), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let (status, stdout) = stop(child);
+    assert_eq!(status.code(), Some(0), "{stdout}");
     assert!(stdout.trim_end().ends_with("stopped"), "{stdout}");
     r.snap(["verify"]).assert_clean();
+}
+
+/// Waits for a child to exit after SIGTERM; its status and stdout.
+fn stop(mut child: Child) -> (std::process::ExitStatus, String) {
+    terminate(&child);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "watch did not stop after SIGTERM");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let out = child.wait_with_output().unwrap();
+    (out.status, String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+#[test]
+fn with_json_stdout_is_one_document_of_every_backup() {
+    let r = TempRepo::init();
+    fs::write(r.src.join("a"), b"a\n").unwrap();
+    let mut cmd = r.command();
+    cmd.args(["--json", "watch", "--interval", "1s", s(&r.src)]).stdout(Stdio::piped()).stderr(Stdio::null());
+    let child = cmd.spawn().unwrap();
+    wait_until("the first snapshot", || snapshot_count(&r) == 1);
+    let (status, stdout) = stop(child);
+    assert_eq!(status.code(), Some(0));
+    let doc: serde_json::Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"));
+    assert_eq!(doc["stopped"], true);
+    let first = &doc["backups"][0];
+    assert_eq!(first["snapshot"], r.snapshots()[0]["id"], "{doc}");
 }
 
 #[test]

@@ -15,11 +15,23 @@ use super::args::{BackupArgs, Global};
 use super::{EXIT_INCOMPLETE, output, progress::Bar};
 
 pub fn run(g: &Global, a: &BackupArgs) -> Result<ExitCode> {
-    run_with(g, a, &super::password::current)
+    let report = perform(g, a, &super::password::current)?;
+    if g.json {
+        output::json(&report)?;
+    } else {
+        print_summary(&report)?;
+    }
+    Ok(exit_code(&report))
 }
 
-/// A backup whose password (if the repository has one) comes from `password`.
-pub fn run_with(g: &Global, a: &BackupArgs, password: PasswordFn<'_>) -> Result<ExitCode> {
+/// 3 when some files could not be read.
+pub fn exit_code(report: &BackupReport) -> ExitCode {
+    if report.incomplete { ExitCode::from(EXIT_INCOMPLETE) } else { ExitCode::SUCCESS }
+}
+
+/// Runs a backup, its password (if the repository has one) from
+/// `password`, and prints its warnings; the caller shows the report.
+pub fn perform(g: &Global, a: &BackupArgs, password: PasswordFn<'_>) -> Result<BackupReport> {
     let loc = super::location(g)?;
     let backend = super::backend(&loc.path);
     // The default repository is created on first use; a named one must exist.
@@ -51,12 +63,7 @@ pub fn run_with(g: &Global, a: &BackupArgs, password: PasswordFn<'_>) -> Result<
     };
     let report = backup(&repo, &opts, &Bar::new(g))?;
     output::warnings(&report.warnings);
-    if g.json {
-        output::json(&report)?;
-    } else {
-        print_summary(&report)?;
-    }
-    Ok(if report.incomplete { ExitCode::from(EXIT_INCOMPLETE) } else { ExitCode::SUCCESS })
+    Ok(report)
 }
 
 /// The state of the git work trees the sources lie in, as snapshot facts:
@@ -109,7 +116,7 @@ fn selection(a: &BackupArgs) -> Result<Selection> {
     })
 }
 
-fn print_summary(r: &BackupReport) -> Result<()> {
+pub fn print_summary(r: &BackupReport) -> Result<()> {
     let s = &r.summary;
     let parent = r.parent.map(|p| format!(" (parent {})", p.short())).unwrap_or_default();
     match r.snapshot {

@@ -85,13 +85,17 @@ pub fn run(g: &Global, a: &WatchArgs) -> Result<ExitCode> {
     };
     let mut last: Option<Instant> = None;
     let mut changed = true;
+    // With --json, stdout holds one document: every backup's report, given
+    // when the watch stops.
+    let mut reports = Vec::new();
     while !stop.load(Ordering::Relaxed) {
         let since = last.map(|t| t.elapsed());
         let due = since.is_none_or(|s| s >= interval);
         if due && (changed || since.is_none_or(|s| s >= rescan)) {
             let first = last.is_none();
-            match backup::run_with(g, &args, &password) {
-                Ok(_) => {}
+            match backup::perform(g, &args, &password) {
+                Ok(report) if g.json => reports.push(report),
+                Ok(report) => backup::print_summary(&report)?,
                 // A first failure is a setup mistake: stop. Later ones (a
                 // prune holding the lock, a full disk) may pass: retry.
                 Err(e) if first => return Err(e).context("the first backup failed"),
@@ -114,7 +118,11 @@ pub fn run(g: &Global, a: &WatchArgs) -> Result<ExitCode> {
             None => std::thread::sleep(TICK),
         }
     }
-    output::line("stopped")?;
+    if g.json {
+        output::json(&serde_json::json!({ "backups": reports, "stopped": true }))?;
+    } else {
+        output::line("stopped")?;
+    }
     Ok(ExitCode::SUCCESS)
 }
 
