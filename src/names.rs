@@ -29,6 +29,11 @@ pub fn escape(bytes: &[u8]) -> String {
     out
 }
 
+/// The names of an optional path inside a snapshot; none is the root.
+pub fn split_optional_path(path: Option<&Path>) -> Result<Vec<Vec<u8>>> {
+    path.map(split_snapshot_path).transpose().map(Option::unwrap_or_default)
+}
+
 /// Joins components into a displayable absolute path.
 pub fn display_components(components: &[Vec<u8>]) -> String {
     let mut out = String::new();

@@ -520,21 +520,6 @@ pub(crate) enum ReadError {
     Repo(Error),
 }
 
-impl ReadError {
-    /// As a library error, for readers whose failures are errors of their
-    /// own (a repository being copied from); `what` says where it happened.
-    pub(crate) fn into_error(self, what: &str) -> Error {
-        match self {
-            ReadError::Repo(e) => e,
-            ReadError::Source(io) => match io.into_inner().map(|inner| inner.downcast::<Error>()) {
-                Some(Ok(e)) => *e,
-                Some(Err(other)) => Error::InvalidInput(format!("{what}: {other}")),
-                None => Error::InvalidInput(what.to_owned()),
-            },
-        }
-    }
-}
-
 fn read_file(ctx: &Ctx, path: &Path, stat: &Stat) -> Result<Option<FileNode>> {
     // O_NOFOLLOW and O_NONBLOCK: a path swapped for a symlink or a fifo since
     // the lstat must neither be followed nor block the backup.

@@ -9,7 +9,7 @@
 //! is written: the same commit order as a backup.
 
 use std::collections::HashMap;
-use std::io::Read;
+
 use std::sync::Mutex;
 
 use rayon::prelude::*;
@@ -19,7 +19,8 @@ use crate::error::{Error, Result};
 use crate::format::snapshot::Snapshot;
 use crate::format::tree::{Node, Tree};
 use crate::hash::BlobHasher;
-use crate::id::{BlobId, ChunkId, SnapshotId, TreeId};
+use crate::id::{BlobId, SnapshotId, TreeId};
+use crate::ops::backup::{ReadError, store_contents};
 use crate::progress::Progress;
 use crate::repo::{BlobWriter, Repository};
 
@@ -189,20 +190,20 @@ fn rechunk_tree(ctx: &Ctx, id: TreeId) -> Result<TreeId> {
         .map(|mut entry| {
             entry.node = match entry.node {
                 Node::File { size, chunks } => {
-                    let reader =
-                        ChunkReader { src: ctx.src, chunks: chunks.into_iter(), buf: Vec::new(), pos: 0 };
-                    let stored =
-                        crate::ops::backup::store_contents(ctx.dst, &ctx.writer, reader, size, false)
-                            .map_err(|e| e.into_error("copy: reading a file from the source repository"))?;
-                    let (read, chunks) = (stored.len, stored.chunks);
-                    if read != size {
-                        return Err(Error::corrupt(
-                            format!("tree {id}"),
-                            format!("file of {size} bytes has chunks holding {read}"),
-                        ));
-                    }
+                    // The reader checks that the chunks add up to `size`.
+                    let mut reader = ctx.src.file_reader(&chunks, size);
+                    let stored = store_contents(ctx.dst, &ctx.writer, &mut reader, size, false).map_err(
+                        |e| match e {
+                            ReadError::Repo(e) => e,
+                            ReadError::Source(io) => reader.take_error().unwrap_or_else(|| {
+                                Error::InvalidInput(format!(
+                                    "copy: reading a file from the source repository: {io}"
+                                ))
+                            }),
+                        },
+                    )?;
                     ctx.progress.advance(1, size);
-                    Node::File { size, chunks }
+                    Node::File { size, chunks: stored.chunks }
                 }
                 Node::Dir { tree } => Node::Dir { tree: copy_tree(ctx, tree)? },
                 other => other,
@@ -211,26 +212,4 @@ fn rechunk_tree(ctx: &Ctx, id: TreeId) -> Result<TreeId> {
         })
         .collect::<Result<Vec<_>>>()?;
     ctx.writer.save_tree(&Tree { entries })
-}
-
-/// A file's contents, read chunk by chunk from a repository.
-struct ChunkReader<'a> {
-    src: &'a Repository,
-    chunks: std::vec::IntoIter<ChunkId>,
-    buf: Vec<u8>,
-    pos: usize,
-}
-
-impl Read for ChunkReader<'_> {
-    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
-        while self.pos == self.buf.len() {
-            let Some(chunk) = self.chunks.next() else { return Ok(0) };
-            self.buf = self.src.read_blob(&BlobId::Chunk(chunk)).map_err(std::io::Error::other)?;
-            self.pos = 0;
-        }
-        let n = out.len().min(self.buf.len() - self.pos);
-        out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
-        self.pos += n;
-        Ok(n)
-    }
 }

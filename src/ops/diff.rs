@@ -82,7 +82,7 @@ struct Differ<'a> {
 /// Compares two root trees, optionally only below `path`.
 pub fn diff(repo: &Repository, a: TreeId, b: TreeId, path: Option<&Path>) -> Result<DiffReport> {
     let mut d = Differ { repo, report: DiffReport::default() };
-    let prefix = path.map(names::split_snapshot_path).transpose()?.unwrap_or_default();
+    let prefix = names::split_optional_path(path)?;
     let left = find_optional(repo, a, &prefix)?;
     let right = find_optional(repo, b, &prefix)?;
     match (left, right) {

@@ -50,7 +50,6 @@ use crate::error::{Error, Result};
 use crate::format::Timestamp;
 use crate::format::snapshot::Snapshot;
 use crate::format::tree::{Entry, Metadata, Node};
-use crate::id::{BlobId, ChunkId};
 use crate::names;
 use crate::progress::Progress;
 use crate::repo::Repository;
@@ -123,7 +122,7 @@ pub fn dump(
     out: Output<'_>,
     progress: &dyn Progress,
 ) -> Result<DumpReport> {
-    let path = opts.path.as_deref().map(names::split_snapshot_path).transpose()?.unwrap_or_default();
+    let path = names::split_optional_path(opts.path.as_deref())?;
     let walk = Walk { repo, snap, path, format: opts.format, progress };
     let dest = opts.destination.as_path();
     match (opts.format, out) {
@@ -208,16 +207,20 @@ impl Dumper<'_> {
     /// Archives the entry at `names` (from the snapshot root).
     fn add(&mut self, names: &[Vec<u8>], entry: &Entry) -> Result<()> {
         let archive_path = names[self.skip..].join(&b'/');
-        let mut data = FileData::new(self.walk.repo, entry);
+        let (chunks, size) = match &entry.node {
+            Node::File { chunks, size } => (chunks.as_slice(), *size),
+            _ => (&[][..], 0),
+        };
+        let mut data = self.walk.repo.file_reader(chunks, size);
         match self.sink.add(&archive_path, entry, &mut data) {
-            Ok(true) => self.count(entry, data.read),
+            Ok(true) => self.count(entry, data.bytes_read()),
             Ok(false) => self.warnings.push(
                 &names::join(Path::new("/"), names),
                 WarningKind::Skipped,
                 format!("a {} archive cannot hold a {}; left out", self.walk.format, kind_name(&entry.node)),
             ),
             Err(e) => {
-                return Err(match data.error.take() {
+                return Err(match data.take_error() {
                     Some(read) => {
                         Error::corrupt(format!("data of {}", names::display_components(names)), read)
                     }
@@ -251,69 +254,6 @@ fn kind_name(node: &Node) -> &'static str {
         Node::CharDevice { .. } => "character device",
         Node::BlockDevice { .. } => "block device",
         Node::Socket => "socket",
-    }
-}
-
-/// A file's contents, read from the repository one chunk at a time as the
-/// archive asks for them (empty for anything but a file).
-struct FileData<'a> {
-    repo: &'a Repository,
-    chunks: std::slice::Iter<'a, ChunkId>,
-    size: u64,
-    /// Bytes read from the repository so far.
-    read: u64,
-    chunk: Vec<u8>,
-    pos: usize,
-    /// Why reading failed: the archive writer sees only an `io::Error`.
-    error: Option<Error>,
-}
-
-impl<'a> FileData<'a> {
-    fn new(repo: &'a Repository, entry: &'a Entry) -> Self {
-        let (chunks, size) = match &entry.node {
-            Node::File { chunks, size } => (chunks.as_slice(), *size),
-            _ => (&[][..], 0),
-        };
-        FileData { repo, chunks: chunks.iter(), size, read: 0, chunk: Vec::new(), pos: 0, error: None }
-    }
-
-    /// Loads the next chunk; `false` at the end. The entry's header already
-    /// holds the size, so chunks that do not add up to it are an error.
-    fn next_chunk(&mut self) -> Result<bool> {
-        let Some(id) = self.chunks.next() else {
-            return if self.read == self.size { Ok(false) } else { Err(self.size_mismatch()) };
-        };
-        self.chunk = self.repo.read_blob(&BlobId::Chunk(*id))?;
-        self.pos = 0;
-        self.read += self.chunk.len() as u64;
-        if self.read > self.size {
-            return Err(self.size_mismatch());
-        }
-        Ok(true)
-    }
-
-    fn size_mismatch(&self) -> Error {
-        Error::corrupt("tree entry", format!("its chunks do not add up to its size of {} bytes", self.size))
-    }
-}
-
-impl Read for FileData<'_> {
-    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        while self.pos == self.chunk.len() {
-            match self.next_chunk() {
-                Ok(true) => {}
-                Ok(false) => return Ok(0),
-                Err(e) => {
-                    let shown = io::Error::other(e.to_string());
-                    self.error = Some(e);
-                    return Err(shown);
-                }
-            }
-        }
-        let n = out.len().min(self.chunk.len() - self.pos);
-        out[..n].copy_from_slice(&self.chunk[self.pos..self.pos + n]);
-        self.pos += n;
-        Ok(n)
     }
 }
 

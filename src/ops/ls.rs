@@ -25,10 +25,7 @@ pub struct LsEntry {
 
 /// Lists everything at and below `path` (the whole snapshot when `None`).
 pub fn ls(repo: &Repository, snap: &Snapshot, path: Option<&Path>) -> Result<Vec<LsEntry>> {
-    let components = match path {
-        Some(p) => names::split_snapshot_path(p)?,
-        None => Vec::new(),
-    };
+    let components = names::split_optional_path(path)?;
     let mut out = Vec::new();
     tree::walk_path(repo, snap.tree, &components, &mut |path, entry| {
         out.push(LsEntry { path: names::display_components(path), entry: EntryInfo::new(entry) });
@@ -50,10 +47,7 @@ pub struct Checksums {
 
 /// The checksum lines of everything at and below `path`.
 pub fn sha256_lines(repo: &Repository, snap: &Snapshot, path: Option<&Path>) -> Result<Checksums> {
-    let components = match path {
-        Some(p) => names::split_snapshot_path(p)?,
-        None => Vec::new(),
-    };
+    let components = names::split_optional_path(path)?;
     let mut out = Checksums::default();
     tree::walk_path(repo, snap.tree, &components, &mut |path, entry| {
         match (&entry.node, entry.sha256) {

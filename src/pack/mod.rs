@@ -9,6 +9,8 @@ mod writer;
 
 pub use writer::{FinishedPack, PackWriter};
 
+use std::borrow::Cow;
+
 use crate::compress;
 use crate::crypto::{Aad, Keys};
 use crate::error::{Error, Result};
@@ -53,8 +55,13 @@ pub fn seal(keys: &Keys, blob: BlobId, raw: &[u8], level: i32) -> Result<SealedB
 /// Opens and decodes a blob's stored bytes and checks them against its id.
 pub fn open(keys: &Keys, entry: &PackEntry, stored: &[u8]) -> Result<Vec<u8>> {
     let decode_error = |e| Error::decode(entry.blob.to_string(), e);
-    let compressed = keys.open(Aad::Blob(&entry.blob), stored).map_err(decode_error)?;
-    let raw = compress::decompress(&compressed, entry.compression, entry.raw_len).map_err(decode_error)?;
+    let raw = match (keys.open(Aad::Blob(&entry.blob), stored).map_err(decode_error)?, entry.compression) {
+        // Decryption already made a fresh buffer of the raw bytes: no copy.
+        (Cow::Owned(plain), Compression::None) if plain.len() == entry.raw_len as usize => plain,
+        (opened, compression) => {
+            compress::decompress(&opened, compression, entry.raw_len).map_err(decode_error)?
+        }
+    };
     if keys.hasher().blob_id(entry.blob.kind(), &raw) != entry.blob {
         return Err(Error::corrupt(entry.blob.to_string(), "contents do not match the id"));
     }

@@ -38,7 +38,7 @@ pub struct KeyInfo {
 
 fn put_key(backend: &dyn Backend, key: &KeyFile) -> Result<String> {
     let bytes = key.encode();
-    let name = blake3::hash(&bytes).to_hex().to_string();
+    let name = key_name(&bytes);
     backend.put(FileKind::Key, &name, &bytes)?;
     Ok(name)
 }
@@ -59,10 +59,15 @@ pub(super) fn write_first_key(
     Ok((keys, Unlocked { master, key_name }))
 }
 
+/// A key file's name: the hex BLAKE3 of its bytes.
+fn key_name(bytes: &[u8]) -> String {
+    blake3::hash(bytes).to_hex().to_string()
+}
+
 /// Reads a key file, checking its bytes against its name.
 fn load_key(backend: &dyn Backend, name: &str) -> Result<KeyFile> {
     let bytes = backend.get(FileKind::Key, name)?;
-    if blake3::hash(&bytes).to_hex().as_str() != name {
+    if key_name(&bytes) != name {
         return Err(Error::corrupt(format!("key {name}"), "contents do not match the name"));
     }
     KeyFile::decode(&bytes).map_err(|e| Error::decode(format!("key {name}"), e))

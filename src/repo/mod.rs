@@ -3,11 +3,13 @@
 //! and only that order (see `writer.rs` and `snapshots.rs`); reading goes id
 //! -> index -> byte range of a pack -> decode and check against the id.
 
+mod file;
 mod keys;
 mod snapshots;
 mod sync;
 mod writer;
 
+pub use file::FileReader;
 pub use keys::{KeyInfo, PasswordFn};
 pub use snapshots::{SAFETY_TAG, SnapshotList, read_snapshots};
 pub use sync::SyncReport;

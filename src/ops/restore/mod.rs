@@ -306,7 +306,7 @@ fn resolve_existing_prefix(path: &Path) -> Result<PathBuf> {
 }
 
 fn make_plan(repo: &Repository, snap: &Snapshot, target: &Path, include: Option<&Path>) -> Result<Plan> {
-    let include = include.map(names::split_snapshot_path).transpose()?.unwrap_or_default();
+    let include = names::split_optional_path(include)?;
     let mut plan = Plan::default();
     // The directories leading to an included path are restored with their own metadata.
     for depth in 1..include.len() {
