@@ -35,8 +35,7 @@ pub struct CopyArgs {
 
 pub fn run(g: &Global, a: &CopyArgs) -> Result<ExitCode> {
     let (src, _) = super::open(g, LockMode::Shared)?;
-    let wanted =
-        a.snapshots.iter().map(|spec| src.resolve(spec).map(|(id, _)| id)).collect::<Result<Vec<_>, _>>()?;
+    let wanted: Vec<_> = src.resolve_all(&a.snapshots)?.into_iter().map(|(id, _)| id).collect();
     let dst = Repository::open_with(super::backend(&a.to), LockMode::Shared, &password::destination)
         .with_context(|| format!("destination {}", a.to.display()))?;
     let report = copy(&src, &dst, &wanted, &Bar::new(g))?;

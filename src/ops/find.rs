@@ -73,23 +73,6 @@ pub struct UnreadableDir {
     pub error: String,
 }
 
-/// All snapshots (oldest first) or the ones named by `specs`, each once,
-/// with the snapshot files that could not be read.
-fn choose(repo: &Repository, specs: &[String]) -> Result<SnapshotList> {
-    if specs.is_empty() {
-        return repo.snapshots();
-    }
-    let mut chosen: Vec<(SnapshotId, Snapshot)> = Vec::new();
-    for spec in specs {
-        let (id, snap) = repo.resolve(spec)?;
-        if !chosen.iter().any(|(c, _)| *c == id) {
-            chosen.push((id, snap));
-        }
-    }
-    chosen.sort_by_key(|(id, s)| (s.time, *id));
-    Ok(SnapshotList { snapshots: chosen, damaged: Vec::new() })
-}
-
 // ---------------------------------------------------------------------------
 // find
 // ---------------------------------------------------------------------------
@@ -190,7 +173,7 @@ impl FindReport {
 /// Searches the chosen snapshots for entries matching the pattern.
 pub fn find(repo: &Repository, opts: &FindOptions, progress: &dyn Progress) -> Result<FindReport> {
     let pattern = Pattern::new(&opts.pattern, opts.ignore_case)?;
-    let SnapshotList { snapshots: chosen, damaged: damaged_snapshots } = choose(repo, &opts.snapshots)?;
+    let SnapshotList { snapshots: chosen, damaged: damaged_snapshots } = repo.choose(&opts.snapshots)?;
     progress.begin("searching snapshots", None);
     let mut search = Search::new(repo, &pattern);
     let mut report = FindReport {

@@ -30,7 +30,7 @@ use crate::index::IndexCounts;
 use crate::ops::policy::Span;
 use crate::ops::snapshots::SnapshotInfo;
 use crate::progress::Progress;
-use crate::repo::{PasswordFn, Repository, Unreadable, read_snapshots};
+use crate::repo::{PasswordFn, Repository, SnapshotList, Unreadable, read_snapshots};
 
 // ---------------------------------------------------------------------------
 // stats
@@ -131,20 +131,8 @@ impl std::ops::AddAssign for Totals {
 /// empty. Names are resolved as everywhere (`latest`, id prefix, date); a
 /// snapshot named twice counts once.
 pub fn stats(repo: &Repository, specs: &[String], progress: &dyn Progress) -> Result<StatsReport> {
-    let (scope, chosen, damaged_snapshots) = if specs.is_empty() {
-        let list = repo.snapshots()?;
-        (Scope::Repository, list.snapshots, list.damaged)
-    } else {
-        let mut chosen: Vec<(SnapshotId, Snapshot)> = Vec::new();
-        for spec in specs {
-            let (id, snap) = repo.resolve(spec)?;
-            if !chosen.iter().any(|(c, _)| *c == id) {
-                chosen.push((id, snap));
-            }
-        }
-        chosen.sort_by_key(|(id, s)| (s.time, *id));
-        (Scope::Snapshots, chosen, Vec::new())
-    };
+    let scope = if specs.is_empty() { Scope::Repository } else { Scope::Snapshots };
+    let SnapshotList { snapshots: chosen, damaged: damaged_snapshots } = repo.choose(specs)?;
 
     progress.begin("stats", None);
     let (summaries, unreadable) = load_trees(repo, chosen.iter().map(|(_, s)| s.tree), progress);

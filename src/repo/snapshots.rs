@@ -44,8 +44,30 @@ impl Repository {
     /// `YYYY-MM-DD` (the newest snapshot on or before that local day), or
     /// a prefix of its hex id.
     pub fn resolve(&self, spec: &str) -> Result<(SnapshotId, Snapshot)> {
+        resolve_in(&self.snapshots()?.snapshots, spec).cloned()
+    }
+
+    /// Each of several names resolved, in the order given; the snapshot
+    /// files are read once for all of them.
+    pub fn resolve_all(&self, specs: &[String]) -> Result<Vec<(SnapshotId, Snapshot)>> {
         let list = self.snapshots()?.snapshots;
-        resolve_in(list, spec)
+        specs.iter().map(|spec| resolve_in(&list, spec).cloned()).collect()
+    }
+
+    /// The snapshots a command works on: all of them when no name is
+    /// given, else the ones named (each once), oldest first.
+    pub fn choose(&self, specs: &[String]) -> Result<SnapshotList> {
+        if specs.is_empty() {
+            return self.snapshots();
+        }
+        let mut chosen: Vec<(SnapshotId, Snapshot)> = Vec::new();
+        for found in self.resolve_all(specs)? {
+            if !chosen.iter().any(|(c, _)| *c == found.0) {
+                chosen.push(found);
+            }
+        }
+        chosen.sort_by_key(|(id, s)| (s.time, *id));
+        Ok(SnapshotList { snapshots: chosen, damaged: Vec::new() })
     }
 }
 
@@ -81,21 +103,16 @@ pub fn read_snapshots(backend: &dyn Backend, keys: &Keys) -> Result<SnapshotList
 /// still names one.
 pub const SAFETY_TAG: &str = "safety";
 
-fn resolve_in(mut list: Vec<(SnapshotId, Snapshot)>, spec: &str) -> Result<(SnapshotId, Snapshot)> {
+fn resolve_in<'a>(list: &'a [(SnapshotId, Snapshot)], spec: &str) -> Result<&'a (SnapshotId, Snapshot)> {
     let not_found = || Error::NotFound { kind: "snapshot", id: spec.to_owned() };
-    let by_time = latest_offset(spec)?.is_some() || NaiveDate::parse_from_str(spec, "%Y-%m-%d").is_ok();
-    if by_time {
-        list.retain(|(_, s)| !s.tags.iter().any(|t| t == SAFETY_TAG));
-    }
+    let by_time = || list.iter().filter(|(_, s)| !s.tags.iter().any(|t| t == SAFETY_TAG));
     if let Some(back) = latest_offset(spec)? {
-        let pos = list.len().checked_sub(back + 1).ok_or_else(not_found)?;
-        return Ok(list.swap_remove(pos));
+        return by_time().rev().nth(back).ok_or_else(not_found);
     }
     if let Ok(day) = NaiveDate::parse_from_str(spec, "%Y-%m-%d") {
         let next = day.succ_opt().and_then(|d| d.and_hms_opt(0, 0, 0)).ok_or_else(not_found)?;
         let cutoff = Local.from_local_datetime(&next).earliest().ok_or_else(not_found)?.timestamp();
-        let pos = list.iter().rposition(|(_, s)| s.time.secs < cutoff).ok_or_else(not_found)?;
-        return Ok(list.swap_remove(pos));
+        return by_time().rev().find(|(_, s)| s.time.secs < cutoff).ok_or_else(not_found);
     }
     let prefix = spec.to_ascii_lowercase();
     if prefix.is_empty() || !prefix.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -103,11 +120,11 @@ fn resolve_in(mut list: Vec<(SnapshotId, Snapshot)>, spec: &str) -> Result<(Snap
             "{spec:?} is not a snapshot name (use an id prefix, latest, latest~N or YYYY-MM-DD)"
         )));
     }
-    let mut matches: Vec<_> = list.into_iter().filter(|(id, _)| id.to_hex().starts_with(&prefix)).collect();
-    match matches.len() {
-        0 => Err(not_found()),
-        1 => Ok(matches.remove(0)),
-        count => Err(Error::AmbiguousPrefix { prefix: spec.to_owned(), count }),
+    let mut matches = list.iter().filter(|(id, _)| id.to_hex().starts_with(&prefix));
+    match (matches.next(), matches.count()) {
+        (None, _) => Err(not_found()),
+        (Some(one), 0) => Ok(one),
+        (Some(_), rest) => Err(Error::AmbiguousPrefix { prefix: spec.to_owned(), count: rest + 1 }),
     }
 }
 
@@ -144,7 +161,8 @@ mod tests {
 
     #[test]
     fn names_resolve() {
-        let id = |spec| resolve_in(list(), spec).map(|(id, _)| id.as_bytes()[0]);
+        let list = list();
+        let id = |spec| resolve_in(&list, spec).map(|(id, _)| id.as_bytes()[0]);
         assert_eq!(id("latest").unwrap(), 0xcd);
         assert_eq!(id("latest~2").unwrap(), 0xaa);
         assert!(matches!(id("latest~3"), Err(Error::NotFound { .. })));
