@@ -55,6 +55,9 @@ pub enum Error {
     #[error("wrong password: no key of this repository opens with it")]
     WrongPassword,
     /// The SQLite index failed.
+    #[error("storage {location}: {detail}")]
+    Storage { location: String, detail: String },
+
     #[error("index database: {0}")]
     Index(#[from] rusqlite::Error),
 }

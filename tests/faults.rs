@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use common::{Rng, TempRepo, write_random};
 use snap::backend::local::LocalBackend;
-use snap::backend::{Backend, FileKind, LockGuard, LockMode, Put};
+use snap::backend::{Backend, FileKind, LockGuard, LockMode, Put, Unlock};
 use snap::ops::backup::{BackupOptions, backup};
 use snap::ops::restore::{RestoreOptions, restore};
 use snap::ops::verify::{ReadData, verify};
@@ -112,8 +112,11 @@ impl Backend for Faulty {
     fn lock(&self, mode: LockMode) -> snap::Result<Box<dyn LockGuard>> {
         self.inner.lock(mode)
     }
-    fn index_path(&self) -> PathBuf {
-        self.inner.index_path()
+    fn unlock(&self, which: Unlock) -> snap::Result<Vec<String>> {
+        self.inner.unlock(which)
+    }
+    fn index_path(&self, repo_id: &str) -> snap::Result<PathBuf> {
+        self.inner.index_path(repo_id)
     }
 }
 

@@ -19,13 +19,9 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::{Backend, FileKind, LockGuard, LockMode, Put};
+use super::{Backend, CONFIG, FileKind, LockGuard, LockMode, Put, Unlock, check_name, kind_dir, object_key};
 use crate::error::{Error, IoContext, Result};
 
-const CONFIG: &str = "config";
-const DATA_DIR: &str = "data";
-const SNAPSHOT_DIR: &str = "snapshots";
-const KEY_DIR: &str = "keys";
 const TMP_DIR: &str = "tmp";
 const LOCK_FILE: &str = "lock";
 const INDEX_FILE: &str = "index.sqlite";
@@ -52,22 +48,11 @@ impl LocalBackend {
     }
 
     fn dir(&self, kind: FileKind) -> PathBuf {
-        match kind {
-            FileKind::Config => self.root.clone(),
-            FileKind::Pack => self.root.join(DATA_DIR),
-            FileKind::Snapshot => self.root.join(SNAPSHOT_DIR),
-            FileKind::Key => self.root.join(KEY_DIR),
-        }
+        self.root.join(kind_dir(kind))
     }
 
     fn path(&self, kind: FileKind, name: &str) -> Result<PathBuf> {
-        check_name(kind, name)?;
-        Ok(match kind {
-            FileKind::Config => self.root.join(CONFIG),
-            FileKind::Pack => self.root.join(DATA_DIR).join(&name[..2]).join(name),
-            FileKind::Snapshot => self.root.join(SNAPSHOT_DIR).join(name),
-            FileKind::Key => self.root.join(KEY_DIR).join(name),
-        })
+        Ok(self.root.join(object_key(kind, name)?))
     }
 
     fn temp_path(&self) -> PathBuf {
@@ -100,18 +85,6 @@ impl LocalBackend {
         fsync_dir(path.parent().expect("object paths have a parent"))?;
         Ok(Put::Created)
     }
-}
-
-/// Object names are fixed words or 64 hex digits; anything else could
-/// escape the repository directory, so it is refused.
-fn check_name(kind: FileKind, name: &str) -> Result<()> {
-    let ok = match kind {
-        FileKind::Config => name == CONFIG,
-        FileKind::Pack | FileKind::Snapshot | FileKind::Key => {
-            name.len() == 64 && name.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-        }
-    };
-    if ok { Ok(()) } else { Err(Error::InvalidInput(format!("bad {} name {name:?}", kind.describe()))) }
 }
 
 fn mkdir_private(path: &Path) -> Result<bool> {
@@ -151,7 +124,8 @@ impl Backend for LocalBackend {
             fs::DirBuilder::new().recursive(true).mode(0o700).create(parent).at(parent)?;
         }
         mkdir_private(&self.root)?;
-        for sub in [DATA_DIR, SNAPSHOT_DIR, KEY_DIR, TMP_DIR] {
+        for sub in [kind_dir(FileKind::Pack), kind_dir(FileKind::Snapshot), kind_dir(FileKind::Key), TMP_DIR]
+        {
             mkdir_private(&self.root.join(sub))?;
         }
         fsync_dir(&self.root)
@@ -266,8 +240,15 @@ impl Backend for LocalBackend {
         }
     }
 
-    fn index_path(&self) -> PathBuf {
-        self.root.join(INDEX_FILE)
+    /// flock locks die with their process, so none is ever stale; `All`
+    /// cannot take a lock another live process holds either.
+    fn unlock(&self, _which: Unlock) -> Result<Vec<String>> {
+        Ok(Vec::new())
+    }
+
+    /// Beside the data: a local repository carries its own cache.
+    fn index_path(&self, _repo_id: &str) -> Result<PathBuf> {
+        Ok(self.root.join(INDEX_FILE))
     }
 }
 

@@ -4,10 +4,11 @@
 //! what an S3-compatible store offers too.
 
 pub mod local;
+pub mod object;
 
 use std::path::PathBuf;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// The kinds of object a repository holds, each in its own namespace.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -55,6 +56,16 @@ pub enum LockMode {
 /// Held while a lock is held; dropping it releases the lock.
 pub trait LockGuard: Send + Sync {}
 
+/// Which locks `snap unlock` removes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unlock {
+    /// Only locks whose holder is gone: a dead process on this host, or a
+    /// lock not refreshed for far longer than its refresh interval.
+    Stale,
+    /// Every lock, whoever holds it (the user vouches that none is running).
+    All,
+}
+
 /// One repository's storage.
 pub trait Backend: Send + Sync {
     /// Where the repository is, for messages.
@@ -92,6 +103,106 @@ pub trait Backend: Send + Sync {
     /// Takes the repository lock, failing at once if it conflicts.
     fn lock(&self, mode: LockMode) -> Result<Box<dyn LockGuard>>;
 
-    /// Where this repository's local index database lives.
-    fn index_path(&self) -> PathBuf;
+    /// Removes locks left by processes that are gone; returns a line about
+    /// each lock removed.
+    fn unlock(&self, which: Unlock) -> Result<Vec<String>>;
+
+    /// Where the local index database of the repository with this id lives
+    /// (its directory is created).
+    fn index_path(&self, repo_id: &str) -> Result<PathBuf>;
+
+    /// How many reads are worth having in flight at once, when that is more
+    /// than the CPU threads: a local disk gains nothing from more threads
+    /// than cores (`None`), requests to a server mostly wait on the network.
+    fn parallelism(&self) -> Option<usize> {
+        None
+    }
+}
+
+/// The relative name of an object: the same layout in a directory and in a
+/// bucket, so a repository copied between them file by file stays valid.
+///
+/// ```text
+/// config            the config object
+/// data/<xx>/<id>    packs, fanned out by the first two hex digits
+/// snapshots/<id>    snapshot manifests
+/// keys/<id>         key files of an encrypted repository
+/// ```
+pub fn object_key(kind: FileKind, name: &str) -> Result<String> {
+    check_name(kind, name)?;
+    Ok(match kind {
+        FileKind::Config => CONFIG.to_owned(),
+        FileKind::Pack => format!("{}/{}/{name}", kind_dir(kind), &name[..2]),
+        FileKind::Snapshot | FileKind::Key => format!("{}/{name}", kind_dir(kind)),
+    })
+}
+
+/// The directory a kind lives in (empty for the config, at the top).
+pub fn kind_dir(kind: FileKind) -> &'static str {
+    match kind {
+        FileKind::Config => "",
+        FileKind::Pack => "data",
+        FileKind::Snapshot => "snapshots",
+        FileKind::Key => "keys",
+    }
+}
+
+/// The config's name.
+pub const CONFIG: &str = "config";
+
+/// Object names are fixed words or 64 hex digits; anything else could
+/// escape the repository, so it is refused.
+pub fn check_name(kind: FileKind, name: &str) -> Result<()> {
+    let ok = match kind {
+        FileKind::Config => name == CONFIG,
+        FileKind::Pack | FileKind::Snapshot | FileKind::Key => {
+            name.len() == 64 && name.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        }
+    };
+    if ok { Ok(()) } else { Err(Error::InvalidInput(format!("bad {} name {name:?}", kind.describe()))) }
+}
+
+/// Where a repository is: a directory, or a bucket and key prefix.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Location {
+    /// A directory on a local filesystem.
+    Local(PathBuf),
+    /// `s3://BUCKET/PREFIX` on an S3-compatible store.
+    S3(object::S3Url),
+}
+
+impl Location {
+    /// Reads `s3://BUCKET[/PREFIX]` as an object store and anything else as
+    /// a path (which need not be UTF-8).
+    pub fn parse(s: &std::ffi::OsStr) -> Result<Self> {
+        match s.to_str().and_then(|s| s.strip_prefix("s3://")) {
+            Some(rest) => object::S3Url::parse(rest).map(Location::S3),
+            None => Ok(Location::Local(PathBuf::from(s))),
+        }
+    }
+
+    /// The directory, for a local repository.
+    pub fn local_path(&self) -> Option<&std::path::Path> {
+        match self {
+            Location::Local(p) => Some(p),
+            Location::S3(_) => None,
+        }
+    }
+
+    /// Opens the storage (no request is made yet).
+    pub fn backend(&self) -> Result<Box<dyn Backend>> {
+        Ok(match self {
+            Location::Local(p) => Box::new(local::LocalBackend::new(p)),
+            Location::S3(url) => Box::new(object::ObjectBackend::s3(url)?),
+        })
+    }
+}
+
+impl std::fmt::Display for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Location::Local(p) => write!(f, "{}", p.display()),
+            Location::S3(url) => write!(f, "{url}"),
+        }
+    }
 }

@@ -14,8 +14,8 @@ use clap::{Args, Parser, Subcommand};
     long_about = "\
 A content-addressed, deduplicating snapshot store.
 
-snap keeps snapshots of files and directories in a repository, a directory on a local file \
-system. Files are cut into content-defined chunks, and each chunk is stored once, compressed \
+snap keeps snapshots of files and directories in a repository: a directory on a local file \
+system, or a key prefix in an S3-compatible bucket (s3://BUCKET/PREFIX). Files are cut into content-defined chunks, and each chunk is stored once, compressed \
 (and encrypted, when the repository is), however many files and snapshots hold it. Each \
 snapshot records a whole tree, so it never depends on another one being kept.
 
@@ -39,6 +39,8 @@ Examples:
   # Work with an encrypted repository on another disk
   snap --repo /mnt/offsite init --encryption xchacha20-poly1305
   SNAP_PASSWORD_FILE=~/.offsite-pw snap --repo /mnt/offsite backup ~/projects
+  # A repository in a bucket (credentials from the AWS_* variables)
+  snap --repo s3://backups/laptop init --encryption xchacha20-poly1305
 
 Snapshot names (wherever a command takes a SNAPSHOT):
   1a2b3c4d    a unique prefix of a snapshot id, as `snap snapshots` shows it
@@ -50,7 +52,7 @@ still names one.
 
 Environment:
   SNAP_REPO
-      The repository directory, when --repo is not given.
+      The repository (a directory or s3://BUCKET/PREFIX), when --repo is not given.
   XDG_DATA_HOME
       The default repository is $XDG_DATA_HOME/snap, or ~/.local/share/snap when it is unset.
   SNAP_PASSWORD
@@ -66,6 +68,17 @@ show up in `ps` and in shell histories.
       The same, for the destination repository of `snap copy`.
   TMPDIR
       Where `snap dump --format zip` builds an archive bound for a pipe.
+  AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN
+      Credentials for an s3:// repository. Without them snap refuses, rather than ask an
+instance-metadata service, unless SNAP_S3_INSTANCE_METADATA=1.
+  AWS_REGION (or AWS_DEFAULT_REGION), AWS_ENDPOINT_URL (or AWS_ENDPOINT_URL_S3)
+      The region (default us-east-1) and the server, for S3-compatible stores other than AWS.
+  SNAP_S3_RETRY_TIMEOUT
+      How long a failing request is retried with backoff before the command gives up
+(default 2min).
+  XDG_CACHE_HOME
+      The index of an s3:// repository is kept in $XDG_CACHE_HOME/snap/<repository id>
+(~/.cache/snap/...); it is rebuilt from the repository whenever it is missing.
 
 Exit status:
   0   success
@@ -92,8 +105,9 @@ pub struct Cli {
 /// Options every command takes.
 #[derive(Debug, Args)]
 pub struct Global {
-    /// Repository directory [default: $XDG_DATA_HOME/snap or ~/.local/share/snap]
-    #[arg(long, global = true, env = "SNAP_REPO", value_name = "PATH")]
+    /// Repository: a directory or s3://BUCKET/PREFIX [default: $XDG_DATA_HOME/snap or
+    /// ~/.local/share/snap]
+    #[arg(long, global = true, env = "SNAP_REPO", value_name = "PATH|URL")]
     pub repo: Option<PathBuf>,
     /// Print one JSON document on stdout instead of text
     #[arg(long, global = true)]
@@ -409,6 +423,23 @@ Examples:
   snap repair snapshots"
     )]
     Repair(RepairCommand),
+    /// Remove the locks of snap processes that are gone
+    ///
+    /// A repository in a bucket is locked with lock objects (locks/ beside the data), which
+    /// name their host, process and user and are rewritten every 5 minutes while held. One
+    /// whose process is gone (same host, no such process) or that was not rewritten for 30
+    /// minutes is stale: it blocks nobody, and `unlock` removes it and says which. --all
+    /// removes every lock, for when you know no snap is running (a lock from another host
+    /// that is not yet stale). A local repository is locked with flock, which the system
+    /// releases when a process ends, so it never has stale locks.
+    #[command(after_long_help = "\
+Examples:
+  # See why a prune refuses, then clear what a crashed host left
+  snap --repo s3://backups/laptop prune
+  snap --repo s3://backups/laptop unlock
+  # Every lock, once you are sure no snap uses the repository
+  snap --repo s3://backups/laptop unlock --all")]
+    Unlock(UnlockArgs),
     /// Manage the passwords of an encrypted repository
     ///
     /// An encrypted repository has one random master key, stored once per password in a key
@@ -741,6 +772,13 @@ pub struct PruneArgs {
     /// Repack packs whose unused share is at least this percentage
     #[arg(long, value_name = "PERCENT", default_value_t = 50, value_parser = clap::value_parser!(u8).range(1..=100))]
     pub repack_threshold: u8,
+}
+
+#[derive(Debug, Args)]
+pub struct UnlockArgs {
+    /// Remove every lock, not only stale ones
+    #[arg(long)]
+    pub all: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -33,11 +33,11 @@ pub fn exit_code(report: &BackupReport) -> ExitCode {
 /// `password`, and prints its warnings; the caller shows the report.
 pub fn perform(g: &Global, a: &BackupArgs, password: PasswordFn<'_>) -> Result<BackupReport> {
     let loc = super::location(g)?;
-    let backend = super::backend(&loc.path);
+    let backend = loc.at.backend()?;
     // The default repository is created on first use; a named one must exist.
-    let repo = if loc.is_default && !snap::backend::Backend::exists(backend.as_ref())? {
+    let repo = if loc.is_default && !backend.exists()? {
         let repo = Repository::init(backend, snap::repo::Protection::None)?;
-        output::warn(&format!("created the default repository at {}", loc.path.display()));
+        output::warn(&format!("created the default repository at {}", loc.at));
         repo
     } else {
         Repository::open_with(backend, LockMode::Shared, password)?
@@ -53,7 +53,7 @@ pub fn perform(g: &Global, a: &BackupArgs, password: PasswordFn<'_>) -> Result<B
         tags: a.tags.clone(),
         message: a.message.clone(),
         parent,
-        repository_dir: Some(loc.path.clone()),
+        repository_dir: loc.dir(),
         hostname: super::hostname(),
         username: super::username(),
         selection: selection(a)?,

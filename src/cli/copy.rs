@@ -36,8 +36,9 @@ pub struct CopyArgs {
 pub fn run(g: &Global, a: &CopyArgs) -> Result<ExitCode> {
     let (src, _) = super::open(g, LockMode::Shared)?;
     let wanted: Vec<_> = src.resolve_all(&a.snapshots)?.into_iter().map(|(id, _)| id).collect();
-    let dst = Repository::open_with(super::backend(&a.to), LockMode::Shared, &password::destination)
-        .with_context(|| format!("destination {}", a.to.display()))?;
+    let to = snap::backend::Location::parse(a.to.as_os_str())?;
+    let dst = Repository::open_with(to.backend()?, LockMode::Shared, &password::destination)
+        .with_context(|| format!("destination {to}"))?;
     let report = copy(&src, &dst, &wanted, &Bar::new(g))?;
     if g.json {
         output::json(&report)?;

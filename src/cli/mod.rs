@@ -23,7 +23,6 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use snap::Repository;
 use snap::backend::LockMode;
-use snap::backend::local::LocalBackend;
 use snap::repo::Protection;
 
 use args::{Cli, Command, RepairCommand};
@@ -70,6 +69,7 @@ pub fn run(cli: &Cli) -> Result<ExitCode> {
         Command::Repair(RepairCommand::Index) => repair_index(g),
         Command::Repair(RepairCommand::Snapshots(a)) => verify::repair_snapshots(g, a),
         Command::Key(k) => key::run(g, k),
+        Command::Unlock(a) => unlock(g, a),
     }
 }
 
@@ -94,29 +94,34 @@ fn username() -> String {
 
 /// Where the repository is, and whether it is the implicit default.
 struct Location {
-    path: PathBuf,
+    at: snap::backend::Location,
     is_default: bool,
 }
 
 fn location(g: &args::Global) -> Result<Location> {
-    if let Some(path) = &g.repo {
-        return Ok(Location { path: path.clone(), is_default: false });
+    if let Some(repo) = &g.repo {
+        return Ok(Location { at: snap::backend::Location::parse(repo.as_os_str())?, is_default: false });
     }
     let data = dirs::data_dir()
         .context("cannot find a data directory for the default repository; use --repo or SNAP_REPO")?;
-    Ok(Location { path: data.join("snap"), is_default: true })
+    Ok(Location { at: snap::backend::Location::Local(data.join("snap")), is_default: true })
 }
 
-fn backend(path: &Path) -> Box<LocalBackend> {
-    Box::new(LocalBackend::new(path))
+impl Location {
+    /// The directory of a local repository, which backups and restores
+    /// must keep out of.
+    fn dir(&self) -> Option<PathBuf> {
+        self.at.local_path().map(Path::to_path_buf)
+    }
 }
 
-/// Opens the repository and reports what reconciling its index found.
-fn open(g: &args::Global, mode: LockMode) -> Result<(Repository, PathBuf)> {
+/// Opens the repository and reports what reconciling its index found;
+/// returns its directory too when it is local.
+fn open(g: &args::Global, mode: LockMode) -> Result<(Repository, Option<PathBuf>)> {
     let loc = location(g)?;
-    let repo = Repository::open_with(backend(&loc.path), mode, &password::current)?;
+    let repo = Repository::open_with(loc.at.backend()?, mode, &password::current)?;
     report_sync(&repo);
-    Ok((repo, loc.path))
+    Ok((repo, loc.dir()))
 }
 
 fn report_sync(repo: &Repository) {
@@ -134,10 +139,10 @@ fn report_sync(repo: &Repository) {
 
 fn init(g: &args::Global, a: &args::InitArgs) -> Result<ExitCode> {
     let loc = location(g)?;
-    let backend = backend(&loc.path);
+    let backend = loc.at.backend()?;
     // Checked before asking for a password that would then be thrown away.
-    if snap::backend::Backend::exists(backend.as_ref())? {
-        return Err(snap::Error::RepoExists(loc.path.clone()).into());
+    if backend.exists()? {
+        return Err(snap::Error::RepoExists(loc.at.to_string().into()).into());
     }
     let repo = match a.encryption {
         args::EncryptionArg::None => Repository::init(backend, Protection::None)?,
@@ -146,7 +151,7 @@ fn init(g: &args::Global, a: &args::InitArgs) -> Result<ExitCode> {
             Repository::init(backend, Protection::Password(&password, &password::owner()))?
         }
     };
-    let shown = loc.path.display().to_string();
+    let shown = loc.at.to_string();
     let encryption = &repo.config().encryption;
     if g.json {
         output::json(
@@ -167,9 +172,26 @@ fn completions(shell: clap_complete::Shell) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+fn unlock(g: &args::Global, a: &args::UnlockArgs) -> Result<ExitCode> {
+    let backend = location(g)?.at.backend()?;
+    if !backend.exists()? {
+        return Err(snap::Error::RepoNotFound(backend.location().into()).into());
+    }
+    let which = if a.all { snap::backend::Unlock::All } else { snap::backend::Unlock::Stale };
+    let removed = backend.unlock(which)?;
+    if g.json {
+        output::json(&serde_json::json!({ "removed": removed }))?;
+    } else if removed.is_empty() {
+        output::line("no stale locks")?;
+    } else {
+        removed.iter().try_for_each(|line| output::line(line))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 fn repair_index(g: &args::Global) -> Result<ExitCode> {
     let loc = location(g)?;
-    let report = Repository::rebuild_index(backend(&loc.path), &password::current)?;
+    let report = Repository::rebuild_index(loc.at.backend()?, &password::current)?;
     for u in &report.unreadable {
         output::warn(&format!("pack {} is unreadable and was not indexed: {}", u.name, u.error));
     }

@@ -43,7 +43,7 @@ pub fn run(g: &Global, a: &RestoreArgs) -> Result<ExitCode> {
         target: a.target.clone(),
         include: a.include.clone(),
         verify: a.verify,
-        repository_dir: Some(repo_path),
+        repository_dir: repo_path,
         overwrite: a.overwrite.into(),
         dry_run: a.dry_run,
         safety,

@@ -126,7 +126,7 @@ pub fn run_status(g: &Global, a: &StatusArgs) -> Result<ExitCode> {
     let max_age = a.max_age.as_ref().map(|s| Span::parse(s).map(|span| (span, s.clone()))).transpose()?;
     let loc = super::location(g)?;
     let report = status(
-        super::backend(&loc.path),
+        loc.at.backend()?,
         &super::password::current,
         &StatusOptions { max_age },
         chrono::Local::now(),

@@ -63,8 +63,8 @@ pub fn run(g: &Global, a: &WatchArgs) -> Result<ExitCode> {
     for path in &a.backup.paths {
         std::fs::symlink_metadata(path).with_context(|| format!("cannot watch {}", path.display()))?;
     }
-    let repo_dir = super::location(g)?.path;
-    let watcher = match ChangeWatcher::new(&a.backup.paths, Some(&repo_dir)) {
+    let repo_dir = super::location(g)?.dir();
+    let watcher = match ChangeWatcher::new(&a.backup.paths, repo_dir.as_deref()) {
         Ok(w) => Some(w),
         Err(e) => {
             output::warn(&format!("{e:#}; checking every interval instead"));

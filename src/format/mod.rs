@@ -13,6 +13,7 @@
 
 pub mod config;
 pub mod keyfile;
+pub mod lock;
 pub mod pack;
 pub mod snapshot;
 pub mod tree;

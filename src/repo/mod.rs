@@ -115,7 +115,7 @@ impl Repository {
         keys: Keys,
         unlocked: Option<keys::Unlocked>,
     ) -> Result<Self> {
-        let index = Index::open(&backend.index_path()).map_err(|e| match e {
+        let index = Index::open(&backend.index_path(&config.id)?).map_err(|e| match e {
             Error::Index(inner) => Error::corrupt(
                 "index database",
                 format!("{inner}; run `snap repair index` to rebuild it from the packs"),
@@ -218,7 +218,7 @@ impl Repository {
         let (config, config_bytes) = read_config_bytes(backend.as_ref())?;
         let (keys, unlocked) = keys::unlock(backend.as_ref(), &config, &config_bytes, password)?;
         let lock = backend.lock(LockMode::Exclusive)?;
-        Index::destroy(&backend.index_path())?;
+        Index::destroy(&backend.index_path(&config.id)?)?;
         let repo = Self::open_unlocked(backend, lock, config, keys, unlocked)?;
         Ok(repo.sync)
     }

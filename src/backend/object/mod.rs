@@ -1,0 +1,321 @@
+//! A repository on an object store (S3 and compatible servers), in the same
+//! layout as a local directory (see [`super::object_key`]) under a key
+//! prefix, with `locks/<32 hex>` beside it.
+//!
+//! The engine is synchronous and the client (`object_store`) is async: each
+//! call runs to completion on a small tokio runtime owned by the backend, so
+//! the engine's worker threads may each have a request in flight.
+//!
+//! Puts of the config, snapshots and key files are create-only
+//! (`If-None-Match: *`), which `create` checks the server honours. Packs are
+//! named by their content, so writing one again writes the same bytes: they
+//! may go up in parts (multipart) when large, where create-only does not
+//! exist. An object becomes visible whole or not at all, so a crash leaves
+//! nothing under a final name but complete objects; an unfinished multipart
+//! upload stays invisible (a bucket lifecycle rule removes such uploads).
+
+mod lock;
+mod s3;
+
+pub use s3::S3Url;
+
+use std::ops::Range;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::TryStreamExt;
+use object_store::path::Path as Key;
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, WriteMultipart};
+use tokio::runtime::Runtime;
+
+use super::{Backend, CONFIG, FileKind, LockGuard, LockMode, Put, Unlock, check_name, kind_dir, object_key};
+use crate::error::{Error, IoContext, Result};
+
+/// Objects larger than this go up in parts, several at once.
+const MULTIPART_ABOVE: usize = 32 << 20;
+/// The part size of a multipart upload (S3 wants at least 5 MiB).
+const PART_SIZE: usize = 8 << 20;
+/// Parts of one upload in flight at once.
+const PARTS_IN_FLIGHT: usize = 4;
+/// Requests worth having in flight at once for restore, verify and sync.
+const PARALLEL_REQUESTS: usize = 8;
+const INDEX_FILE: &str = "index.sqlite";
+
+/// A repository under a prefix of an object store.
+pub struct ObjectBackend {
+    store: Arc<dyn ObjectStore>,
+    prefix: Option<Key>,
+    location: String,
+    runtime: Arc<Runtime>,
+    cache_dir: PathBuf,
+}
+
+impl std::fmt::Debug for ObjectBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ObjectBackend").field("location", &self.location).finish()
+    }
+}
+
+impl ObjectBackend {
+    /// A repository at `s3://BUCKET/PREFIX`, configured from the standard
+    /// AWS environment variables (see [`S3Url`]). Makes no request.
+    pub fn s3(url: &S3Url) -> Result<Self> {
+        let store = s3::build(url)?;
+        let cache = dirs::cache_dir().ok_or_else(|| {
+            Error::InvalidInput("cannot find a cache directory for the index (set XDG_CACHE_HOME)".into())
+        })?;
+        Self::new(Arc::new(store), url.prefix(), url.to_string(), cache.join("snap"))
+    }
+
+    /// A repository under `prefix` of any store, its index cached under
+    /// `cache_dir/<repository id>/`.
+    pub fn new(
+        store: Arc<dyn ObjectStore>,
+        prefix: &str,
+        location: String,
+        cache_dir: PathBuf,
+    ) -> Result<Self> {
+        let prefix = match prefix.trim_matches('/') {
+            "" => None,
+            p => Some(Key::parse(p).map_err(|e| Error::InvalidInput(format!("bad key prefix {p:?}: {e}")))?),
+        };
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("snap-io")
+            .enable_all()
+            .build()
+            .map_err(|e| Error::Storage {
+                location: location.clone(),
+                detail: format!("start I/O runtime: {e}"),
+            })?;
+        Ok(ObjectBackend { store, prefix, location, runtime: Arc::new(runtime), cache_dir })
+    }
+
+    /// The full key of a relative name.
+    fn key(&self, relative: &str) -> Key {
+        match &self.prefix {
+            Some(p) => Key::from_iter(p.parts().chain(Key::from(relative).parts())),
+            None => Key::from(relative),
+        }
+    }
+
+    fn object(&self, kind: FileKind, name: &str) -> Result<Key> {
+        Ok(self.key(&object_key(kind, name)?))
+    }
+
+    /// Turns a client error about `key` into ours.
+    fn error(&self, key: &Key, e: object_store::Error) -> Error {
+        storage_error(&self.location, key, e)
+    }
+
+    fn not_found(kind: FileKind, name: &str) -> Error {
+        Error::NotFound { kind: kind.describe(), id: name.to_owned() }
+    }
+
+    fn put_create_only(&self, key: &Key, data: Bytes) -> Result<Put> {
+        let opts = PutOptions::from(PutMode::Create);
+        match self.runtime.block_on(self.store.put_opts(key, PutPayload::from(data), opts)) {
+            Ok(_) => Ok(Put::Created),
+            Err(object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. }) => {
+                Ok(Put::Existed)
+            }
+            Err(e) => Err(self.error(key, e)),
+        }
+    }
+
+    /// Uploads in parts, several at once; an upload that fails is aborted
+    /// so it leaves nothing behind.
+    fn put_multipart(&self, key: &Key, data: Bytes) -> Result<()> {
+        self.runtime
+            .block_on(async {
+                let upload = self.store.put_multipart(key).await?;
+                let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_SIZE);
+                let mut at = 0;
+                while at < data.len() {
+                    writer.wait_for_capacity(PARTS_IN_FLIGHT).await?;
+                    let end = (at + PART_SIZE).min(data.len());
+                    writer.put(data.slice(at..end));
+                    at = end;
+                }
+                writer.finish().await
+            })
+            .map(drop)
+            .map_err(|e| self.error(key, e))
+    }
+
+    fn read(&self, kind: FileKind, name: &str, range: Option<Range<u64>>) -> Result<Bytes> {
+        let key = self.object(kind, name)?;
+        let result = self.runtime.block_on(async {
+            match range {
+                Some(r) => self.store.get_range(&key, r).await,
+                None => self.store.get(&key).await?.bytes().await,
+            }
+        });
+        result.map_err(|e| match e {
+            object_store::Error::NotFound { .. } => Self::not_found(kind, name),
+            e => self.error(&key, e),
+        })
+    }
+
+    /// Every object under a relative directory, as (key below it, size).
+    fn list_under(&self, dir: &str) -> Result<Vec<(String, u64)>> {
+        let base = self.key(dir);
+        let found: Vec<_> = self
+            .runtime
+            .block_on(self.store.list(Some(&base)).try_collect::<Vec<_>>())
+            .map_err(|e| self.error(&base, e))?;
+        let skip = base.parts().count();
+        Ok(found
+            .into_iter()
+            .map(|meta| {
+                let rest: Vec<String> =
+                    meta.location.parts().skip(skip).map(|p| p.as_ref().to_owned()).collect();
+                (rest.join("/"), meta.size)
+            })
+            .collect())
+    }
+
+    fn delete(&self, key: &Key) -> Result<()> {
+        match self.runtime.block_on(self.store.delete(key)) {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(self.error(key, e)),
+        }
+    }
+
+    /// Some servers accept `If-None-Match: *` and overwrite anyway; snap's
+    /// config, snapshots and locks rely on create-only writes, so a
+    /// repository is only made where a second create of one key fails.
+    fn check_create_only(&self) -> Result<()> {
+        let key = self.key(&format!("create-only-probe-{}", lock::random_name()?));
+        let first = self.put_create_only(&key, Bytes::from_static(b"1"));
+        let second = first.as_ref().ok().map(|_| self.put_create_only(&key, Bytes::from_static(b"2")));
+        self.delete(&key)?;
+        match (first?, second.transpose()?) {
+            (Put::Created, Some(Put::Existed)) => Ok(()),
+            _ => Err(Error::Storage {
+                location: self.location.clone(),
+                detail: "the server ignores create-only writes (If-None-Match: *), which snap needs to \
+                         never overwrite a repository's objects; use a server that honours them"
+                    .into(),
+            }),
+        }
+    }
+}
+
+fn storage_error(location: &str, key: &Key, e: object_store::Error) -> Error {
+    // The client's message repeats the store's name and nests its causes;
+    // one line with the key and the innermost cause is what a user needs.
+    let mut detail = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(inner) = source {
+        detail = inner.to_string();
+        source = inner.source();
+    }
+    Error::Storage { location: location.to_owned(), detail: format!("{key}: {detail}") }
+}
+
+impl Backend for ObjectBackend {
+    fn location(&self) -> String {
+        self.location.clone()
+    }
+
+    fn exists(&self) -> Result<bool> {
+        let key = self.key(CONFIG);
+        match self.runtime.block_on(self.store.head(&key)) {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(self.error(&key, e)),
+        }
+    }
+
+    /// Buckets are made by their owner; what a new repository needs is a
+    /// server that keeps create-only writes.
+    fn create(&self) -> Result<()> {
+        self.check_create_only()
+    }
+
+    fn put(&self, kind: FileKind, name: &str, data: &[u8]) -> Result<Put> {
+        let key = self.object(kind, name)?;
+        let data = Bytes::copy_from_slice(data);
+        if kind == FileKind::Pack && data.len() > MULTIPART_ABOVE {
+            return self.put_multipart(&key, data).map(|()| Put::Created);
+        }
+        self.put_create_only(&key, data)
+    }
+
+    fn get(&self, kind: FileKind, name: &str) -> Result<Vec<u8>> {
+        self.read(kind, name, None).map(Vec::from)
+    }
+
+    fn get_range(&self, kind: FileKind, name: &str, offset: u64, len: usize) -> Result<Vec<u8>> {
+        if len == 0 {
+            return Ok(Vec::new());
+        }
+        let bytes = self.read(kind, name, Some(offset..offset + len as u64))?;
+        if bytes.len() != len {
+            return Err(Error::corrupt(
+                format!("{} {name}", kind.describe()),
+                format!("truncated: cannot read {len} bytes at offset {offset}"),
+            ));
+        }
+        Ok(bytes.into())
+    }
+
+    fn list(&self, kind: FileKind) -> Result<Vec<(String, u64)>> {
+        if kind == FileKind::Config {
+            let key = self.key(CONFIG);
+            return match self.runtime.block_on(self.store.head(&key)) {
+                Ok(meta) => Ok(vec![(CONFIG.to_owned(), meta.size)]),
+                Err(object_store::Error::NotFound { .. }) => Ok(Vec::new()),
+                Err(e) => Err(self.error(&key, e)),
+            };
+        }
+        let dir = kind_dir(kind);
+        // Only objects exactly where their name puts them count; strays
+        // (a key under the wrong fan-out directory, a foreign file) are not
+        // objects of the repository.
+        Ok(self
+            .list_under(dir)?
+            .into_iter()
+            .filter_map(|(rest, size)| {
+                let name = rest.rsplit('/').next()?.to_owned();
+                let expected = object_key(kind, &name).ok()?;
+                (check_name(kind, &name).is_ok() && expected == format!("{dir}/{rest}"))
+                    .then_some((name, size))
+            })
+            .collect())
+    }
+
+    fn remove(&self, kind: FileKind, name: &str) -> Result<()> {
+        self.delete(&self.object(kind, name)?)
+    }
+
+    /// Nothing partial is ever visible: an unfinished multipart upload is not
+    /// an object, and the client aborts the ones that fail.
+    fn remove_leftovers(&self) -> Result<u64> {
+        Ok(0)
+    }
+
+    fn lock(&self, mode: LockMode) -> Result<Box<dyn LockGuard>> {
+        lock::acquire(self, mode)
+    }
+
+    fn unlock(&self, which: Unlock) -> Result<Vec<String>> {
+        lock::remove(self, which)
+    }
+
+    fn index_path(&self, repo_id: &str) -> Result<PathBuf> {
+        if repo_id.len() != 64 || !repo_id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(Error::InvalidInput(format!("bad repository id {repo_id:?}")));
+        }
+        let dir = self.cache_dir.join(repo_id);
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&dir).at(&dir)?;
+        Ok(dir.join(INDEX_FILE))
+    }
+
+    fn parallelism(&self) -> Option<usize> {
+        Some(PARALLEL_REQUESTS)
+    }
+}
