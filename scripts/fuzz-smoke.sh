@@ -34,6 +34,12 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
     cargo install cargo-fuzz --locked || cargo install cargo-fuzz
 fi
 
+# A lock object as snap writes one (written by hand: making one needs a bucket).
+if [ -z "$(ls -A corpus/lock 2>/dev/null)" ]; then
+    mkdir -p corpus/lock
+    printf '%s' '{"version":1,"exclusive":false,"hostname":"h","username":"u","pid":1234,"created":1764633600,"refreshed":1764633900}' >corpus/lock/seed
+fi
+
 # A subshell, so its cleanup trap and early exits stay local.
 seed_corpora() (
     [ "${SNAP_FUZZ_SEED:-1}" = 0 ] && exit 0

@@ -9,6 +9,12 @@ step "format"
 cargo fmt --all -- --check
 step "lints"
 cargo clippy --all-targets --locked -- -D warnings
+step "S3 test server (SeaweedFS on loopback, see scripts/s3-server.sh)"
+S3_DIR="$(mktemp -d "${TMPDIR:-/tmp}/snap-s3-XXXXXX")"
+trap 'scripts/s3-server.sh stop "$S3_DIR"; rm -rf "$S3_DIR"' EXIT
+exports="$(scripts/s3-server.sh start "$S3_DIR" "${SNAP_TEST_S3_PORT:-18433}")"
+eval "$exports"
+echo "$exports"
 step "tests"
 cargo test --locked
 step "benchmarks build"

@@ -2,7 +2,10 @@
 //! that verifies, every snapshot committed before the crash restores
 //! byte-exact, and the next run succeeds without manual steps. Named crash
 //! points (`SNAP_CRASH_AT`) cover each step of the commit protocol; seeded
-//! random `kill -9` covers the moments in between.
+//! random `kill -9` covers the moments in between. Each runs on a local
+//! repository and on one on the test S3 server.
+
+mod common;
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -10,32 +13,27 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
+use common::{Storage, TempRepo, storages};
+
 struct Env {
-    _dir: tempfile::TempDir,
+    repo: TempRepo,
     root: PathBuf,
 }
 
 impl Env {
-    fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path().to_path_buf();
-        fs::create_dir_all(root.join("src")).unwrap();
-        let env = Env { _dir: dir, root };
-        env.snap_ok(&["init"]);
-        env
+    fn new(storage: Storage) -> Self {
+        let repo = TempRepo::init_on(storage);
+        let root = repo.root.clone();
+        Env { repo, root }
     }
 
     fn src(&self) -> PathBuf {
-        self.root.join("src")
+        self.repo.src.clone()
     }
 
     fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_snap"));
-        c.args(args)
-            .env("SNAP_REPO", self.root.join("repo"))
-            .env("HOME", &self.root)
-            .env("XDG_DATA_HOME", self.root.join("data"))
-            .env_remove("SNAP_CRASH_AT");
+        let mut c = self.repo.command();
+        c.args(args).env_remove("SNAP_CRASH_AT");
         c
     }
 
@@ -130,8 +128,9 @@ fn write_files(dir: &Path, seed: u64, count: usize, size: usize) {
 
 #[test]
 fn backup_crash_points_lose_nothing() {
-    for point in snap::crash::POINTS.iter().filter(|p| p.starts_with("backup-")) {
-        let env = Env::new();
+    for (storage, point) in every_point("backup-") {
+        let point = &point;
+        let env = Env::new(storage);
         write_files(&env.src(), 1, 5, 300_000);
         env.backup();
         let committed = contents(&env.src());
@@ -148,10 +147,17 @@ fn backup_crash_points_lose_nothing() {
     }
 }
 
+/// Each crash point starting with `prefix`, on each storage.
+fn every_point(prefix: &str) -> Vec<(Storage, &'static str)> {
+    let points = snap::crash::POINTS.iter().filter(|p| p.starts_with(prefix));
+    points.flat_map(|p| storages().into_iter().map(move |s| (s, *p))).collect()
+}
+
 #[test]
 fn prune_crash_points_lose_nothing() {
-    for point in snap::crash::POINTS.iter().filter(|p| p.starts_with("prune-")) {
-        let env = Env::new();
+    for (storage, point) in every_point("prune-") {
+        let point = &point;
+        let env = Env::new(storage);
         // One pack holds a file that will be deleted and one that stays, so
         // prune both deletes and repacks.
         fs::write(env.src().join("gone"), noise(7, 3_000_000)).unwrap();
@@ -181,7 +187,13 @@ fn run_and_kill(mut cmd: Command, delay: Duration) {
 
 #[test]
 fn random_kill_during_backup_and_prune_loses_nothing() {
-    let env = Env::new();
+    for storage in storages() {
+        random_kills(storage);
+    }
+}
+
+fn random_kills(storage: Storage) {
+    let env = Env::new(storage);
     let src = env.src();
     let src = src.to_str().unwrap();
     write_files(&env.src(), 10, 20, 400_000);

@@ -104,6 +104,9 @@ pub fn snap_command(home: &Path) -> Command {
         .env_remove("SNAP_PASSWORD")
         .env_remove("SNAP_PASSWORD_FILE")
         .env_remove("SNAP_PASSWORD_COMMAND")
+        .env_remove("AWS_ENDPOINT_URL")
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
         .env("NO_COLOR", "1");
     cmd
 }
@@ -133,13 +136,93 @@ pub fn s(p: &Path) -> &str {
 // A temporary repository
 // ---------------------------------------------------------------------------
 
+/// Where a test repository lives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Storage {
+    /// `repo/` in the temporary directory.
+    Local,
+    /// A fresh key prefix in the test S3 server's bucket.
+    S3,
+}
+
+/// The test S3 server, from the SNAP_TEST_S3_* variables that
+/// `scripts/s3-server.sh start` prints (scripts/test.sh sets them).
+#[derive(Clone, Debug)]
+pub struct S3Server {
+    pub endpoint: String,
+    pub bucket: String,
+    pub access_key: String,
+    pub secret_key: String,
+    pub region: String,
+}
+
+impl S3Server {
+    /// The configured server. Without one a test on S3 is skipped when run
+    /// by hand, but fails under CI=true: a server that did not start must
+    /// never turn into "all passed".
+    pub fn from_env() -> Option<Self> {
+        let var = |name: &str| std::env::var(format!("SNAP_TEST_S3_{name}")).ok().filter(|v| !v.is_empty());
+        let server = (|| {
+            Some(S3Server {
+                endpoint: var("ENDPOINT")?,
+                bucket: var("BUCKET")?,
+                access_key: var("ACCESS_KEY")?,
+                secret_key: var("SECRET_KEY")?,
+                region: var("REGION").unwrap_or_else(|| "us-east-1".into()),
+            })
+        })();
+        if server.is_none() {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "SNAP_TEST_S3_ENDPOINT and the other SNAP_TEST_S3_* variables are not set under CI=true: \
+                 the S3 test server did not start (scripts/test.sh starts it)"
+            );
+            eprintln!("skipping the S3 half of this test: no SNAP_TEST_S3_* server configured");
+        }
+        server
+    }
+
+    /// Sets the standard AWS variables snap reads.
+    pub fn configure(&self, cmd: &mut Command) {
+        cmd.env("AWS_ENDPOINT_URL", &self.endpoint)
+            .env("AWS_ACCESS_KEY_ID", &self.access_key)
+            .env("AWS_SECRET_ACCESS_KEY", &self.secret_key)
+            .env("AWS_REGION", &self.region)
+            .env_remove("AWS_SESSION_TOKEN")
+            .env_remove("AWS_ENDPOINT_URL_S3");
+    }
+
+    /// A key prefix no other test (or earlier run) uses.
+    pub fn fresh_url(&self) -> String {
+        static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+        format!("s3://{}/t/{}-{nanos}-{n}", self.bucket, std::process::id())
+    }
+}
+
+/// The storages a scenario runs on: always local, and S3 when the test
+/// server is configured.
+pub fn storages() -> Vec<Storage> {
+    let mut all = vec![Storage::Local];
+    if S3Server::from_env().is_some() {
+        all.push(Storage::S3);
+    }
+    all
+}
+
 /// A temporary directory holding `repo/`, `src/`, `target/` and `home/`.
-/// `snap` sets SNAP_REPO to `repo` (an explicit `--repo` still wins).
+/// `snap` sets SNAP_REPO to `location`: `repo` for a local repository, an
+/// s3:// URL on the test server otherwise (an explicit `--repo` still wins).
 pub struct TempRepo {
     _dir: TempDir,
     /// The temporary directory itself (canonical).
     pub root: PathBuf,
     pub repo: PathBuf,
+    /// What SNAP_REPO says.
+    pub location: OsString,
+    /// The S3 server, for a repository on one.
+    pub s3: Option<S3Server>,
     /// Source tree to back up (created empty).
     pub src: PathBuf,
     /// Restore target (not created).
@@ -158,14 +241,26 @@ impl Default for TempRepo {
 impl TempRepo {
     /// Directories only; the repository is not initialised.
     pub fn new() -> Self {
+        Self::new_on(Storage::Local)
+    }
+
+    /// Directories only, the repository (not initialised) on `storage`.
+    pub fn new_on(storage: Storage) -> Self {
         let dir = tempfile::Builder::new().prefix("snap-it-").tempdir().expect("temp dir");
         let root = dir.path().canonicalize().expect("canonical temp dir");
         let src = root.join("src");
         let home = root.join("home");
         fs::create_dir(&src).unwrap();
         fs::create_dir(&home).unwrap();
+        let s3 = match storage {
+            Storage::Local => None,
+            Storage::S3 => Some(S3Server::from_env().expect("an S3 test server")),
+        };
+        let repo = root.join("repo");
         TempRepo {
-            repo: root.join("repo"),
+            location: s3.as_ref().map_or_else(|| repo.clone().into(), |s3| s3.fresh_url().into()),
+            s3,
+            repo,
             target: root.join("target"),
             src,
             home,
@@ -177,28 +272,56 @@ impl TempRepo {
 
     /// With an initialised repository.
     pub fn init() -> Self {
-        let r = Self::new();
-        r.snap(["init"]).assert_clean();
-        assert!(r.repo.join("config").is_file(), "init must create repo/config");
-        r
+        Self::init_on(Storage::Local)
     }
 
     /// With an encrypted repository whose password is `password`.
     pub fn init_encrypted(password: &str) -> Self {
-        let mut r = Self::new();
+        Self::init_encrypted_on(Storage::Local, password)
+    }
+
+    /// With an initialised repository on `storage`.
+    pub fn init_on(storage: Storage) -> Self {
+        let r = Self::new_on(storage);
+        r.snap(["init"]).assert_clean();
+        r.assert_initialised();
+        r
+    }
+
+    /// With an encrypted repository on `storage` whose password is `password`.
+    pub fn init_encrypted_on(storage: Storage, password: &str) -> Self {
+        let mut r = Self::new_on(storage);
         r.password = Some(password.to_owned());
         r.snap(["init", "--encryption", "xchacha20-poly1305"]).assert_ok();
-        assert!(r.repo.join("config").is_file(), "init must create repo/config");
+        r.assert_initialised();
         r
+    }
+
+    #[track_caller]
+    fn assert_initialised(&self) {
+        if self.s3.is_none() {
+            assert!(self.repo.join("config").is_file(), "init must create repo/config");
+        } else {
+            self.snap(["snapshots"]).assert_ok();
+        }
     }
 
     /// A command with the private environment, SNAP_REPO and, when the
     /// repository has one, SNAP_PASSWORD set.
     pub fn command(&self) -> Command {
-        let mut cmd = snap_command(&self.home);
-        cmd.env("SNAP_REPO", &self.repo);
+        self.command_in(&self.home)
+    }
+
+    /// The same, with HOME and the XDG directories under `home`: another
+    /// user or host, with its own cache, using the same repository.
+    pub fn command_in(&self, home: &Path) -> Command {
+        let mut cmd = snap_command(home);
+        cmd.env("SNAP_REPO", &self.location);
         if let Some(p) = &self.password {
             cmd.env("SNAP_PASSWORD", p);
+        }
+        if let Some(s3) = &self.s3 {
+            s3.configure(&mut cmd);
         }
         cmd
     }

@@ -319,3 +319,146 @@ impl Backend for ObjectBackend {
         Some(PARALLEL_REQUESTS)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use object_store::memory::InMemory;
+    use object_store::{
+        CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, PutMultipartOptions,
+        PutResult,
+    };
+
+    fn backend_on(store: Arc<dyn ObjectStore>) -> (ObjectBackend, tempfile::TempDir) {
+        let cache = tempfile::tempdir().unwrap();
+        let b =
+            ObjectBackend::new(store, "some/prefix", "mem://test".into(), cache.path().to_owned()).unwrap();
+        (b, cache)
+    }
+
+    fn name(c: char) -> String {
+        c.to_string().repeat(64)
+    }
+
+    #[test]
+    fn puts_are_create_only_reads_are_exact_and_strays_are_not_objects() {
+        let store = Arc::new(InMemory::new());
+        let (b, _cache) = backend_on(store.clone());
+        assert!(!b.exists().unwrap());
+        assert_eq!(b.put(FileKind::Snapshot, &name('a'), b"one").unwrap(), Put::Created);
+        assert_eq!(b.put(FileKind::Snapshot, &name('a'), b"two").unwrap(), Put::Existed);
+        assert_eq!(b.get(FileKind::Snapshot, &name('a')).unwrap(), b"one");
+        assert_eq!(b.get_range(FileKind::Snapshot, &name('a'), 1, 2).unwrap(), b"ne");
+        assert!(matches!(b.get_range(FileKind::Snapshot, &name('a'), 1, 5), Err(Error::Corrupt { .. })));
+        assert!(matches!(b.get(FileKind::Pack, &name('b')), Err(Error::NotFound { .. })));
+        b.put(FileKind::Pack, &name('b'), b"pack").unwrap();
+
+        // A pack under the wrong fan-out directory and foreign keys are not objects.
+        let rt = &b.runtime;
+        for stray in ["some/prefix/data/cc/".to_owned() + &name('b'), "some/prefix/snapshots/x".into()] {
+            rt.block_on(store.put(&Key::from(stray), PutPayload::from_static(b"x"))).unwrap();
+        }
+        assert_eq!(b.list(FileKind::Pack).unwrap(), vec![(name('b'), 4)]);
+        assert_eq!(b.list(FileKind::Snapshot).unwrap(), vec![(name('a'), 3)]);
+        b.remove(FileKind::Pack, &name('b')).unwrap();
+        b.remove(FileKind::Pack, &name('b')).unwrap();
+        assert!(b.list(FileKind::Pack).unwrap().is_empty());
+        assert!(b.put(FileKind::Pack, "../escape", b"x").is_err());
+    }
+
+    #[test]
+    fn large_packs_go_up_in_parts_and_come_back_whole() {
+        let (b, _cache) = backend_on(Arc::new(InMemory::new()));
+        let data: Vec<u8> = (0..MULTIPART_ABOVE + PART_SIZE + 12345).map(|i| (i * 7 % 251) as u8).collect();
+        b.put(FileKind::Pack, &name('d'), &data).unwrap();
+        assert_eq!(b.get(FileKind::Pack, &name('d')).unwrap(), data);
+        assert_eq!(b.list(FileKind::Pack).unwrap(), vec![(name('d'), data.len() as u64)]);
+    }
+
+    #[test]
+    fn shared_locks_coexist_and_exclusive_ones_do_not() {
+        let (b, _cache) = backend_on(Arc::new(InMemory::new()));
+        let first = b.lock(LockMode::Shared).unwrap();
+        let second = b.lock(LockMode::Shared).unwrap();
+        let refused = b.lock(LockMode::Exclusive).err().expect("exclusive while shared held");
+        assert!(refused.to_string().contains("shared lock of"), "{refused}");
+        drop((first, second));
+        let exclusive = b.lock(LockMode::Exclusive).unwrap();
+        assert!(b.lock(LockMode::Shared).is_err());
+        // The holder's own process is alive, so nothing is stale.
+        assert!(b.unlock(Unlock::Stale).unwrap().is_empty());
+        assert_eq!(b.unlock(Unlock::All).unwrap().len(), 1);
+        drop(exclusive);
+        assert!(b.list_under("locks").unwrap().is_empty());
+    }
+
+    #[test]
+    fn the_index_is_cached_per_repository_id() {
+        let (b, cache) = backend_on(Arc::new(InMemory::new()));
+        let id = "ab".repeat(32);
+        assert_eq!(b.index_path(&id).unwrap(), cache.path().join(&id).join(INDEX_FILE));
+        assert!(b.index_path("../../etc").is_err());
+    }
+
+    /// A server that accepts `If-None-Match: *` and overwrites anyway, as
+    /// some do.
+    #[derive(Debug)]
+    struct IgnoresCreateOnly(InMemory);
+
+    impl std::fmt::Display for IgnoresCreateOnly {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "IgnoresCreateOnly")
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl ObjectStore for IgnoresCreateOnly {
+        async fn put_opts(
+            &self,
+            key: &Key,
+            payload: PutPayload,
+            _: PutOptions,
+        ) -> object_store::Result<PutResult> {
+            self.0.put_opts(key, payload, PutOptions::default()).await
+        }
+        async fn put_multipart_opts(
+            &self,
+            key: &Key,
+            opts: PutMultipartOptions,
+        ) -> object_store::Result<Box<dyn MultipartUpload>> {
+            self.0.put_multipart_opts(key, opts).await
+        }
+        async fn get_opts(&self, key: &Key, options: GetOptions) -> object_store::Result<GetResult> {
+            self.0.get_opts(key, options).await
+        }
+        fn delete_stream(
+            &self,
+            keys: futures::stream::BoxStream<'static, object_store::Result<Key>>,
+        ) -> futures::stream::BoxStream<'static, object_store::Result<Key>> {
+            self.0.delete_stream(keys)
+        }
+        fn list(
+            &self,
+            prefix: Option<&Key>,
+        ) -> futures::stream::BoxStream<'static, object_store::Result<ObjectMeta>> {
+            self.0.list(prefix)
+        }
+        async fn list_with_delimiter(&self, prefix: Option<&Key>) -> object_store::Result<ListResult> {
+            self.0.list_with_delimiter(prefix).await
+        }
+        async fn copy_opts(&self, from: &Key, to: &Key, options: CopyOptions) -> object_store::Result<()> {
+            self.0.copy_opts(from, to, options).await
+        }
+    }
+
+    #[test]
+    fn a_server_that_ignores_create_only_writes_gets_no_repository() {
+        let (b, _cache) = backend_on(Arc::new(IgnoresCreateOnly(InMemory::new())));
+        let refused = b.create().expect_err("create must refuse");
+        assert!(refused.to_string().contains("ignores create-only writes"), "{refused}");
+        assert!(b.list_under("").unwrap().is_empty(), "the probe was left behind");
+        let (good, _cache) = backend_on(Arc::new(InMemory::new()));
+        good.create().unwrap();
+        assert!(good.list_under("").unwrap().is_empty(), "the probe was left behind");
+    }
+}

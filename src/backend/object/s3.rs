@@ -16,7 +16,8 @@ pub const INSTANCE_METADATA_ENV: &str = "SNAP_S3_INSTANCE_METADATA";
 /// gives up, as a duration such as `2min` or `30s`.
 pub const RETRY_TIMEOUT_ENV: &str = "SNAP_S3_RETRY_TIMEOUT";
 const DEFAULT_RETRY_TIMEOUT: Duration = Duration::from_secs(120);
-const MAX_RETRIES: usize = 10;
+/// The retry timeout is what bounds retrying; this only keeps a count.
+const MAX_RETRIES: usize = 1000;
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
