@@ -3,9 +3,12 @@
 # cache state. Prints a Markdown table of wall time, CPU time, peak RSS and
 # repository size per step and tool, with the snap/restic ratio, then the
 # same for an encrypted snap repository against an unencrypted one (the cost
-# of encryption). Timings live here and in benches/, never in tests.
+# of encryption), and for repositories on a local S3 server (SeaweedFS on
+# loopback, scripts/s3-server.sh) against local disk: snap-s3 against snap,
+# restic-s3 against restic. Timings live here and in benches/, never in tests.
 #
 #   scripts/bench.sh [CORPUS_MIB]       (default 1024)
+#   TOOLS="snap snap-s3" scripts/bench.sh 512
 #
 # The corpus is built once under $BENCH_DIR (default /tmp/snap-bench): real
 # files copied from /usr (library and share trees) up to CORPUS_MIB, plus a
@@ -92,35 +95,60 @@ measure() { # tool step command...
 
 repo_size() { du -sb "$1" | cut -f1; }
 
+# The S3 server, started on first use by an s3 tool; its data directory's
+# size stands in for the repository's.
+S3_DIR=$BENCH_DIR/s3
+s3_server() {
+  [ -n "${S3_EXPORTS:-}" ] && return
+  scripts/s3-server.sh stop "$S3_DIR"; rm -rf "$S3_DIR"; mkdir -p "$S3_DIR"
+  S3_EXPORTS=$(scripts/s3-server.sh start "$S3_DIR" "${SNAP_BENCH_S3_PORT:-19433}")
+  eval "$S3_EXPORTS"
+  trap 'scripts/s3-server.sh stop "$S3_DIR"' EXIT
+  export AWS_ENDPOINT_URL=$SNAP_TEST_S3_ENDPOINT AWS_ACCESS_KEY_ID=$SNAP_TEST_S3_ACCESS_KEY \
+    AWS_SECRET_ACCESS_KEY=$SNAP_TEST_S3_SECRET_KEY AWS_REGION=$SNAP_TEST_S3_REGION \
+    AWS_DEFAULT_REGION=$SNAP_TEST_S3_REGION XDG_CACHE_HOME=$BENCH_DIR/cache
+}
+
 run_tool() { # tool
   local tool=$1 repo=$BENCH_DIR/repo-$1 target=$BENCH_DIR/restore-$1
   rm -rf "$repo" "$target"
+  local size_of=$repo
   case $tool in
-    snap | snap-enc)
+    snap-s3 | restic-s3)
+      s3_server
+      size_of=$S3_DIR/data
+      ;;
+  esac
+  case $tool in
+    snap-s3) repo=s3://$SNAP_TEST_S3_BUCKET/bench-$(date +%s%N) ;;
+    restic-s3) repo=s3:$SNAP_TEST_S3_ENDPOINT/$SNAP_TEST_S3_BUCKET/restic-$(date +%s%N) ;;
+  esac
+  case $tool in
+    snap | snap-enc | snap-s3)
       local scheme=none
       [ "$tool" = snap-enc ] && scheme=xchacha20-poly1305
       measure "$tool" init "$SNAP" --repo "$repo" init --encryption "$scheme"
       measure "$tool" "first backup" "$SNAP" --repo "$repo" backup "$CORPUS"
       measure "$tool" "no-change backup" "$SNAP" --repo "$repo" backup "$CORPUS"
-      SIZE1=$(repo_size "$repo")
+      SIZE1=$(repo_size "$size_of")
       small_change
       measure "$tool" "small-change backup" "$SNAP" --repo "$repo" backup "$CORPUS"
-      SIZE2=$(repo_size "$repo")
+      SIZE2=$(repo_size "$size_of")
       measure "$tool" restore "$SNAP" --repo "$repo" restore latest --target "$target"
       measure "$tool" "verify --read-data" "$SNAP" --repo "$repo" verify --read-data
       measure "$tool" "prune --keep 1" "$SNAP" --repo "$repo" prune --keep 1
       ;;
-    restic)
-      measure restic init restic -r "$repo" init --repository-version 2
-      measure restic "first backup" restic -r "$repo" backup "$CORPUS"
-      measure restic "no-change backup" restic -r "$repo" backup "$CORPUS"
-      SIZE1=$(repo_size "$repo")
+    restic | restic-s3)
+      measure "$tool" init restic -r "$repo" init --repository-version 2
+      measure "$tool" "first backup" restic -r "$repo" backup "$CORPUS"
+      measure "$tool" "no-change backup" restic -r "$repo" backup "$CORPUS"
+      SIZE1=$(repo_size "$size_of")
       small_change
-      measure restic "small-change backup" restic -r "$repo" backup "$CORPUS"
-      SIZE2=$(repo_size "$repo")
-      measure restic restore restic -r "$repo" restore latest --target "$target"
-      measure restic "verify --read-data" restic -r "$repo" check --read-data
-      measure restic "prune --keep 1" restic -r "$repo" forget --keep-last 1 --prune
+      measure "$tool" "small-change backup" restic -r "$repo" backup "$CORPUS"
+      SIZE2=$(repo_size "$size_of")
+      measure "$tool" restore restic -r "$repo" restore latest --target "$target"
+      measure "$tool" "verify --read-data" restic -r "$repo" check --read-data
+      measure "$tool" "prune --keep 1" restic -r "$repo" forget --keep-last 1 --prune
       ;;
   esac
   ROWS+=("$tool|repository size after first backup (MiB)|$(echo "$SIZE1 / 1048576" | bc)||")
@@ -163,4 +191,7 @@ def table(a, b):
 
 table("snap", "restic")
 table("snap-enc", "snap")
+table("snap-s3", "snap")
+table("restic-s3", "restic")
+table("snap-s3", "restic-s3")
 PY

@@ -126,6 +126,12 @@ enum Trie {
 
 /// Runs a backup and commits its snapshot.
 pub fn backup(repo: &Repository, opts: &BackupOptions, progress: &dyn Progress) -> Result<BackupReport> {
+    // Packs are uploaded by the thread that fills them: on a remote store
+    // more threads keep more uploads in flight while the others chunk.
+    repo.in_io_pool(|| run(repo, opts, progress))
+}
+
+fn run(repo: &Repository, opts: &BackupOptions, progress: &dyn Progress) -> Result<BackupReport> {
     let started = Instant::now();
     let time = Timestamp::now();
     let sources = absolute_sources(&opts.paths)?;

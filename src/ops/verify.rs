@@ -136,14 +136,16 @@ pub fn verify(repo: &Repository, read: ReadData, progress: &dyn Progress) -> Res
     let selected: Vec<(PackId, u64)> =
         packs.iter().filter(|(id, _)| selected(id, read)).map(|(i, s)| (*i, *s)).collect();
     progress.begin("verify", Some(selected.iter().map(|(_, s)| s).sum()));
-    let read_results: Vec<(PackId, u64, PackErrors)> = selected
-        .par_iter()
-        .map(|(id, size)| {
-            let errors = read_pack(repo, id);
-            progress.advance(1, *size);
-            (*id, *size, errors)
-        })
-        .collect();
+    let read_results: Vec<(PackId, u64, PackErrors)> = repo.in_io_pool(|| {
+        selected
+            .par_iter()
+            .map(|(id, size)| {
+                let errors = read_pack(repo, id);
+                progress.advance(1, *size);
+                (*id, *size, errors)
+            })
+            .collect()
+    });
     progress.end();
     for (id, size, errors) in read_results {
         report.packs_read += 1;
@@ -191,8 +193,8 @@ fn check_missing_packs(repo: &Repository, chunks: &HashSet<ChunkId>, found: &mut
 
 /// Compares each pack's own trailer with what the index says about it.
 fn check_trailers(repo: &Repository, packs: &HashMap<PackId, u64>, found: &mut Findings) -> Result<()> {
-    let results: Vec<(PackId, Result<Vec<PackEntry>>)> =
-        packs.par_iter().map(|(id, size)| (*id, repo.read_pack_entries(id, *size))).collect();
+    let results: Vec<(PackId, Result<Vec<PackEntry>>)> = repo
+        .in_io_pool(|| packs.par_iter().map(|(id, size)| (*id, repo.read_pack_entries(id, *size))).collect());
     for (id, trailer) in results {
         match trailer {
             Ok(mut entries) => {

@@ -46,6 +46,8 @@ pub struct Repository {
     unlocked: Option<keys::Unlocked>,
     index: Mutex<Index>,
     sync: SyncReport,
+    /// Threads for work that waits on a remote store more than on the CPU.
+    io_pool: Option<rayon::ThreadPool>,
     _lock: Box<dyn LockGuard>,
 }
 
@@ -122,7 +124,21 @@ impl Repository {
             ),
             other => other,
         })?;
+        let io_pool = match backend.parallelism() {
+            Some(n) => Some(
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(n)
+                    .thread_name(|i| format!("snap-io-{i}"))
+                    .build()
+                    .map_err(|e| Error::Storage {
+                        location: backend.location(),
+                        detail: format!("threads: {e}"),
+                    })?,
+            ),
+            None => None,
+        };
         let mut repo = Repository {
+            io_pool,
             backend,
             config,
             keys,
@@ -133,6 +149,17 @@ impl Repository {
         };
         repo.sync = repo.sync_index()?;
         Ok(repo)
+    }
+
+    /// Runs `f` so that its parallel iterators have as many requests in
+    /// flight as the storage rewards: on a remote store more threads than
+    /// cores (each mostly waiting on the network, each holding at most a
+    /// pack's worth of bytes), on a local disk the usual CPU threads.
+    pub fn in_io_pool<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
+        match &self.io_pool {
+            Some(pool) => pool.install(f),
+            None => f(),
+        }
     }
 
     /// The repository config.

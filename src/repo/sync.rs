@@ -9,6 +9,8 @@
 
 use std::collections::HashMap;
 
+use rayon::prelude::*;
+
 use super::{Repository, Unreadable};
 use crate::backend::FileKind;
 use crate::error::{Error, Result};
@@ -45,11 +47,15 @@ impl Repository {
                 report.missing.push(*id);
             }
         }
-        for (id, size) in present {
-            if indexed.get(&id) == Some(&size) {
-                continue;
-            }
-            match self.read_pack_entries(&id, size) {
+        // A fresh cache of a remote repository reads every trailer: in
+        // parallel, then indexed one pack at a time.
+        let new: Vec<(PackId, u64)> =
+            present.into_iter().filter(|(id, size)| indexed.get(id) != Some(size)).collect();
+        let read: Vec<_> = self.in_io_pool(|| {
+            new.into_par_iter().map(|(id, size)| (id, size, self.read_pack_entries(&id, size))).collect()
+        });
+        for (id, size, entries) in read {
+            match entries {
                 Ok(entries) => {
                     // A pack that was marked missing and is back gets fresh rows.
                     self.with_index(|i| i.remove_pack(&id).and_then(|()| i.add_pack(&id, size, &entries)))?;

@@ -194,7 +194,7 @@ fn write_plan(
         progress,
         bytes: AtomicU64::new(0),
     };
-    write_contents(&ctx, located);
+    repo.in_io_pool(|| write_contents(&ctx, located));
     remove_failed(&ctx);
     let (links, others) = create_others(&ctx);
     apply_all_metadata(&ctx);
