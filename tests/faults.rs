@@ -3,17 +3,19 @@
 //! after a point (a torn write), or returns short reads. Whatever fails, the
 //! backup reports one error, writes no snapshot, and everything committed
 //! before stays whole; a short read is an error, never a panic or a wrong
-//! byte restored.
+//! byte restored. The same backend records which bytes of which packs are
+//! read, to show restore and verify fetch no byte of a pack twice.
 
 mod common;
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use common::{Rng, TempRepo, write_random};
 use snap::backend::local::LocalBackend;
 use snap::backend::{Backend, FileKind, LockGuard, LockMode, Put, Unlock};
+use snap::id::BlobId;
 use snap::ops::backup::{BackupOptions, backup};
 use snap::ops::restore::{RestoreOptions, restore};
 use snap::ops::verify::{ReadData, verify};
@@ -41,6 +43,8 @@ struct Faulty {
     reads: AtomicUsize,
     /// How many reads were shortened, seen by the test.
     shortened: Arc<AtomicUsize>,
+    /// Every read of pack bytes: (pack, offset, length).
+    pack_reads: Arc<Mutex<Vec<(String, u64, u64)>>>,
 }
 
 impl Faulty {
@@ -53,6 +57,13 @@ impl Faulty {
             short_read_every: 0,
             reads: AtomicUsize::new(0),
             shortened: Arc::default(),
+            pack_reads: Arc::default(),
+        }
+    }
+
+    fn record(&self, kind: FileKind, name: &str, offset: u64, len: u64) {
+        if kind == FileKind::Pack {
+            self.pack_reads.lock().unwrap().push((name.to_owned(), offset, len));
         }
     }
 
@@ -95,9 +106,12 @@ impl Backend for Faulty {
         Err(Error::io(PathBuf::from(name), std::io::Error::from_raw_os_error(errno)))
     }
     fn get(&self, kind: FileKind, name: &str) -> snap::Result<Vec<u8>> {
-        self.read(self.inner.get(kind, name))
+        let data = self.read(self.inner.get(kind, name))?;
+        self.record(kind, name, 0, data.len() as u64);
+        Ok(data)
     }
     fn get_range(&self, kind: FileKind, name: &str, offset: u64, len: usize) -> snap::Result<Vec<u8>> {
+        self.record(kind, name, offset, len as u64);
         self.read(self.inner.get_range(kind, name, offset, len))
     }
     fn list(&self, kind: FileKind) -> snap::Result<Vec<(String, u64)>> {
@@ -245,4 +259,58 @@ fn short_reads_are_errors_and_never_restore_a_wrong_byte() {
             assert!(!report.problems.is_empty(), "every {every}: verify missed the short reads");
         }
     }
+}
+
+/// Asserts no byte of any pack was read twice; returns how many packs were read.
+#[track_caller]
+fn assert_no_byte_read_twice(reads: &Mutex<Vec<(String, u64, u64)>>, what: &str) -> usize {
+    let mut reads = std::mem::take(&mut *reads.lock().unwrap());
+    reads.sort();
+    for pair in reads.windows(2) {
+        let ((a, a_off, a_len), (b, b_off, _)) = (&pair[0], &pair[1]);
+        assert!(a != b || a_off + a_len <= *b_off, "{what} read bytes of pack {a} twice: {pair:?}");
+    }
+    reads.dedup_by(|x, y| x.0 == y.0);
+    reads.len()
+}
+
+#[test]
+fn restore_and_verify_fetch_no_byte_of_a_pack_twice() {
+    let r = small_packs_repo();
+    let mut rng = Rng::new(12);
+    for i in 0..10 {
+        write_random(&r.src.join(format!("f{i}")), &mut rng, 500_000);
+    }
+    // The same contents twice: restore needs their chunks in two places.
+    std::fs::copy(r.src.join("f0"), r.src.join("copy-of-f0")).unwrap();
+    r.backup(&[]);
+    let backend = Faulty::new(&r, usize::MAX, Fault::Errno(0));
+    let reads = Arc::clone(&backend.pack_reads);
+    let repo = Repository::open(Box::new(backend), LockMode::Shared).unwrap();
+    let packs = repo.with_index(|i| i.packs()).unwrap().len();
+    assert!(packs >= 4, "only {packs} packs");
+    reads.lock().unwrap().clear();
+
+    let (_, snap) = repo.resolve("latest").unwrap();
+    let opts = RestoreOptions { target: r.target.clone(), ..Default::default() };
+    let report = restore(&repo, &snap, &opts, &NoProgress).unwrap();
+    assert!(!report.incomplete);
+    assert!(assert_no_byte_read_twice(&reads, "restore") >= packs - 1);
+
+    // Verify walks the trees (small ranged reads of the tree packs) before
+    // it reads every pack whole; no data pack is fetched twice.
+    let report = verify(&repo, ReadData::All, &NoProgress).unwrap();
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+    let tree_packs: Vec<String> = repo
+        .with_index(|i| i.packs())
+        .unwrap()
+        .keys()
+        .filter(|p| {
+            repo.with_index(|i| i.pack_entries(p)).unwrap().iter().all(|e| matches!(e.blob, BlobId::Tree(_)))
+        })
+        .map(|p| p.to_hex())
+        .collect();
+    assert!(!tree_packs.is_empty() && tree_packs.len() < packs);
+    reads.lock().unwrap().retain(|(pack, _, _)| !tree_packs.contains(pack));
+    assert_eq!(assert_no_byte_read_twice(&reads, "verify --read-data"), packs - tree_packs.len());
 }

@@ -132,24 +132,32 @@ pub fn verify(repo: &Repository, read: ReadData, progress: &dyn Progress) -> Res
     check_missing_packs(repo, &chunks, &mut found)?;
     let packs = repo.with_index(|i| i.packs())?;
     report.packs = packs.len() as u64;
-    check_trailers(repo, &packs, &mut found)?;
-    let selected: Vec<(PackId, u64)> =
-        packs.iter().filter(|(id, _)| selected(id, read)).map(|(i, s)| (*i, *s)).collect();
+    // A pack read whole brings its trailer along: only the others have
+    // their trailers fetched apart, so no byte of a pack is fetched twice.
+    let (selected, unread): (Vec<(PackId, u64)>, Vec<(PackId, u64)>) =
+        packs.iter().map(|(i, s)| (*i, *s)).partition(|(id, _)| selected(id, read));
+    let trailers: Vec<(PackId, Result<Vec<PackEntry>>)> = repo.in_io_pool(|| {
+        unread.par_iter().map(|(id, size)| (*id, repo.read_pack_entries(id, *size))).collect()
+    });
+    for (id, trailer) in trailers {
+        judge_trailer(repo, &id, trailer, &mut found)?;
+    }
     progress.begin("verify", Some(selected.iter().map(|(_, s)| s).sum()));
-    let read_results: Vec<(PackId, u64, PackErrors)> = repo.in_io_pool(|| {
+    let read_results: Vec<(PackId, u64, PackRead)> = repo.in_io_pool(|| {
         selected
             .par_iter()
             .map(|(id, size)| {
-                let errors = read_pack(repo, id);
+                let read = read_pack(repo, id);
                 progress.advance(1, *size);
-                (*id, *size, errors)
+                (*id, *size, read)
             })
             .collect()
     });
     progress.end();
-    for (id, size, errors) in read_results {
+    for (id, size, PackRead { trailer, errors }) in read_results {
         report.packs_read += 1;
         report.bytes_read += size;
+        judge_trailer(repo, &id, trailer, &mut found)?;
         for (blob, detail) in errors {
             found.bad.extend(blob);
             found.add(blob.map_or_else(|| format!("pack {id}"), |b| format!("{b} in pack {id}")), detail);
@@ -191,26 +199,28 @@ fn check_missing_packs(repo: &Repository, chunks: &HashSet<ChunkId>, found: &mut
     Ok(())
 }
 
-/// Compares each pack's own trailer with what the index says about it.
-fn check_trailers(repo: &Repository, packs: &HashMap<PackId, u64>, found: &mut Findings) -> Result<()> {
-    let results: Vec<(PackId, Result<Vec<PackEntry>>)> = repo
-        .in_io_pool(|| packs.par_iter().map(|(id, size)| (*id, repo.read_pack_entries(id, *size))).collect());
-    for (id, trailer) in results {
-        match trailer {
-            Ok(mut entries) => {
-                entries.sort_by_key(|e| e.offset);
-                if entries != repo.with_index(|i| i.pack_entries(&id))? {
-                    found.add(
-                        format!("pack {id}"),
-                        "index disagrees with the pack's trailer; run `snap repair index`",
-                    );
-                }
+/// Compares a pack's own trailer with what the index says about it; a pack
+/// whose trailer cannot be had makes every blob indexed in it suspect.
+fn judge_trailer(
+    repo: &Repository,
+    id: &PackId,
+    trailer: Result<Vec<PackEntry>>,
+    found: &mut Findings,
+) -> Result<()> {
+    let indexed = repo.with_index(|i| i.pack_entries(id))?;
+    match trailer {
+        Ok(mut entries) => {
+            entries.sort_by_key(|e| e.offset);
+            if entries != indexed {
+                found.add(
+                    format!("pack {id}"),
+                    "index disagrees with the pack's trailer; run `snap repair index`",
+                );
             }
-            Err(e) => {
-                let indexed = repo.with_index(|i| i.pack_entries(&id))?;
-                found.bad.extend(indexed.iter().map(|e| e.blob));
-                found.add(format!("pack {id}"), e.detail());
-            }
+        }
+        Err(e) => {
+            found.bad.extend(indexed.iter().map(|e| e.blob));
+            found.add(format!("pack {id}"), e.detail());
         }
     }
     Ok(())
@@ -234,11 +244,18 @@ fn selected(id: &PackId, read: ReadData) -> bool {
     }
 }
 
-/// Reads one pack whole; returns each problem with the blob it concerns.
-fn read_pack(repo: &Repository, id: &PackId) -> PackErrors {
+/// What reading a pack whole found: its trailer (or why it could not be
+/// had), and each other problem with the blob it concerns.
+struct PackRead {
+    trailer: Result<Vec<PackEntry>>,
+    errors: PackErrors,
+}
+
+/// Reads one pack whole and opens every blob in it.
+fn read_pack(repo: &Repository, id: &PackId) -> PackRead {
     let bytes = match repo.backend().get(FileKind::Pack, &id.to_hex()) {
         Ok(b) => b,
-        Err(e) => return vec![(None, e.detail())],
+        Err(e) => return PackRead { trailer: Err(e), errors: Vec::new() },
     };
     let mut errors = Vec::new();
     if hash::pack_id(&bytes) != *id {
@@ -246,15 +263,20 @@ fn read_pack(repo: &Repository, id: &PackId) -> PackErrors {
     }
     let entries = match decode_pack(&bytes, repo.keys()) {
         Ok(entries) => entries,
-        Err(e) => return [errors, vec![(None, format!("trailer: {e}"))]].concat(),
+        Err(e) => {
+            return PackRead {
+                trailer: Err(Error::corrupt(format!("pack {id}"), format!("trailer: {e}"))),
+                errors,
+            };
+        }
     };
-    for entry in entries {
+    for entry in &entries {
         let range = entry.offset as usize..(entry.offset + entry.stored_len) as usize;
-        if let Err(e) = pack::open(repo.keys(), &entry, &bytes[range]) {
+        if let Err(e) = pack::open(repo.keys(), entry, &bytes[range]) {
             errors.push((Some(entry.blob), e.detail()));
         }
     }
-    errors
+    PackRead { trailer: Ok(entries), errors }
 }
 
 /// Packs holding no blob that any snapshot reaches.
