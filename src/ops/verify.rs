@@ -134,7 +134,7 @@ pub fn verify(repo: &Repository, read: ReadData, progress: &dyn Progress) -> Res
     report.packs = packs.len() as u64;
     // A pack read whole brings its trailer along: only the others have
     // their trailers fetched apart, so no byte of a pack is fetched twice.
-    let (selected, unread): (Vec<(PackId, u64)>, Vec<(PackId, u64)>) =
+    let (selected, unread): (Vec<_>, Vec<_>) =
         packs.iter().map(|(i, s)| (*i, *s)).partition(|(id, _)| selected(id, read));
     let trailers: Vec<(PackId, Result<Vec<PackEntry>>)> = repo.in_io_pool(|| {
         unread.par_iter().map(|(id, size)| (*id, repo.read_pack_entries(id, *size))).collect()
