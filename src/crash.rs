@@ -6,6 +6,7 @@
 //! cached lookup.
 
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The environment variable naming the crash point.
 pub const CRASH_ENV: &str = "SNAP_CRASH_AT";
@@ -29,5 +30,25 @@ pub fn point(point: &str) {
     if target.as_deref() == Some(point) {
         eprintln!("snap: crash point {point} reached, aborting");
         std::process::abort();
+    }
+}
+
+/// The environment variable that makes the Nth fsync (1-based) of the
+/// local backend fail with EIO, as a failing disk's would: tests use it to
+/// show an fsync error ends a write with an error and harms nothing.
+pub const FSYNC_FAULT_ENV: &str = "SNAP_FAIL_FSYNC";
+
+/// Called before each fsync of the local backend: an EIO error when
+/// `SNAP_FAIL_FSYNC` names this call's number. Unset, it costs one cached
+/// lookup.
+pub fn fsync_fault() -> std::io::Result<()> {
+    static TARGET: OnceLock<Option<u64>> = OnceLock::new();
+    static CALLS: AtomicU64 = AtomicU64::new(0);
+    let target = TARGET.get_or_init(|| std::env::var(FSYNC_FAULT_ENV).ok().and_then(|v| v.parse().ok()));
+    match target {
+        Some(n) if CALLS.fetch_add(1, Ordering::Relaxed) + 1 == *n => {
+            Err(std::io::Error::from_raw_os_error(libc::EIO))
+        }
+        _ => Ok(()),
     }
 }

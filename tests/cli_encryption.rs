@@ -364,6 +364,17 @@ fn an_altered_or_replaced_config_is_refused() {
     fs::write(&path, serde_json::to_vec_pretty(&config).unwrap()).unwrap();
     let line = r.snap(["backup", s(&r.src)]).assert_one_line_error().to_owned();
     assert!(line.contains("key files"), "{line}");
+
+    // The key files gone too: this machine remembers the repository was
+    // encrypted (a machine that never opened it cannot: DESIGN.md 19.4).
+    let keys = r.repo.join("keys");
+    let hidden = r.root.join("keys-elsewhere");
+    fs::rename(&keys, &hidden).unwrap();
+    fs::create_dir(&keys).unwrap();
+    let line = r.snap(["backup", s(&r.src)]).assert_one_line_error().to_owned();
+    assert!(line.contains("was encrypted when this machine last opened it"), "{line}");
+    fs::remove_dir(&keys).unwrap();
+    fs::rename(&hidden, &keys).unwrap();
     fs::write(&path, original).unwrap();
     r.snap(["snapshots"]).assert_clean();
 }

@@ -314,3 +314,36 @@ fn restore_and_verify_fetch_no_byte_of_a_pack_twice() {
     reads.lock().unwrap().retain(|(pack, _, _)| !tree_packs.contains(pack));
     assert_eq!(assert_no_byte_read_twice(&reads, "verify --read-data"), packs - tree_packs.len());
 }
+
+/// The real binary, its local backend failing the Nth fsync for each N in
+/// turn: the backup ends with one line and no snapshot, and the repository
+/// stays whole.
+#[test]
+fn an_fsync_error_ends_the_backup_and_harms_nothing() {
+    let r = small_packs_repo();
+    let mut rng = Rng::new(13);
+    for i in 0..3 {
+        write_random(&r.src.join(format!("kept{i}")), &mut rng, 700_000);
+    }
+    r.backup(&[]);
+    let committed = r.snapshots();
+    let mut failed = 0;
+    for n in 1.. {
+        assert!(n < 100, "the backup never got past its fsyncs");
+        write_random(&r.src.join(format!("new{n}")), &mut rng, 700_000);
+        let mut cmd = r.command();
+        cmd.env(snap::crash::FSYNC_FAULT_ENV, n.to_string());
+        let run = common::run_command(cmd, ["backup", common::s(&r.src)]);
+        if run.code == Some(0) {
+            break;
+        }
+        assert!(run.assert_one_line_error().contains("Input/output error"), "fsync {n}: {run:?}");
+        assert_eq!(r.snapshots().len(), committed.len(), "fsync {n}: a failed backup committed a snapshot");
+        r.snap(["verify", "--read-data"]).assert_ok();
+        failed += 1;
+    }
+    assert!(failed >= 5, "only {failed} fsyncs in a backup of several packs");
+    r.snap(["verify", "--read-data"]).assert_clean();
+    r.snap(["restore", "latest", "--target", common::s(&r.target)]).assert_clean();
+    common::assert_trees_equal(&r.src, &r.restored(&r.target, &r.src));
+}

@@ -96,13 +96,13 @@ fn mkdir_private(path: &Path) -> Result<bool> {
 }
 
 fn fsync_dir(path: &Path) -> Result<()> {
-    File::open(path).and_then(|d| d.sync_all()).at(path)
+    File::open(path).and_then(|d| crate::crash::fsync_fault().and_then(|()| d.sync_all())).at(path)
 }
 
 fn write_durable(path: &Path, data: &[u8]) -> Result<()> {
     let mut f = OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).at(path)?;
     f.write_all(data).at(path)?;
-    f.sync_all().at(path)
+    crate::crash::fsync_fault().and_then(|()| f.sync_all()).at(path)
 }
 
 impl Backend for LocalBackend {
@@ -140,7 +140,9 @@ impl Backend for LocalBackend {
         let tmp = self.temp_path();
         write_durable(&tmp, data)?;
         let result = match fs::hard_link(&tmp, &path) {
-            Ok(()) => fsync_dir(&dir).map(|()| Put::Created),
+            // A put that fails must leave nothing under the name: an object
+            // whose directory entry may not be durable is taken back.
+            Ok(()) => fsync_dir(&dir).map(|()| Put::Created).inspect_err(|_| drop(fs::remove_file(&path))),
             Err(e) if e.kind() == ErrorKind::AlreadyExists => self.settle_existing(kind, &tmp, &path, data),
             Err(e) => Err(Error::io(&path, e)),
         };

@@ -92,6 +92,7 @@ pub(super) fn unlock(
                  the config may have been replaced, so snap will not read or write it",
             ));
         }
+        super::remembered::refuse_downgrade(&config.id)?;
         return Ok((Keys::plain(), None));
     }
     if names.is_empty() {
@@ -110,6 +111,7 @@ pub(super) fn unlock(
                 "it was altered since the repository was created (its authentication code does not match)",
             ));
         }
+        super::remembered::note_encrypted(&config.id);
         return Ok((keys, Some(Unlocked { master, key_name: name })));
     }
     Err(Error::WrongPassword)

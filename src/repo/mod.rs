@@ -5,6 +5,7 @@
 
 mod file;
 mod keys;
+mod remembered;
 mod snapshots;
 mod sync;
 mod writer;
@@ -82,6 +83,7 @@ impl Repository {
             Protection::Password(password, owner) => {
                 let (keys, unlocked) =
                     keys::write_first_key(backend.as_ref(), &config_bytes, &id, password, owner)?;
+                remembered::note_encrypted(&config.id);
                 (keys, Some(unlocked))
             }
         };
