@@ -111,6 +111,13 @@ pub trait Backend: Send + Sync {
     /// (its directory is created).
     fn index_path(&self, repo_id: &str) -> Result<PathBuf>;
 
+    /// Where whole tree packs are kept locally (its directory is created),
+    /// for a store where a request costs far more than a disk read; `None`
+    /// for a local repository, which reads its own packs as fast.
+    fn tree_cache_dir(&self, _repo_id: &str) -> Result<Option<PathBuf>> {
+        Ok(None)
+    }
+
     /// How many reads are worth having in flight at once, when that is more
     /// than the CPU threads: a local disk gains nothing from more threads
     /// than cores (`None`), requests to a server mostly wait on the network.

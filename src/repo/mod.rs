@@ -8,6 +8,7 @@ mod keys;
 mod remembered;
 mod snapshots;
 mod sync;
+mod tree_cache;
 mod writer;
 
 pub use file::FileReader;
@@ -17,6 +18,7 @@ pub use sync::SyncReport;
 pub use writer::{BlobWriter, WriteStats};
 
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::backend::{Backend, FileKind, LockGuard, LockMode, Put};
 use crate::chunk::Chunker;
@@ -49,6 +51,10 @@ pub struct Repository {
     sync: SyncReport,
     /// Threads for work that waits on a remote store more than on the CPU.
     io_pool: Option<rayon::ThreadPool>,
+    /// Local copies of a remote repository's tree packs.
+    tree_cache: Option<tree_cache::TreeCache>,
+    /// Off while verifying: verify checks the repository, not a local copy.
+    use_tree_cache: AtomicBool,
     _lock: Box<dyn LockGuard>,
 }
 
@@ -139,8 +145,11 @@ impl Repository {
             ),
             None => None,
         };
+        let tree_cache = backend.tree_cache_dir(&config.id)?.map(tree_cache::TreeCache::new);
         let mut repo = Repository {
             io_pool,
+            tree_cache,
+            use_tree_cache: AtomicBool::new(true),
             backend,
             config,
             keys,
@@ -210,9 +219,28 @@ impl Repository {
         })
     }
 
+    /// Reads every tree from the repository itself from now on, never from
+    /// local copies (for verify).
+    pub fn bypass_tree_cache(&self) {
+        self.use_tree_cache.store(false, Ordering::Relaxed);
+    }
+
     /// Reads, decodes and checks one blob.
     pub fn read_blob(&self, blob: &BlobId) -> Result<Vec<u8>> {
         let loc = self.locate(blob)?;
+        if let (BlobId::Tree(_), Some(cache)) = (blob, &self.tree_cache)
+            && self.use_tree_cache.load(Ordering::Relaxed)
+        {
+            let (offset, len) = (u64::from(loc.entry.offset), loc.entry.stored_len as usize);
+            match cache
+                .read(self.backend(), &loc.pack, offset, len)
+                .and_then(|s| pack::open(&self.keys, &loc.entry, &s))
+            {
+                Ok(raw) => return Ok(raw),
+                // Whatever went wrong, the store itself has the last word.
+                Err(_) => cache.forget(&loc.pack),
+            }
+        }
         let stored =
             self.read_pack_range(&loc.pack, u64::from(loc.entry.offset), loc.entry.stored_len as usize)?;
         pack::open(&self.keys, &loc.entry, &stored)

@@ -40,6 +40,9 @@ impl Repository {
                 Err(_) => report.unreadable.push(Unreadable { name, error: "not a pack name".into() }),
             }
         }
+        if let Some(cache) = &self.tree_cache {
+            cache.retain(&present.keys().copied().collect());
+        }
         let indexed = self.with_index(|i| i.packs())?;
         for (id, size) in &indexed {
             if present.get(id) != Some(size) {

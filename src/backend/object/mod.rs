@@ -42,6 +42,7 @@ const PARTS_IN_FLIGHT: usize = 4;
 /// Requests worth having in flight at once for restore, verify and sync.
 const PARALLEL_REQUESTS: usize = 8;
 const INDEX_FILE: &str = "index.sqlite";
+const TREE_CACHE_DIR: &str = "trees";
 
 /// A repository under a prefix of an object store.
 pub struct ObjectBackend {
@@ -184,6 +185,16 @@ impl ObjectBackend {
         }
     }
 
+    /// `<cache>/<repository id>/<sub>`, made private if missing.
+    fn cache(&self, repo_id: &str, sub: &str) -> Result<PathBuf> {
+        if repo_id.len() != 64 || !repo_id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(Error::InvalidInput(format!("bad repository id {repo_id:?}")));
+        }
+        let dir = self.cache_dir.join(repo_id).join(sub);
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&dir).at(&dir)?;
+        Ok(dir)
+    }
+
     /// Some servers accept `If-None-Match: *` and overwrite anyway; snap's
     /// config, snapshots and locks rely on create-only writes, so a
     /// repository is only made where a second create of one key fails.
@@ -307,12 +318,11 @@ impl Backend for ObjectBackend {
     }
 
     fn index_path(&self, repo_id: &str) -> Result<PathBuf> {
-        if repo_id.len() != 64 || !repo_id.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(Error::InvalidInput(format!("bad repository id {repo_id:?}")));
-        }
-        let dir = self.cache_dir.join(repo_id);
-        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&dir).at(&dir)?;
-        Ok(dir.join(INDEX_FILE))
+        Ok(self.cache(repo_id, "")?.join(INDEX_FILE))
+    }
+
+    fn tree_cache_dir(&self, repo_id: &str) -> Result<Option<PathBuf>> {
+        self.cache(repo_id, TREE_CACHE_DIR).map(Some)
     }
 
     fn parallelism(&self) -> Option<usize> {
