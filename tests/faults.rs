@@ -92,14 +92,14 @@ impl Backend for Faulty {
     fn create(&self) -> snap::Result<()> {
         self.inner.create()
     }
-    fn put(&self, kind: FileKind, name: &str, data: &[u8]) -> snap::Result<Put> {
+    fn put(&self, kind: FileKind, name: &str, data: bytes::Bytes) -> snap::Result<Put> {
         if self.puts.fetch_add(1, Ordering::SeqCst) < self.good_puts {
             return self.inner.put(kind, name, data);
         }
         let errno = match self.fault {
             Fault::Errno(errno) => errno,
             Fault::Torn => {
-                self.inner.put(kind, name, &data[..data.len() / 2])?;
+                self.inner.put(kind, name, data.slice(..data.len() / 2))?;
                 rustix::io::Errno::IO.raw_os_error()
             }
         };

@@ -19,6 +19,8 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use bytes::Bytes;
+
 use super::{Backend, CONFIG, FileKind, LockGuard, LockMode, Put, Unlock, check_name, kind_dir, object_key};
 use crate::error::{Error, IoContext, Result};
 
@@ -131,7 +133,8 @@ impl Backend for LocalBackend {
         fsync_dir(&self.root)
     }
 
-    fn put(&self, kind: FileKind, name: &str, data: &[u8]) -> Result<Put> {
+    fn put(&self, kind: FileKind, name: &str, data: Bytes) -> Result<Put> {
+        let data = &data[..];
         let path = self.path(kind, name)?;
         let dir = path.parent().expect("object paths have a parent").to_path_buf();
         if kind == FileKind::Pack && mkdir_private(&dir)? {
@@ -285,8 +288,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let b = LocalBackend::new(dir.path().join("repo"));
         b.create().unwrap();
-        assert_eq!(b.put(FileKind::Pack, &name('a'), b"one").unwrap(), Put::Created);
-        assert_eq!(b.put(FileKind::Pack, &name('a'), b"one").unwrap(), Put::Existed);
+        assert_eq!(b.put(FileKind::Pack, &name('a'), Bytes::from_static(b"one")).unwrap(), Put::Created);
+        assert_eq!(b.put(FileKind::Pack, &name('a'), Bytes::from_static(b"one")).unwrap(), Put::Existed);
         assert_eq!(b.get(FileKind::Pack, &name('a')).unwrap(), b"one");
         let mode = fs::metadata(b.path(FileKind::Pack, &name('a')).unwrap()).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
@@ -301,11 +304,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let b = LocalBackend::new(dir.path());
         b.create().unwrap();
-        b.put(FileKind::Pack, &name('a'), b"tor").unwrap();
-        assert_eq!(b.put(FileKind::Pack, &name('a'), b"torn write").unwrap(), Put::Created);
+        b.put(FileKind::Pack, &name('a'), Bytes::from_static(b"tor")).unwrap();
+        assert_eq!(
+            b.put(FileKind::Pack, &name('a'), Bytes::from_static(b"torn write")).unwrap(),
+            Put::Created
+        );
         assert_eq!(b.get(FileKind::Pack, &name('a')).unwrap(), b"torn write");
-        b.put(FileKind::Config, "config", b"mine").unwrap();
-        assert_eq!(b.put(FileKind::Config, "config", b"theirs").unwrap(), Put::Existed);
+        b.put(FileKind::Config, "config", Bytes::from_static(b"mine")).unwrap();
+        assert_eq!(b.put(FileKind::Config, "config", Bytes::from_static(b"theirs")).unwrap(), Put::Existed);
         assert_eq!(b.get(FileKind::Config, "config").unwrap(), b"mine");
     }
 
@@ -314,7 +320,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let b = LocalBackend::new(dir.path());
         b.create().unwrap();
-        b.put(FileKind::Snapshot, &name('b'), b"12345").unwrap();
+        b.put(FileKind::Snapshot, &name('b'), Bytes::from_static(b"12345")).unwrap();
         assert_eq!(b.get_range(FileKind::Snapshot, &name('b'), 1, 3).unwrap(), b"234");
         assert!(matches!(b.get_range(FileKind::Snapshot, &name('b'), 3, 5), Err(Error::Corrupt { .. })));
         assert!(matches!(b.get(FileKind::Snapshot, &name('c')), Err(Error::NotFound { .. })));

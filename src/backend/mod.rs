@@ -8,6 +8,8 @@ pub mod object;
 
 use std::path::PathBuf;
 
+use bytes::Bytes;
+
 use crate::error::{Error, Result};
 
 /// The kinds of object a repository holds, each in its own namespace.
@@ -82,7 +84,9 @@ pub trait Backend: Send + Sync {
     /// crash before leaves nothing under `name`. Packs and snapshots are
     /// named by their content, so one found under the name with other bytes
     /// (a torn write) is replaced; the config is never replaced.
-    fn put(&self, kind: FileKind, name: &str, data: &[u8]) -> Result<Put>;
+    /// The bytes are handed over (`Bytes` from a `Vec` is not a copy): a
+    /// store keeps them while the request is in flight.
+    fn put(&self, kind: FileKind, name: &str, data: Bytes) -> Result<Put>;
 
     /// Reads a whole object. A missing object is [`crate::Error::NotFound`].
     fn get(&self, kind: FileKind, name: &str) -> Result<Vec<u8>>;

@@ -104,7 +104,7 @@ impl Findings {
 
 /// Runs the checks; never writes to the repository.
 pub fn verify(repo: &Repository, read: ReadData, progress: &dyn Progress) -> Result<VerifyReport> {
-    repo.bypass_tree_cache();
+    repo.refetch_trees();
     let mut report = VerifyReport::default();
     let mut found = Findings::default();
     let sync = repo.sync_report();

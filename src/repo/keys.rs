@@ -39,7 +39,7 @@ pub struct KeyInfo {
 fn put_key(backend: &dyn Backend, key: &KeyFile) -> Result<String> {
     let bytes = key.encode();
     let name = key_name(&bytes);
-    backend.put(FileKind::Key, &name, &bytes)?;
+    backend.put(FileKind::Key, &name, bytes.into())?;
     Ok(name)
 }
 

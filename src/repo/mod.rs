@@ -18,7 +18,6 @@ pub use sync::SyncReport;
 pub use writer::{BlobWriter, WriteStats};
 
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::backend::{Backend, FileKind, LockGuard, LockMode, Put};
 use crate::chunk::Chunker;
@@ -53,8 +52,6 @@ pub struct Repository {
     io_pool: Option<rayon::ThreadPool>,
     /// Local copies of a remote repository's tree packs.
     tree_cache: Option<tree_cache::TreeCache>,
-    /// Off while verifying: verify checks the repository, not a local copy.
-    use_tree_cache: AtomicBool,
     _lock: Box<dyn LockGuard>,
 }
 
@@ -93,7 +90,7 @@ impl Repository {
                 (keys, Some(unlocked))
             }
         };
-        if backend.put(FileKind::Config, "config", &config_bytes)? == Put::Existed {
+        if backend.put(FileKind::Config, "config", config_bytes.into())? == Put::Existed {
             return Err(Error::RepoExists(location.into()));
         }
         let lock = backend.lock(LockMode::Shared)?;
@@ -149,7 +146,6 @@ impl Repository {
         let mut repo = Repository {
             io_pool,
             tree_cache,
-            use_tree_cache: AtomicBool::new(true),
             backend,
             config,
             keys,
@@ -219,18 +215,19 @@ impl Repository {
         })
     }
 
-    /// Reads every tree from the repository itself from now on, never from
-    /// local copies (for verify).
-    pub fn bypass_tree_cache(&self) {
-        self.use_tree_cache.store(false, Ordering::Relaxed);
+    /// From now on, trees come only from tree packs fetched anew from the
+    /// store (each once, checked against its name), never from copies made
+    /// before: verify checks the repository, not what this machine kept.
+    pub fn refetch_trees(&self) {
+        if let Some(cache) = &self.tree_cache {
+            cache.refetch();
+        }
     }
 
     /// Reads, decodes and checks one blob.
     pub fn read_blob(&self, blob: &BlobId) -> Result<Vec<u8>> {
         let loc = self.locate(blob)?;
-        if let (BlobId::Tree(_), Some(cache)) = (blob, &self.tree_cache)
-            && self.use_tree_cache.load(Ordering::Relaxed)
-        {
+        if let (BlobId::Tree(_), Some(cache)) = (blob, &self.tree_cache) {
             let (offset, len) = (u64::from(loc.entry.offset), loc.entry.stored_len as usize);
             match cache
                 .read(self.backend(), &loc.pack, offset, len)

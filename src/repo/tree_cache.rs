@@ -6,12 +6,15 @@
 //! checked against its name when fetched, every node read from it is still
 //! checked against its id, and a copy that fails either is dropped and the
 //! node read from the store instead. Copies of packs that left the
-//! repository are removed when the index is reconciled.
+//! repository are removed when the index is reconciled. Verify wants the
+//! store's bytes, not a copy made earlier: after [`TreeCache::refetch`]
+//! each pack is fetched anew (once) before nodes are read from it.
 
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::backend::{Backend, FileKind};
@@ -24,11 +27,25 @@ pub(super) struct TreeCache {
     /// One lock per pack being fetched, so threads that want nodes of the
     /// same pack wait for one download instead of starting their own.
     fetching: Mutex<HashMap<PackId, Arc<Mutex<()>>>>,
+    /// Whether copies made before [`TreeCache::refetch`] are ignored.
+    refetching: AtomicBool,
+    /// Packs fetched by this process.
+    fetched: Mutex<HashSet<PackId>>,
 }
 
 impl TreeCache {
     pub(super) fn new(dir: PathBuf) -> Self {
-        TreeCache { dir, fetching: Mutex::default() }
+        TreeCache {
+            dir,
+            fetching: Mutex::default(),
+            refetching: AtomicBool::new(false),
+            fetched: Mutex::default(),
+        }
+    }
+
+    /// From now on, reads only copies this process fetched itself.
+    pub(super) fn refetch(&self) {
+        self.refetching.store(true, Ordering::Relaxed);
     }
 
     fn path(&self, pack: &PackId) -> PathBuf {
@@ -59,6 +76,7 @@ impl TreeCache {
         if hash::pack_id(&whole) != *pack {
             return Err(Error::corrupt(format!("pack {pack}"), "contents do not match the pack's name"));
         }
+        self.fetched.lock().unwrap_or_else(|p| p.into_inner()).insert(*pack);
         // Best effort: without a copy the node is still returned.
         let _ = self.store(pack, &whole);
         let range = usize::try_from(offset).ok().and_then(|start| whole.get(start..start.checked_add(len)?));
@@ -68,6 +86,11 @@ impl TreeCache {
     }
 
     fn read_local(&self, pack: &PackId, offset: u64, len: usize) -> Option<Vec<u8>> {
+        if self.refetching.load(Ordering::Relaxed)
+            && !self.fetched.lock().unwrap_or_else(|p| p.into_inner()).contains(pack)
+        {
+            return None;
+        }
         let file = File::open(self.path(pack)).ok()?;
         let mut out = vec![0; len];
         file.read_exact_at(&mut out, offset).ok()?;

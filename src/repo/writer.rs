@@ -119,9 +119,11 @@ impl<'r> BlobWriter<'r> {
 
     /// Makes the pack durable, then indexes it: never the other way round.
     fn store(&self, pack: FinishedPack) -> Result<()> {
-        self.repo.backend().put(FileKind::Pack, &pack.id.to_hex(), &pack.bytes)?;
+        let FinishedPack { id, bytes, entries } = pack;
+        let size = bytes.len() as u64;
+        self.repo.backend().put(FileKind::Pack, &id.to_hex(), bytes.into())?;
         crate::crash::point("backup-after-pack-write");
-        self.repo.with_index(|i| i.add_pack(&pack.id, pack.bytes.len() as u64, &pack.entries))?;
+        self.repo.with_index(|i| i.add_pack(&id, size, &entries))?;
         crate::crash::point("backup-after-index-commit");
         self.packs.fetch_add(1, Ordering::Relaxed);
         // The index answers for these blobs now, so the pending set stays
@@ -130,7 +132,7 @@ impl<'r> BlobWriter<'r> {
         // not ask the index, so it keeps them.
         if self.dedup_against_index {
             let mut state = self.state();
-            for e in &pack.entries {
+            for e in &entries {
                 state.pending.remove(&e.blob);
             }
         }

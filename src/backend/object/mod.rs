@@ -247,9 +247,8 @@ impl Backend for ObjectBackend {
         self.check_create_only()
     }
 
-    fn put(&self, kind: FileKind, name: &str, data: &[u8]) -> Result<Put> {
+    fn put(&self, kind: FileKind, name: &str, data: Bytes) -> Result<Put> {
         let key = self.object(kind, name)?;
-        let data = Bytes::copy_from_slice(data);
         if kind == FileKind::Pack && data.len() > MULTIPART_ABOVE {
             return self.put_multipart(&key, data).map(|()| Put::Created);
         }
@@ -355,13 +354,13 @@ mod tests {
         let store = Arc::new(InMemory::new());
         let (b, _cache) = backend_on(store.clone());
         assert!(!b.exists().unwrap());
-        assert_eq!(b.put(FileKind::Snapshot, &name('a'), b"one").unwrap(), Put::Created);
-        assert_eq!(b.put(FileKind::Snapshot, &name('a'), b"two").unwrap(), Put::Existed);
+        assert_eq!(b.put(FileKind::Snapshot, &name('a'), Bytes::from_static(b"one")).unwrap(), Put::Created);
+        assert_eq!(b.put(FileKind::Snapshot, &name('a'), Bytes::from_static(b"two")).unwrap(), Put::Existed);
         assert_eq!(b.get(FileKind::Snapshot, &name('a')).unwrap(), b"one");
         assert_eq!(b.get_range(FileKind::Snapshot, &name('a'), 1, 2).unwrap(), b"ne");
         assert!(matches!(b.get_range(FileKind::Snapshot, &name('a'), 1, 5), Err(Error::Corrupt { .. })));
         assert!(matches!(b.get(FileKind::Pack, &name('b')), Err(Error::NotFound { .. })));
-        b.put(FileKind::Pack, &name('b'), b"pack").unwrap();
+        b.put(FileKind::Pack, &name('b'), Bytes::from_static(b"pack")).unwrap();
 
         // A pack under the wrong fan-out directory and foreign keys are not objects.
         let rt = &b.runtime;
@@ -373,14 +372,14 @@ mod tests {
         b.remove(FileKind::Pack, &name('b')).unwrap();
         b.remove(FileKind::Pack, &name('b')).unwrap();
         assert!(b.list(FileKind::Pack).unwrap().is_empty());
-        assert!(b.put(FileKind::Pack, "../escape", b"x").is_err());
+        assert!(b.put(FileKind::Pack, "../escape", Bytes::from_static(b"x")).is_err());
     }
 
     #[test]
     fn large_packs_go_up_in_parts_and_come_back_whole() {
         let (b, _cache) = backend_on(Arc::new(InMemory::new()));
         let data: Vec<u8> = (0..MULTIPART_ABOVE + PART_SIZE + 12345).map(|i| (i * 7 % 251) as u8).collect();
-        b.put(FileKind::Pack, &name('d'), &data).unwrap();
+        b.put(FileKind::Pack, &name('d'), Bytes::from(data.clone())).unwrap();
         assert_eq!(b.get(FileKind::Pack, &name('d')).unwrap(), data);
         assert_eq!(b.list(FileKind::Pack).unwrap(), vec![(name('d'), data.len() as u64)]);
     }
