@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use rayon::prelude::*;
 
-use super::{Ctx, Located, Plan, create_empty};
+use super::{Ctx, Located, Plan, create_sized};
 use crate::error::Result;
 use crate::format::pack::PackEntry;
 use crate::hash::BlobHasher;
@@ -23,8 +23,8 @@ use crate::repo::Repository;
 
 /// Pack regions closer than this are read in one request.
 const COALESCE_GAP: u64 = 256 << 10;
-/// Largest single read from a pack.
-const MAX_READ: u64 = 32 << 20;
+/// Largest single read from a pack (each reading thread holds one).
+const MAX_READ: u64 = 8 << 20;
 
 /// A needed blob and the (file, offset) places its bytes go.
 struct Need {
@@ -59,8 +59,11 @@ pub(super) fn write_contents(ctx: &Ctx, located: &Located) {
     }
     let total: u64 = sizes.iter().sum();
     ctx.progress.begin("restore", Some(total));
+    // Created up front, in plan (directory) order: creating them as their
+    // chunks arrive (pack order, one open less) measured 20-40 % slower.
     sizes.par_iter().enumerate().filter(|(i, _)| writes(i)).for_each(|(i, len)| {
-        if let Err(e) = create_empty(&ctx.plan.files[i].path, *len) {
+        let file = &ctx.plan.files[i];
+        if let Err(e) = create_sized(&file.path, *len, file.action) {
             ctx.fail(i, e);
         }
     });

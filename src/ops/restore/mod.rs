@@ -391,12 +391,26 @@ fn clear(path: &Path) -> std::io::Result<()> {
     }
 }
 
-fn create_empty(path: &Path, len: u64) -> std::io::Result<()> {
-    clear(path)?;
+/// Whether this process may set owners and make devices (asked once: a
+/// restore would otherwise ask for every file).
+fn is_root() -> bool {
+    static ROOT: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ROOT.get_or_init(|| rustix::process::geteuid().is_root())
+}
+
+/// A new file of `len` bytes, open for writing, in place of whatever was
+/// at `path` when the plan says something is there. Setting the length
+/// first leaves never-written (all-zero) chunks as holes.
+fn create_sized(path: &Path, len: u64, action: Action) -> std::io::Result<fs::File> {
+    // Where the plan found nothing, nothing is removed: if something has
+    // appeared since, creating fails instead of replacing it.
+    if action != Action::New {
+        clear(path)?;
+    }
     let flags = rustix::fs::OFlags::NOFOLLOW.bits() as i32;
     let f = OpenOptions::new().write(true).create_new(true).mode(0o600).custom_flags(flags).open(path)?;
-    // Setting the length first leaves never-written (all-zero) chunks as holes.
-    f.set_len(len)
+    f.set_len(len)?;
+    Ok(f)
 }
 
 impl Ctx<'_> {
@@ -461,7 +475,7 @@ fn create_others(ctx: &Ctx) -> (u64, u64) {
 }
 
 fn make_device(path: &Path, kind: rustix::fs::FileType, rdev: u64) -> std::io::Result<()> {
-    if !rustix::process::geteuid().is_root() {
+    if !is_root() {
         return Err(std::io::Error::new(ErrorKind::PermissionDenied, "device files need root to restore"));
     }
     make_node(path, kind, rdev)
@@ -508,7 +522,7 @@ fn apply_metadata(ctx: &Ctx, path: &Path, meta: &Metadata, is_link: bool) {
             warn(&format!("xattr {}", names::escape(&x.name)), &e);
         }
     }
-    if rustix::process::geteuid().is_root()
+    if is_root()
         && let Err(e) = std::os::unix::fs::lchown(path, Some(meta.uid), Some(meta.gid))
     {
         warn("owner", &e);
