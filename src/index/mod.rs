@@ -63,6 +63,19 @@ impl Index {
         Ok(())
     }
 
+    /// Runs many reads as one read transaction. Each statement outside a
+    /// transaction is a transaction of its own, and in WAL mode each takes
+    /// and drops a lock on the shared-memory file with `fcntl`: for the tens
+    /// of thousands of lookups of a restore plan or of a directory of
+    /// unchanged files, that locking cost more than the lookups.
+    pub fn in_read_transaction<T>(&mut self, f: impl FnOnce(&Self) -> Result<T>) -> Result<T> {
+        self.conn.execute_batch("BEGIN DEFERRED")?;
+        let result = f(self);
+        // Only reads happened, so committing and rolling back are the same.
+        self.conn.execute_batch("COMMIT")?;
+        result
+    }
+
     /// Whether the blob is stored in some indexed pack.
     pub fn contains(&self, blob: &BlobId) -> Result<bool> {
         let mut stmt = self.conn.prepare_cached(

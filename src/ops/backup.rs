@@ -8,7 +8,7 @@
 //! with the repository (a failed write, a full disk) aborts before the
 //! snapshot is written, so nothing refers to data that is not there.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::fs::{File, OpenOptions};
 use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
@@ -343,9 +343,15 @@ fn store_inner(
             let parent_entry = parent.as_ref().and_then(|t| t.find(name));
             let child_path = path.join(std::ffi::OsStr::from_bytes(name));
             match child {
-                Trie::Source(src) => {
-                    backup_entry(ctx, src, name, parent_entry, true, &source_ignores(ctx, src))
-                }
+                Trie::Source(src) => backup_entry(
+                    ctx,
+                    src,
+                    name,
+                    parent_entry,
+                    true,
+                    &source_ignores(ctx, src),
+                    &HashSet::new(),
+                ),
                 Trie::Inner(grand) => {
                     let mut stat = walk::lstat(&child_path)?;
                     stat.meta.xattrs = read_xattrs(ctx, &child_path);
@@ -400,6 +406,7 @@ fn backup_entry(
     parent: Option<&Entry>,
     source: bool,
     ignores: &GitIgnores,
+    indexed: &HashSet<ChunkId>,
 ) -> Result<Option<Entry>> {
     let mut stat = match walk::lstat(path) {
         Ok(s) => s,
@@ -429,7 +436,7 @@ fn backup_entry(
             };
             Node::Dir { tree }
         }
-        SourceKind::File => match backup_file(ctx, path, &stat, parent)? {
+        SourceKind::File => match backup_file(ctx, path, &stat, parent, indexed)? {
             Some((node, sum)) => {
                 sha256 = sum;
                 node
@@ -476,12 +483,27 @@ fn backup_dir(ctx: &Ctx, path: &Path, parent_tree: Option<Tree>, ignores: &GitIg
     if ctx.filter.is_excluded_cache(path) {
         names.retain(|n| n == walk::CACHEDIR_TAG);
     }
+    // The chunks of the files the parent had here, looked up together: an
+    // unchanged file is then reused without a lookup of its own.
+    let indexed = match &parent_tree {
+        Some(tree) => ctx.writer.indexed_chunks(
+            tree.entries
+                .iter()
+                .flat_map(|e| match &e.node {
+                    Node::File { chunks, .. } => chunks.as_slice(),
+                    _ => &[],
+                })
+                .copied(),
+        )?,
+        None => HashSet::new(),
+    };
     let entries = names
         .par_iter()
         .map(|name| {
             let name = name.as_bytes();
             let prev = parent_tree.as_ref().and_then(|t| t.find(name));
-            backup_entry(ctx, &path.join(std::ffi::OsStr::from_bytes(name)), name, prev, false, &ignores)
+            let path = path.join(std::ffi::OsStr::from_bytes(name));
+            backup_entry(ctx, &path, name, prev, false, &ignores, &indexed)
         })
         .collect::<Result<Vec<_>>>()?;
     store_tree(ctx, Tree { entries: entries.into_iter().flatten().collect() })
@@ -491,14 +513,20 @@ fn backup_dir(ctx: &Ctx, path: &Path, parent_tree: Option<Tree>, ignores: &GitIg
 /// and all its chunks are really stored; otherwise read.
 /// With `--sha256`, a parent entry without a checksum does not count as
 /// unchanged, so the checksum gets computed.
-fn backup_file(ctx: &Ctx, path: &Path, stat: &Stat, parent: Option<&Entry>) -> Result<Option<FileNode>> {
+fn backup_file(
+    ctx: &Ctx,
+    path: &Path,
+    stat: &Stat,
+    parent: Option<&Entry>,
+    indexed: &HashSet<ChunkId>,
+) -> Result<Option<FileNode>> {
     if let Some(Entry { node: Node::File { size, chunks }, meta, sha256, .. }) = parent {
         let same = *size == stat.size
             && meta.mtime == stat.meta.mtime
             && meta.ctime == stat.meta.ctime
             && meta.inode == stat.meta.inode
             && (!ctx.sha256 || sha256.is_some());
-        if same && all_known(ctx, chunks)? {
+        if same && all_known(ctx, chunks, indexed)? {
             ctx.progress.advance(1, 0);
             return Ok(Some((Node::File { size: *size, chunks: chunks.clone() }, *sha256)));
         }
@@ -509,9 +537,9 @@ fn backup_file(ctx: &Ctx, path: &Path, stat: &Stat, parent: Option<&Entry>) -> R
 /// A file's node and, when known, the SHA-256 of its contents.
 type FileNode = (Node, Option<[u8; 32]>);
 
-fn all_known(ctx: &Ctx, chunks: &[ChunkId]) -> Result<bool> {
+fn all_known(ctx: &Ctx, chunks: &[ChunkId], indexed: &HashSet<ChunkId>) -> Result<bool> {
     for c in chunks {
-        if !ctx.writer.is_known(&BlobId::Chunk(*c))? {
+        if !indexed.contains(c) && !ctx.writer.is_known(&BlobId::Chunk(*c))? {
             return Ok(false);
         }
     }

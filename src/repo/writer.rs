@@ -87,6 +87,22 @@ impl<'r> BlobWriter<'r> {
         self.repo.with_index(|i| i.contains(blob))
     }
 
+    /// Which of these chunks the index holds, asked in one read transaction
+    /// (pending blobs are not counted: ask [`BlobWriter::is_known`]).
+    pub fn indexed_chunks(&self, chunks: impl Iterator<Item = ChunkId>) -> Result<HashSet<ChunkId>> {
+        self.repo.with_index(|index| {
+            index.in_read_transaction(|index| {
+                let mut found = HashSet::new();
+                for c in chunks {
+                    if index.contains(&BlobId::Chunk(c))? {
+                        found.insert(c);
+                    }
+                }
+                Ok(found)
+            })
+        })
+    }
+
     /// Stores `raw` as `blob` unless it is known; returns whether it was new.
     pub fn save(&self, blob: BlobId, raw: &[u8]) -> Result<bool> {
         {

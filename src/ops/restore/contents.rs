@@ -34,15 +34,19 @@ struct Need {
 
 /// Looks every chunk of the planned files up in the index, once.
 pub(super) fn locate_chunks(repo: &Repository, plan: &Plan) -> Result<Located> {
-    let mut located = Located::new();
-    for chunk in plan.files.iter().flat_map(|f| &f.chunks) {
-        if !located.contains_key(chunk)
-            && let Some(loc) = repo.with_index(|i| i.lookup(&BlobId::Chunk(*chunk)))?
-        {
-            located.insert(*chunk, (loc.pack, loc.entry));
-        }
-    }
-    Ok(located)
+    repo.with_index(|index| {
+        index.in_read_transaction(|index| {
+            let mut located = Located::new();
+            for chunk in plan.files.iter().flat_map(|f| &f.chunks) {
+                if !located.contains_key(chunk)
+                    && let Some(loc) = index.lookup(&BlobId::Chunk(*chunk))?
+                {
+                    located.insert(*chunk, (loc.pack, loc.entry));
+                }
+            }
+            Ok(located)
+        })
+    })
 }
 
 /// Creates the files to write, then fills them pack by pack.
