@@ -78,17 +78,30 @@ fn write_data(dir: &Path, seed: u64, files: usize) {
     }
 }
 
+/// Bytes under `dir`, skipping what the running server removes while they
+/// are counted.
+fn data_size(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    entries
+        .flatten()
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => data_size(&e.path()),
+            _ => e.metadata().map_or(0, |m| m.len()),
+        })
+        .sum()
+}
+
 /// Starts a backup, kills the server once the backup has been uploading a
 /// while, brings it back after `down`; returns the backup's result.
 fn backup_through_an_outage(r: &TempRepo, server: &PrivateServer, down: Duration, retry: &str) -> Run {
     let mut cmd = r.command();
     cmd.env("SNAP_S3_RETRY_TIMEOUT", retry).args(["--json", "backup", s(&r.src)]);
-    let before = dir_size(server.dir.path());
+    let before = data_size(server.dir.path());
     let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     // Killed once the first packs are up (the server's data grows), so the
     // outage falls in the middle of the upload, not before it.
     let started = Instant::now();
-    while dir_size(server.dir.path()) < before + (24 << 20) && started.elapsed() < Duration::from_secs(60) {
+    while data_size(server.dir.path()) < before + (24 << 20) && started.elapsed() < Duration::from_secs(60) {
         std::thread::sleep(Duration::from_millis(20));
     }
     server.kill();
