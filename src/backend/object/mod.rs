@@ -23,6 +23,7 @@ use std::ops::Range;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::TryStreamExt;
@@ -51,6 +52,8 @@ pub struct ObjectBackend {
     location: String,
     runtime: Arc<Runtime>,
     cache_dir: PathBuf,
+    /// How long a put that failed in transit is tried again.
+    retry_timeout: Duration,
 }
 
 impl std::fmt::Debug for ObjectBackend {
@@ -63,11 +66,12 @@ impl ObjectBackend {
     /// A repository at `s3://BUCKET/PREFIX`, configured from the standard
     /// AWS environment variables (see [`S3Url`]). Makes no request.
     pub fn s3(url: &S3Url) -> Result<Self> {
-        let store = s3::build(url)?;
+        let (store, retry_timeout) = s3::build(url)?;
         let cache = dirs::cache_dir().ok_or_else(|| {
             Error::InvalidInput("cannot find a cache directory for the index (set XDG_CACHE_HOME)".into())
         })?;
-        Self::new(Arc::new(store), url.prefix(), url.to_string(), cache.join("snap"))
+        let backend = Self::new(Arc::new(store), url.prefix(), url.to_string(), cache.join("snap"))?;
+        Ok(ObjectBackend { retry_timeout, ..backend })
     }
 
     /// A repository under `prefix` of any store, its index cached under
@@ -91,7 +95,14 @@ impl ObjectBackend {
                 location: location.clone(),
                 detail: format!("start I/O runtime: {e}"),
             })?;
-        Ok(ObjectBackend { store, prefix, location, runtime: Arc::new(runtime), cache_dir })
+        Ok(ObjectBackend {
+            store,
+            prefix,
+            location,
+            runtime: Arc::new(runtime),
+            cache_dir,
+            retry_timeout: s3::DEFAULT_RETRY_TIMEOUT,
+        })
     }
 
     /// The full key of a relative name.
@@ -115,9 +126,32 @@ impl ObjectBackend {
         Error::NotFound { kind: kind.describe(), id: name.to_owned() }
     }
 
+    /// Runs a put again when it failed in transit (a connection reset in
+    /// the middle of an upload, a server that went away): the client
+    /// retries those only for requests it knows to be idempotent, and every
+    /// put snap makes is (a content-named object, or a lock under a random
+    /// name; a create-only put that had in fact succeeded comes back as
+    /// "exists").
+    fn retrying<T>(&self, put: impl Fn() -> object_store::Result<T>) -> object_store::Result<T> {
+        let started = Instant::now();
+        let mut wait = s3::backoff().init_backoff;
+        loop {
+            match put() {
+                Err(e) if failed_in_transit(&e) && started.elapsed() + wait < self.retry_timeout => {
+                    std::thread::sleep(wait);
+                    wait = (wait * 2).min(s3::backoff().max_backoff);
+                }
+                result => return result,
+            }
+        }
+    }
+
     fn put_create_only(&self, key: &Key, data: Bytes) -> Result<Put> {
-        let opts = PutOptions::from(PutMode::Create);
-        match self.runtime.block_on(self.store.put_opts(key, PutPayload::from(data), opts)) {
+        let put = || {
+            let opts = PutOptions::from(PutMode::Create);
+            self.runtime.block_on(self.store.put_opts(key, PutPayload::from(data.clone()), opts))
+        };
+        match self.retrying(put) {
             Ok(_) => Ok(Put::Created),
             Err(object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. }) => {
                 Ok(Put::Existed)
@@ -129,21 +163,30 @@ impl ObjectBackend {
     /// Uploads in parts, several at once; an upload that fails is aborted
     /// so it leaves nothing behind.
     fn put_multipart(&self, key: &Key, data: Bytes) -> Result<()> {
+        self.retrying(|| self.upload_in_parts(key, &data)).map_err(|e| self.error(key, e))
+    }
+
+    fn upload_in_parts(&self, key: &Key, data: &Bytes) -> object_store::Result<()> {
         self.runtime
             .block_on(async {
                 let upload = self.store.put_multipart(key).await?;
                 let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_SIZE);
                 let mut at = 0;
                 while at < data.len() {
-                    writer.wait_for_capacity(PARTS_IN_FLIGHT).await?;
+                    if let Err(e) = writer.wait_for_capacity(PARTS_IN_FLIGHT).await {
+                        // Best effort: parts of an upload never completed are
+                        // invisible anyway, and a lifecycle rule reclaims them.
+                        let _ = writer.abort().await;
+                        return Err(e);
+                    }
                     let end = (at + PART_SIZE).min(data.len());
                     writer.put(data.slice(at..end));
                     at = end;
                 }
+                // Aborts the upload itself when a part or the completion fails.
                 writer.finish().await
             })
             .map(drop)
-            .map_err(|e| self.error(key, e))
     }
 
     fn read(&self, kind: FileKind, name: &str, range: Option<Range<u64>>) -> Result<Bytes> {
@@ -213,6 +256,19 @@ impl ObjectBackend {
             }),
         }
     }
+}
+
+/// Whether a request failed below HTTP (no response, or a cut one) rather
+/// than being answered with an error.
+fn failed_in_transit(e: &object_store::Error) -> bool {
+    let mut source = std::error::Error::source(e);
+    while let Some(inner) = source {
+        if inner.downcast_ref::<object_store::client::HttpError>().is_some() {
+            return true;
+        }
+        source = inner.source();
+    }
+    false
 }
 
 fn storage_error(location: &str, key: &Key, e: object_store::Error) -> Error {
@@ -337,6 +393,7 @@ mod tests {
         CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, PutMultipartOptions,
         PutResult,
     };
+    use std::sync::atomic::Ordering;
 
     fn backend_on(store: Arc<dyn ObjectStore>) -> (ObjectBackend, tempfile::TempDir) {
         let cache = tempfile::tempdir().unwrap();
@@ -409,60 +466,92 @@ mod tests {
         assert!(b.index_path("../../etc").is_err());
     }
 
-    /// A server that accepts `If-None-Match: *` and overwrites anyway, as
-    /// some do.
-    #[derive(Debug)]
-    struct IgnoresCreateOnly(InMemory);
+    /// A store with the faults of real servers: one that accepts
+    /// `If-None-Match: *` and overwrites anyway, as some do, and connections
+    /// cut after a put reached the store but before its answer came back.
+    #[derive(Debug, Default)]
+    struct Quirky {
+        inner: InMemory,
+        ignores_create_only: bool,
+        cuts_left: std::sync::atomic::AtomicUsize,
+    }
 
-    impl std::fmt::Display for IgnoresCreateOnly {
+    impl std::fmt::Display for Quirky {
         fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            write!(f, "IgnoresCreateOnly")
+            write!(f, "Quirky")
         }
     }
 
+    fn cut() -> object_store::Error {
+        let reset = std::io::Error::from(std::io::ErrorKind::ConnectionReset);
+        let http =
+            object_store::client::HttpError::new(object_store::client::HttpErrorKind::Interrupted, reset);
+        object_store::Error::Generic { store: "Quirky", source: Box::new(http) }
+    }
+
     #[async_trait::async_trait]
-    impl ObjectStore for IgnoresCreateOnly {
+    impl ObjectStore for Quirky {
         async fn put_opts(
             &self,
             key: &Key,
             payload: PutPayload,
-            _: PutOptions,
+            opts: PutOptions,
         ) -> object_store::Result<PutResult> {
-            self.0.put_opts(key, payload, PutOptions::default()).await
+            let opts = if self.ignores_create_only { PutOptions::default() } else { opts };
+            let result = self.inner.put_opts(key, payload, opts).await?;
+            let cut_now =
+                self.cuts_left.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
+            if cut_now.is_ok() { Err(cut()) } else { Ok(result) }
         }
         async fn put_multipart_opts(
             &self,
             key: &Key,
             opts: PutMultipartOptions,
         ) -> object_store::Result<Box<dyn MultipartUpload>> {
-            self.0.put_multipart_opts(key, opts).await
+            self.inner.put_multipart_opts(key, opts).await
         }
         async fn get_opts(&self, key: &Key, options: GetOptions) -> object_store::Result<GetResult> {
-            self.0.get_opts(key, options).await
+            self.inner.get_opts(key, options).await
         }
         fn delete_stream(
             &self,
             keys: futures::stream::BoxStream<'static, object_store::Result<Key>>,
         ) -> futures::stream::BoxStream<'static, object_store::Result<Key>> {
-            self.0.delete_stream(keys)
+            self.inner.delete_stream(keys)
         }
         fn list(
             &self,
             prefix: Option<&Key>,
         ) -> futures::stream::BoxStream<'static, object_store::Result<ObjectMeta>> {
-            self.0.list(prefix)
+            self.inner.list(prefix)
         }
         async fn list_with_delimiter(&self, prefix: Option<&Key>) -> object_store::Result<ListResult> {
-            self.0.list_with_delimiter(prefix).await
+            self.inner.list_with_delimiter(prefix).await
         }
         async fn copy_opts(&self, from: &Key, to: &Key, options: CopyOptions) -> object_store::Result<()> {
-            self.0.copy_opts(from, to, options).await
+            self.inner.copy_opts(from, to, options).await
         }
     }
 
     #[test]
+    fn a_put_cut_in_transit_is_tried_again_and_lands_once() {
+        let store = Quirky { cuts_left: 1.into(), ..Quirky::default() };
+        let (b, _cache) = backend_on(Arc::new(store));
+        // The first attempt stored it; the second found it there.
+        assert_eq!(b.put(FileKind::Snapshot, &name('e'), Bytes::from_static(b"snap")).unwrap(), Put::Existed);
+        assert_eq!(b.get(FileKind::Snapshot, &name('e')).unwrap(), b"snap");
+        assert_eq!(b.put(FileKind::Snapshot, &name('f'), Bytes::from_static(b"next")).unwrap(), Put::Created);
+        // An answered error is not a cut: it is reported at once.
+        assert!(!failed_in_transit(&object_store::Error::NotImplemented {
+            operation: "x".into(),
+            implementer: "y".into()
+        }));
+        assert!(failed_in_transit(&cut()));
+    }
+
+    #[test]
     fn a_server_that_ignores_create_only_writes_gets_no_repository() {
-        let (b, _cache) = backend_on(Arc::new(IgnoresCreateOnly(InMemory::new())));
+        let (b, _cache) = backend_on(Arc::new(Quirky { ignores_create_only: true, ..Quirky::default() }));
         let refused = b.create().expect_err("create must refuse");
         assert!(refused.to_string().contains("ignores create-only writes"), "{refused}");
         assert!(b.list_under("").unwrap().is_empty(), "the probe was left behind");

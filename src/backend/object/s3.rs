@@ -15,7 +15,7 @@ pub const INSTANCE_METADATA_ENV: &str = "SNAP_S3_INSTANCE_METADATA";
 /// How long a failing request is retried (with backoff) before the command
 /// gives up, as a duration such as `2min` or `30s`.
 pub const RETRY_TIMEOUT_ENV: &str = "SNAP_S3_RETRY_TIMEOUT";
-const DEFAULT_RETRY_TIMEOUT: Duration = Duration::from_secs(120);
+pub(super) const DEFAULT_RETRY_TIMEOUT: Duration = Duration::from_secs(120);
 /// The retry timeout is what bounds retrying; this only keeps a count.
 const MAX_RETRIES: usize = 1000;
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
@@ -70,8 +70,19 @@ fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
 }
 
-/// The client for `url`, from the environment. Makes no request.
-pub(super) fn build(url: &S3Url) -> Result<AmazonS3> {
+/// How waits between attempts grow: from 0.2 s, doubling, to 10 s, with
+/// jitter (object_store draws each wait between the last and the next).
+pub(super) fn backoff() -> BackoffConfig {
+    BackoffConfig {
+        init_backoff: Duration::from_millis(200),
+        max_backoff: Duration::from_secs(10),
+        base: 2.0,
+    }
+}
+
+/// The client for `url`, from the environment, and how long a failing
+/// request is retried. Makes no request.
+pub(super) fn build(url: &S3Url) -> Result<(AmazonS3, Duration)> {
     // TLS goes through ring (see Cargo.toml); a second install is a no-op.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let bad = |detail: String| Error::Storage { location: url.to_string(), detail };
@@ -89,7 +100,7 @@ pub(super) fn build(url: &S3Url) -> Result<AmazonS3> {
     if let Some(e) = &endpoint {
         options = options.with_allow_http(e.starts_with("http://"));
     }
-    let retry = RetryConfig { backoff: BackoffConfig::default(), max_retries: MAX_RETRIES, retry_timeout };
+    let retry = RetryConfig { backoff: backoff(), max_retries: MAX_RETRIES, retry_timeout };
     let mut builder = AmazonS3Builder::new()
         .with_bucket_name(url.bucket())
         .with_region(region)
@@ -114,7 +125,7 @@ pub(super) fn build(url: &S3Url) -> Result<AmazonS3> {
         }
         _ => return Err(bad("set both AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or neither".into())),
     }
-    builder.build().map_err(|e| bad(e.to_string()))
+    Ok((builder.build().map_err(|e| bad(e.to_string()))?, retry_timeout))
 }
 
 #[cfg(test)]
