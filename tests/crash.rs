@@ -17,14 +17,11 @@ use common::{Storage, TempRepo, storages};
 
 struct Env {
     repo: TempRepo,
-    root: PathBuf,
 }
 
 impl Env {
     fn new(storage: Storage) -> Self {
-        let repo = TempRepo::init_on(storage);
-        let root = repo.root.clone();
-        Env { repo, root }
+        Env { repo: TempRepo::init_on(storage) }
     }
 
     fn src(&self) -> PathBuf {
@@ -75,7 +72,7 @@ impl Env {
 
     /// Restores `snapshot` and returns the restored copy of the source.
     fn restore(&self, snapshot: &str) -> BTreeMap<PathBuf, Vec<u8>> {
-        let target = self.root.join(format!("restore-{}", rand_name()));
+        let target = self.repo.root.join(format!("restore-{}", rand_name()));
         self.snap_ok(&["restore", snapshot, "--target", target.to_str().unwrap()]);
         let inner = target.join(self.src().strip_prefix("/").unwrap());
         let files = contents(&inner);

@@ -145,6 +145,17 @@ fn small_packs_repo() -> TempRepo {
     r
 }
 
+/// A [`small_packs_repo`] whose source holds `count` random files of
+/// `size` bytes named `<prefix><i>`; the generator comes back for more.
+fn small_packs_repo_with(seed: u64, prefix: &str, count: usize, size: usize) -> (TempRepo, Rng) {
+    let r = small_packs_repo();
+    let mut rng = Rng::new(seed);
+    for i in 0..count {
+        write_random(&r.src.join(format!("{prefix}{i}")), &mut rng, size);
+    }
+    (r, rng)
+}
+
 fn options(r: &TempRepo) -> BackupOptions {
     BackupOptions { paths: vec![r.src.clone()], hostname: "h".into(), ..Default::default() }
 }
@@ -163,11 +174,7 @@ fn failed_writes_never_harm_committed_snapshots() {
         // Fail the first put, then the second, ... until a backup gets
         // through: every write of the backup is a failure point once.
         for good_puts in 0.. {
-            let r = small_packs_repo();
-            let mut rng = Rng::new(7);
-            for i in 0..6 {
-                write_random(&r.src.join(format!("first{i}")), &mut rng, 300_000);
-            }
+            let (r, mut rng) = small_packs_repo_with(7, "first", 6, 300_000);
             r.backup(&[]);
             let committed = r.root.join("committed");
             r.snap(["restore", "latest", "--target", common::s(&committed)]).assert_ok();
@@ -225,11 +232,7 @@ fn assert_committed_data_whole(r: &TempRepo, fault: Fault) {
 
 #[test]
 fn short_reads_are_errors_and_never_restore_a_wrong_byte() {
-    let r = small_packs_repo();
-    let mut rng = Rng::new(9);
-    for i in 0..8 {
-        write_random(&r.src.join(format!("f{i}")), &mut rng, 400_000);
-    }
+    let (r, _) = small_packs_repo_with(9, "f", 8, 400_000);
     r.backup(&[]);
     for every in [1, 2, 3, 5] {
         let backend = Faulty { short_read_every: every, ..Faulty::new(&r, usize::MAX, Fault::Errno(0)) };
@@ -276,11 +279,7 @@ fn assert_no_byte_read_twice(reads: &Mutex<Vec<(String, u64, u64)>>, what: &str)
 
 #[test]
 fn restore_and_verify_fetch_no_byte_of_a_pack_twice() {
-    let r = small_packs_repo();
-    let mut rng = Rng::new(12);
-    for i in 0..10 {
-        write_random(&r.src.join(format!("f{i}")), &mut rng, 500_000);
-    }
+    let (r, _) = small_packs_repo_with(12, "f", 10, 500_000);
     // The same contents twice: restore needs their chunks in two places.
     std::fs::copy(r.src.join("f0"), r.src.join("copy-of-f0")).unwrap();
     r.backup(&[]);
@@ -320,11 +319,7 @@ fn restore_and_verify_fetch_no_byte_of_a_pack_twice() {
 /// stays whole.
 #[test]
 fn an_fsync_error_ends_the_backup_and_harms_nothing() {
-    let r = small_packs_repo();
-    let mut rng = Rng::new(13);
-    for i in 0..3 {
-        write_random(&r.src.join(format!("kept{i}")), &mut rng, 700_000);
-    }
+    let (r, mut rng) = small_packs_repo_with(13, "kept", 3, 700_000);
     r.backup(&[]);
     let committed = r.snapshots();
     let mut failed = 0;

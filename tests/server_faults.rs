@@ -35,20 +35,12 @@ impl PrivateServer {
             .unwrap();
         assert!(out.status.success(), "s3-server.sh start: {}", String::from_utf8_lossy(&out.stderr));
         let exports = String::from_utf8(out.stdout).unwrap();
-        let var = |name: &str| {
-            exports
-                .split_whitespace()
-                .find_map(|w| w.strip_prefix(&format!("SNAP_TEST_S3_{name}=")))
-                .unwrap_or_else(|| panic!("no {name} in {exports}"))
-                .to_owned()
+        let printed = |name: &str| {
+            let assignment = format!("{name}=");
+            exports.split_whitespace().find_map(|w| w.strip_prefix(assignment.as_str())).map(str::to_owned)
         };
-        S3Server {
-            endpoint: var("ENDPOINT"),
-            bucket: var("BUCKET"),
-            access_key: var("ACCESS_KEY"),
-            secret_key: var("SECRET_KEY"),
-            region: var("REGION"),
-        }
+        S3Server::from_vars(printed)
+            .unwrap_or_else(|| panic!("s3-server.sh start printed no server: {exports}"))
     }
 
     fn kill(&self) {

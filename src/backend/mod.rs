@@ -161,14 +161,18 @@ pub fn kind_dir(kind: FileKind) -> &'static str {
 /// The config's name.
 pub const CONFIG: &str = "config";
 
+/// Whether `s` is an id as snap writes it in names: 64 lower-case hex
+/// digits (object names, and the repository id naming local caches).
+pub fn is_object_id(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
 /// Object names are fixed words or 64 hex digits; anything else could
 /// escape the repository, so it is refused.
 pub fn check_name(kind: FileKind, name: &str) -> Result<()> {
     let ok = match kind {
         FileKind::Config => name == CONFIG,
-        FileKind::Pack | FileKind::Snapshot | FileKind::Key => {
-            name.len() == 64 && name.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-        }
+        FileKind::Pack | FileKind::Snapshot | FileKind::Key => is_object_id(name),
     };
     if ok { Ok(()) } else { Err(Error::InvalidInput(format!("bad {} name {name:?}", kind.describe()))) }
 }

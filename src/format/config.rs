@@ -91,6 +91,13 @@ impl Config {
         Scheme::from_name(&self.encryption).unwrap_or(Scheme::None)
     }
 
+    /// The id as local files are named after it (caches, notes): lower-case
+    /// hex, whatever case the config spells it in, so one repository never
+    /// goes by two names.
+    pub fn local_name(&self) -> String {
+        hex::encode(self.id_bytes())
+    }
+
     /// The repository id's bytes (checked when decoded).
     pub fn id_bytes(&self) -> [u8; 32] {
         let mut id = [0u8; 32];

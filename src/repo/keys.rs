@@ -92,7 +92,7 @@ pub(super) fn unlock(
                  the config may have been replaced, so snap will not read or write it",
             ));
         }
-        super::remembered::refuse_downgrade(&config.id)?;
+        super::remembered::refuse_downgrade(&config.local_name())?;
         return Ok((Keys::plain(), None));
     }
     if names.is_empty() {
@@ -111,7 +111,7 @@ pub(super) fn unlock(
                 "it was altered since the repository was created (its authentication code does not match)",
             ));
         }
-        super::remembered::note_encrypted(&config.id);
+        super::remembered::note_encrypted(&config.local_name());
         return Ok((keys, Some(Unlocked { master, key_name: name })));
     }
     Err(Error::WrongPassword)

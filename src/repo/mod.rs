@@ -86,7 +86,7 @@ impl Repository {
             Protection::Password(password, owner) => {
                 let (keys, unlocked) =
                     keys::write_first_key(backend.as_ref(), &config_bytes, &id, password, owner)?;
-                remembered::note_encrypted(&config.id);
+                remembered::note_encrypted(&config.local_name());
                 (keys, Some(unlocked))
             }
         };
@@ -122,7 +122,7 @@ impl Repository {
         keys: Keys,
         unlocked: Option<keys::Unlocked>,
     ) -> Result<Self> {
-        let index = Index::open(&backend.index_path(&config.id)?).map_err(|e| match e {
+        let index = Index::open(&backend.index_path(&config.local_name())?).map_err(|e| match e {
             Error::Index(inner) => Error::corrupt(
                 "index database",
                 format!("{inner}; run `snap repair index` to rebuild it from the packs"),
@@ -142,7 +142,7 @@ impl Repository {
             ),
             None => None,
         };
-        let tree_cache = backend.tree_cache_dir(&config.id)?.map(tree_cache::TreeCache::new);
+        let tree_cache = backend.tree_cache_dir(&config.local_name())?.map(tree_cache::TreeCache::new);
         let mut repo = Repository {
             io_pool,
             tree_cache,
@@ -272,7 +272,7 @@ impl Repository {
         let (config, config_bytes) = read_config_bytes(backend.as_ref())?;
         let (keys, unlocked) = keys::unlock(backend.as_ref(), &config, &config_bytes, password)?;
         let lock = backend.lock(LockMode::Exclusive)?;
-        Index::destroy(&backend.index_path(&config.id)?)?;
+        Index::destroy(&backend.index_path(&config.local_name())?)?;
         let repo = Self::open_unlocked(backend, lock, config, keys, unlocked)?;
         Ok(repo.sync)
     }

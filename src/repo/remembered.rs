@@ -12,10 +12,10 @@ use std::path::PathBuf;
 use crate::error::{Error, Result};
 
 fn note(repo_id: &str) -> Option<PathBuf> {
-    // Config ids are checked to be 64 hex digits when decoded; anything
-    // else never becomes a file name.
-    let is_id = repo_id.len() == 64 && repo_id.bytes().all(|b| b.is_ascii_hexdigit());
-    is_id.then(|| dirs::state_dir().map(|d| d.join("snap").join("encrypted").join(repo_id)))?
+    // Config ids are checked to be hex when decoded; anything else never
+    // becomes a file name.
+    crate::backend::is_object_id(repo_id)
+        .then(|| dirs::state_dir().map(|d| d.join("snap").join("encrypted").join(repo_id)))?
 }
 
 /// Notes that the repository is encrypted. Best effort: a machine that

@@ -41,7 +41,7 @@ impl Repository {
             }
         }
         if let Some(cache) = &self.tree_cache {
-            cache.retain(&present.keys().copied().collect());
+            cache.retain(|id| present.contains_key(id));
         }
         let indexed = self.with_index(|i| i.packs())?;
         for (id, size) in &indexed {

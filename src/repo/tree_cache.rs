@@ -113,12 +113,11 @@ impl TreeCache {
 
     /// Removes the copies of packs the repository no longer has, and
     /// temporary files left by interrupted runs.
-    pub(super) fn retain(&self, present: &HashSet<PackId>) {
+    pub(super) fn retain(&self, present: impl Fn(&PackId) -> bool) {
         let Ok(entries) = std::fs::read_dir(&self.dir) else { return };
         for entry in entries.flatten() {
             let name = entry.file_name();
-            let keep =
-                name.to_str().and_then(|n| PackId::from_hex(n).ok()).is_some_and(|id| present.contains(&id));
+            let keep = name.to_str().and_then(|n| PackId::from_hex(n).ok()).is_some_and(|id| present(&id));
             if !keep {
                 let _ = std::fs::remove_file(entry.path());
             }

@@ -161,16 +161,7 @@ impl S3Server {
     /// by hand, but fails under CI=true: a server that did not start must
     /// never turn into "all passed".
     pub fn from_env() -> Option<Self> {
-        let var = |name: &str| std::env::var(format!("SNAP_TEST_S3_{name}")).ok().filter(|v| !v.is_empty());
-        let server = (|| {
-            Some(S3Server {
-                endpoint: var("ENDPOINT")?,
-                bucket: var("BUCKET")?,
-                access_key: var("ACCESS_KEY")?,
-                secret_key: var("SECRET_KEY")?,
-                region: var("REGION").unwrap_or_else(|| "us-east-1".into()),
-            })
-        })();
+        let server = Self::from_vars(|name| std::env::var(name).ok());
         if server.is_none() {
             assert!(
                 std::env::var("CI").as_deref() != Ok("true"),
@@ -180,6 +171,19 @@ impl S3Server {
             eprintln!("skipping the S3 half of this test: no SNAP_TEST_S3_* server configured");
         }
         server
+    }
+
+    /// The server the SNAP_TEST_S3_* variables describe, each looked up with
+    /// `var` (in the environment, or in what `s3-server.sh start` printed).
+    pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Option<Self> {
+        let var = |name: &str| var(&format!("SNAP_TEST_S3_{name}")).filter(|v| !v.is_empty());
+        Some(S3Server {
+            endpoint: var("ENDPOINT")?,
+            bucket: var("BUCKET")?,
+            access_key: var("ACCESS_KEY")?,
+            secret_key: var("SECRET_KEY")?,
+            region: var("REGION").unwrap_or_else(|| "us-east-1".into()),
+        })
     }
 
     /// Sets the standard AWS variables snap reads.

@@ -136,7 +136,7 @@ fn found_locks(backend: &ObjectBackend, except: Option<&str>) -> Result<Vec<(Str
             continue;
         }
         let key = backend.key(&format!("{LOCK_DIR}/{name}"));
-        let bytes = match backend.runtime.block_on(async { backend.store.get(&key).await?.bytes().await }) {
+        let bytes = match backend.fetch(&key, None) {
             Ok(b) => b,
             // Released between the listing and the read.
             Err(object_store::Error::NotFound { .. }) => continue,

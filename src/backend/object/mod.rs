@@ -31,7 +31,10 @@ use object_store::path::Path as Key;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, WriteMultipart};
 use tokio::runtime::Runtime;
 
-use super::{Backend, CONFIG, FileKind, LockGuard, LockMode, Put, Unlock, check_name, kind_dir, object_key};
+use super::{
+    Backend, CONFIG, FileKind, LockGuard, LockMode, Put, Unlock, check_name, is_object_id, kind_dir,
+    object_key,
+};
 use crate::error::{Error, IoContext, Result};
 
 /// Objects larger than this go up in parts, several at once.
@@ -189,15 +192,28 @@ impl ObjectBackend {
             .map(drop)
     }
 
+    /// An object's bytes, whole or a range of them.
+    fn fetch(&self, key: &Key, range: Option<Range<u64>>) -> object_store::Result<Bytes> {
+        self.runtime.block_on(async {
+            match range {
+                Some(r) => self.store.get_range(key, r).await,
+                None => self.store.get(key).await?.bytes().await,
+            }
+        })
+    }
+
+    /// The size of the object under `key`, if there is one.
+    fn size_of(&self, key: &Key) -> Result<Option<u64>> {
+        match self.runtime.block_on(self.store.head(key)) {
+            Ok(meta) => Ok(Some(meta.size)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(self.error(key, e)),
+        }
+    }
+
     fn read(&self, kind: FileKind, name: &str, range: Option<Range<u64>>) -> Result<Bytes> {
         let key = self.object(kind, name)?;
-        let result = self.runtime.block_on(async {
-            match range {
-                Some(r) => self.store.get_range(&key, r).await,
-                None => self.store.get(&key).await?.bytes().await,
-            }
-        });
-        result.map_err(|e| match e {
+        self.fetch(&key, range).map_err(|e| match e {
             object_store::Error::NotFound { .. } => Self::not_found(kind, name),
             e => self.error(&key, e),
         })
@@ -230,7 +246,7 @@ impl ObjectBackend {
 
     /// `<cache>/<repository id>/<sub>`, made private if missing.
     fn cache(&self, repo_id: &str, sub: &str) -> Result<PathBuf> {
-        if repo_id.len() != 64 || !repo_id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        if !is_object_id(repo_id) {
             return Err(Error::InvalidInput(format!("bad repository id {repo_id:?}")));
         }
         let dir = self.cache_dir.join(repo_id).join(sub);
@@ -289,12 +305,7 @@ impl Backend for ObjectBackend {
     }
 
     fn exists(&self) -> Result<bool> {
-        let key = self.key(CONFIG);
-        match self.runtime.block_on(self.store.head(&key)) {
-            Ok(_) => Ok(true),
-            Err(object_store::Error::NotFound { .. }) => Ok(false),
-            Err(e) => Err(self.error(&key, e)),
-        }
+        Ok(self.size_of(&self.key(CONFIG))?.is_some())
     }
 
     /// Buckets are made by their owner; what a new repository needs is a
@@ -331,12 +342,11 @@ impl Backend for ObjectBackend {
 
     fn list(&self, kind: FileKind) -> Result<Vec<(String, u64)>> {
         if kind == FileKind::Config {
-            let key = self.key(CONFIG);
-            return match self.runtime.block_on(self.store.head(&key)) {
-                Ok(meta) => Ok(vec![(CONFIG.to_owned(), meta.size)]),
-                Err(object_store::Error::NotFound { .. }) => Ok(Vec::new()),
-                Err(e) => Err(self.error(&key, e)),
-            };
+            return Ok(self
+                .size_of(&self.key(CONFIG))?
+                .map(|size| (CONFIG.to_owned(), size))
+                .into_iter()
+                .collect());
         }
         let dir = kind_dir(kind);
         // Only objects exactly where their name puts them count; strays
