@@ -1,12 +1,12 @@
 //! Content-defined chunking with FastCDC (2020). Boundaries depend only on
 //! nearby bytes, so an insert early in a file moves only the chunks around
-//! it. Small inputs are cut in memory; large files are streamed so memory
-//! stays at one maximum chunk per reader.
+//! it. Readers are cut in windows of one maximum chunk: memory stays at one
+//! window per reader, and chunks are handed out as slices of it, not copied.
 
-use std::io::Read;
+use std::io::{ErrorKind, Read};
 use std::ops::Range;
 
-use fastcdc::v2020::{FastCDC, Normalization, StreamCDC};
+use fastcdc::v2020::{FastCDC, Normalization};
 
 use crate::format::config::ChunkerParams;
 
@@ -45,18 +45,91 @@ impl Chunker {
             .collect()
     }
 
-    /// Chunks read from `reader` one at a time.
-    pub fn stream<R: Read>(&self, reader: R) -> impl Iterator<Item = std::io::Result<Vec<u8>>> {
-        let p = &self.params;
-        StreamCDC::with_level_and_seed(reader, p.min_size, p.avg_size, p.max_size, self.level(), p.seed)
-            .map(|r| r.map(|c| c.data).map_err(stream_error))
+    /// Cuts what `reader` yields, a window at a time; `size_hint` (the
+    /// expected length) sizes the first window so a small file costs no
+    /// more memory than itself.
+    pub fn windows<R: Read>(&self, reader: R, size_hint: u64) -> Windows<R> {
+        let first = usize::try_from(size_hint).map_or(usize::MAX, |n| n.saturating_add(1));
+        Windows {
+            chunker: *self,
+            reader,
+            buf: vec![0; first.min(self.max_size())],
+            filled: 0,
+            consumed: 0,
+            eof: false,
+        }
     }
 }
 
-fn stream_error(e: fastcdc::v2020::Error) -> std::io::Error {
-    match e {
-        fastcdc::v2020::Error::IoError(io) => io,
-        other => std::io::Error::other(other.to_string()),
+/// A reader cut into chunks through a buffer of at most one maximum chunk.
+pub struct Windows<R> {
+    chunker: Chunker,
+    reader: R,
+    buf: Vec<u8>,
+    filled: usize,
+    /// How much of `buf` the last window handed out.
+    consumed: usize,
+    eof: bool,
+}
+
+/// Bytes read and the chunks that are final among them, in order from the
+/// start of `data`. Bytes after the last chunk come again in the next window.
+pub struct Window<'a> {
+    /// The buffered bytes.
+    pub data: &'a [u8],
+    /// The chunks cut from `data`, covering a prefix of it.
+    pub chunks: Vec<Range<usize>>,
+}
+
+impl Window<'_> {
+    /// The bytes the chunks cover.
+    pub fn covered(&self) -> &[u8] {
+        &self.data[..self.chunks.last().map_or(0, |r| r.end)]
+    }
+}
+
+impl<R: Read> Windows<R> {
+    /// The next window, or `None` at the end of the input.
+    pub fn next_window(&mut self) -> std::io::Result<Option<Window<'_>>> {
+        self.buf.copy_within(self.consumed..self.filled, 0);
+        self.filled -= self.consumed;
+        self.consumed = 0;
+        self.fill()?;
+        if self.filled == 0 {
+            return Ok(None);
+        }
+        let data = &self.buf[..self.filled];
+        let max = self.chunker.max_size();
+        let mut chunks = self.chunker.cut(data);
+        // A cut found before the end of the buffer is the one the whole
+        // input would give (FastCDC looks at no byte past its cut), and so
+        // is one forced at the maximum length; a chunk that merely stops
+        // where the buffer does may grow with more input.
+        if !self.eof && chunks.last().is_some_and(|r| r.len() < max) {
+            chunks.pop();
+        }
+        self.consumed = chunks.last().map_or(0, |r| r.end);
+        Ok(Some(Window { data, chunks }))
+    }
+
+    /// Reads until the buffer is full (grown to one maximum chunk when the
+    /// input outgrows its hint) or the input ends.
+    fn fill(&mut self) -> std::io::Result<()> {
+        while !self.eof {
+            if self.filled == self.buf.len() {
+                if self.buf.len() >= self.chunker.max_size() {
+                    return Ok(());
+                }
+                self.buf.resize(self.chunker.max_size(), 0);
+            }
+            match self.reader.read(&mut self.buf[self.filled..]) {
+                Ok(0) => self.eof = true,
+                Ok(n) => self.filled += n,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
     }
 }
 
@@ -73,6 +146,37 @@ mod tests {
             normalization: 1,
             seed: 0,
         })
+    }
+
+    /// Hands out at most `step` bytes per read, as pipes and slow disks do.
+    struct ShortReads<'a> {
+        data: &'a [u8],
+        step: usize,
+    }
+
+    impl Read for ShortReads<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = buf.len().min(self.step).min(self.data.len());
+            buf[..n].copy_from_slice(&self.data[..n]);
+            self.data = &self.data[n..];
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn a_read_error_is_returned() {
+        let failing = std::io::Read::chain(&[7u8; 10][..], FailingReader);
+        let mut windows = small().windows(failing, 10);
+        let err = windows.next_window().err().expect("the error reaches the caller");
+        assert_eq!(err.kind(), ErrorKind::PermissionDenied);
+    }
+
+    struct FailingReader;
+
+    impl Read for FailingReader {
+        fn read(&mut self, _: &mut [u8]) -> std::io::Result<usize> {
+            Err(ErrorKind::PermissionDenied.into())
+        }
     }
 
     fn pseudo_random(len: usize, seed: u8) -> Vec<u8> {
@@ -97,12 +201,19 @@ mod tests {
         }
 
         #[test]
-        fn stream_matches_in_memory(len in 0usize..30_000, seed: u8) {
+        fn windows_match_in_memory(len in 0usize..30_000, seed: u8, hint in 0u64..40_000, step in 1usize..5000) {
             let data = pseudo_random(len, seed);
             let c = small();
-            let streamed: Vec<Vec<u8>> = c.stream(&data[..]).collect::<Result<_, _>>().unwrap();
+            let reader = ShortReads { data: &data, step };
+            let mut windows = c.windows(reader, hint);
+            let mut windowed: Vec<Vec<u8>> = Vec::new();
+            while let Some(w) = windows.next_window().unwrap() {
+                prop_assert!(w.data.len() <= c.max_size());
+                prop_assert!(!w.chunks.is_empty(), "a window must make progress");
+                windowed.extend(w.chunks.iter().map(|r| w.data[r.clone()].to_vec()));
+            }
             let cut: Vec<Vec<u8>> = c.cut(&data).into_iter().map(|r| data[r].to_vec()).collect();
-            prop_assert_eq!(streamed, cut);
+            prop_assert_eq!(windowed, cut);
         }
 
         #[test]

@@ -29,6 +29,22 @@ pub fn pack_id(bytes: &[u8]) -> PackId {
     PackId::from_bytes(*blake3::hash(bytes).as_bytes())
 }
 
+/// The id of a pack read in pieces: every byte fed once, in order.
+#[derive(Default)]
+pub struct PackIdHasher(blake3::Hasher);
+
+impl PackIdHasher {
+    /// Feeds the next bytes of the pack.
+    pub fn update(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+
+    /// The id of all bytes fed, as [`pack_id`] gives for them at once.
+    pub fn finish(&self) -> PackId {
+        PackId::from_bytes(*self.0.finalize().as_bytes())
+    }
+}
+
 /// Id (and name) of a snapshot file.
 pub fn snapshot_id(bytes: &[u8]) -> SnapshotId {
     SnapshotId::from_bytes(*blake3::hash(bytes).as_bytes())

@@ -287,6 +287,58 @@ fn verify_read_data_finds_a_flipped_byte_and_names_the_files_using_it() {
 }
 
 #[test]
+fn verify_read_data_finds_damage_outside_the_blobs() {
+    let f = Fixture::new();
+    let pack = f.pack_path("two");
+    let len = fs::metadata(&pack).unwrap().len();
+
+    // The header: the pack no longer matches its name, but its blob is whole
+    // and every file can still be restored.
+    flip_byte(&pack, 1);
+    let (code, json) = verify(&f.r, &["--read-data"]);
+    assert_eq!(code, EXIT_DAMAGED, "{json:#}");
+    f.assert_problems_name_two(&json);
+    assert!(problems(&json).iter().any(|p| p.contains("header")), "{json:#}");
+    assert!(affected(&json).is_empty(), "{json:#}");
+    flip_byte(&pack, 1);
+
+    // The trailer (just before the 40-byte footer): where the blob lies is
+    // no longer known, so the files using it are named.
+    flip_byte(&pack, len - 41);
+    let (code, json) = verify(&f.r, &["--read-data"]);
+    assert_eq!(code, EXIT_DAMAGED, "{json:#}");
+    f.assert_problems_name_two(&json);
+    assert_eq!(affected(&json), f.two_affected(), "{json:#}");
+}
+
+#[test]
+fn verify_read_data_reads_a_large_pack_in_pieces_and_names_the_damaged_blob() {
+    let r = TempRepo::init();
+    fs::write(r.src.join("big.bin"), Rng::new(7).bytes(14 << 20)).unwrap();
+    r.backup(&[]);
+    let (code, json) = verify(&r, &["--read-data"]);
+    assert_eq!(code, 0, "{json:#}");
+    let (id, path) = pack_files(&r.repo)
+        .into_iter()
+        .max_by_key(|(_, p)| fs::metadata(p).unwrap().len())
+        .expect("a data pack");
+    let entries = pack_entries(&path);
+    assert!(entries.len() >= 6, "{} chunks: the pack is read in several pieces", entries.len());
+
+    // A blob far past the first piece, and one that is not.
+    let victim = &entries[entries.len() - 2];
+    flip_byte(&path, victim.offset + victim.stored_len / 2);
+    let (code, json) = verify(&r, &["--read-data"]);
+    assert_eq!(code, EXIT_DAMAGED, "{json:#}");
+    let list = problems(&json);
+    assert!(list.iter().any(|p| p.contains(&victim.id)), "{list:#?}");
+    assert!(list.iter().any(|p| p.contains(&id) && p.contains("do not match")), "{list:#?}");
+    for other in entries.iter().filter(|e| e.id != victim.id) {
+        assert!(!list.iter().any(|p| p.contains(&other.id)), "intact chunk {} reported: {list:#?}", other.id);
+    }
+}
+
+#[test]
 fn verify_finds_a_truncated_pack_without_read_data_and_names_the_files() {
     let f = Fixture::new();
     let pack = f.pack_path("two");

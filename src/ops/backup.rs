@@ -31,11 +31,6 @@ use crate::repo::{BlobWriter, Repository};
 use crate::walk::{self, GitIgnores, SourceKind, Stat};
 use sha2::{Digest, Sha256};
 
-/// Files up to this size are read whole; larger ones are streamed.
-const READ_WHOLE_LIMIT: u64 = 8 << 20;
-/// Chunks of a streamed file processed in parallel at once.
-const STREAM_BATCH: usize = 8;
-
 /// Which snapshot unchanged files may be taken from.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum ParentChoice {
@@ -610,47 +605,34 @@ pub(crate) struct Contents {
 }
 
 /// Cuts what `reader` yields into chunks with the repository's chunker and
-/// stores them in parallel, computing the SHA-256 on the way when asked.
-/// Up to [`READ_WHOLE_LIMIT`] (by `size_hint`) is read whole and cut in
-/// memory; more is streamed in batches, so memory stays bounded.
+/// stores them in parallel, a window (one maximum chunk) at a time, computing
+/// the SHA-256 on the way when asked. `size_hint` is the expected length: a
+/// file smaller than a window is read whole and costs only its own size.
 pub(crate) fn store_contents(
     repo: &Repository,
     writer: &BlobWriter<'_>,
-    mut reader: impl Read,
+    reader: impl Read,
     size_hint: u64,
     sha256: bool,
 ) -> Result<Contents, ReadError> {
-    let chunker = repo.chunker();
-    if size_hint <= READ_WHOLE_LIMIT {
-        let mut data = Vec::with_capacity(size_hint as usize + 1);
-        reader.read_to_end(&mut data).map_err(ReadError::Source)?;
-        let (sum, ids) = rayon::join(
-            || sha256.then(|| Sha256::digest(&data).into()),
-            || chunker.cut(&data).into_par_iter().map(|r| writer.save_chunk(&data[r])).collect::<Result<_>>(),
-        );
-        return Ok(Contents { len: data.len() as u64, chunks: ids.map_err(ReadError::Repo)?, sha256: sum });
-    }
     let mut hasher = sha256.then(Sha256::new);
     let mut ids = Vec::new();
     let mut total = 0u64;
-    let mut batch = Vec::with_capacity(STREAM_BATCH);
-    let mut stream = chunker.stream(reader).peekable();
-    while let Some(chunk) = stream.next() {
-        let chunk = chunk.map_err(ReadError::Source)?;
-        if let Some(h) = hasher.as_mut() {
-            h.update(&chunk);
-        }
-        batch.push(chunk);
-        if batch.len() == STREAM_BATCH || stream.peek().is_none() {
-            total += batch.iter().map(|c| c.len() as u64).sum::<u64>();
-            let stored: Vec<ChunkId> = batch
-                .par_iter()
-                .map(|c| writer.save_chunk(c))
-                .collect::<Result<_>>()
-                .map_err(ReadError::Repo)?;
-            ids.extend(stored);
-            batch.clear();
-        }
+    let mut windows = repo.chunker().windows(reader, size_hint);
+    while let Some(window) = windows.next_window().map_err(ReadError::Source)? {
+        let covered = window.covered();
+        total += covered.len() as u64;
+        let (_, stored) = rayon::join(
+            || hasher.as_mut().map(|h| h.update(covered)),
+            || {
+                window
+                    .chunks
+                    .par_iter()
+                    .map(|r| writer.save_chunk(&window.data[r.clone()]))
+                    .collect::<Result<Vec<_>>>()
+            },
+        );
+        ids.extend(stored.map_err(ReadError::Repo)?);
     }
     Ok(Contents { len: total, chunks: ids, sha256: hasher.map(|h| h.finalize().into()) })
 }

@@ -3,20 +3,20 @@
 //! Structure: every snapshot file decodes and matches its name; every tree
 //! reachable from a snapshot loads (each distinct tree once) and every chunk
 //! it names is indexed; every pack's own trailer agrees with the index.
-//! Data (`--read-data`, or a subset): each selected pack is read once, whole,
-//! checked against its name, and every blob in it decompressed and
-//! re-hashed. Whatever is damaged is then traced back to the snapshots and
-//! paths that use it.
+//! Data (`--read-data`, or a subset): each selected pack is read once, front
+//! to back in pieces after its trailer, checked against its name, and every
+//! blob in it decompressed and re-hashed. Whatever is damaged is then traced
+//! back to the snapshots and paths that use it.
 
 use std::collections::{HashMap, HashSet};
 
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::backend::FileKind;
 use crate::error::{Error, Result};
-use crate::format::pack::{PackEntry, decode_pack};
+use crate::format::pack::{PACK_MAGIC, PackEntry};
 use crate::format::tree::{Entry, Node};
+use crate::format::{HEADER_LEN, read_header};
 use crate::hash;
 use crate::id::{BlobId, ChunkId, PackId, SnapshotId, TreeId};
 use crate::names;
@@ -133,8 +133,8 @@ pub fn verify(repo: &Repository, read: ReadData, progress: &dyn Progress) -> Res
     check_missing_packs(repo, &chunks, &mut found)?;
     let packs = repo.with_index(|i| i.packs())?;
     report.packs = packs.len() as u64;
-    // A pack read whole brings its trailer along: only the others have
-    // their trailers fetched apart, so no byte of a pack is fetched twice.
+    // A pack read in full has its trailer judged from that read: no byte of
+    // a pack is fetched twice.
     let (selected, unread): (Vec<_>, Vec<_>) =
         packs.iter().map(|(i, s)| (*i, *s)).partition(|(id, _)| selected(id, read));
     let trailers: Vec<(PackId, Result<Vec<PackEntry>>)> = repo.in_io_pool(|| {
@@ -148,7 +148,7 @@ pub fn verify(repo: &Repository, read: ReadData, progress: &dyn Progress) -> Res
         selected
             .par_iter()
             .map(|(id, size)| {
-                let read = read_pack(repo, id);
+                let read = read_pack(repo, id, *size);
                 progress.advance(1, *size);
                 (*id, *size, read)
             })
@@ -245,39 +245,116 @@ fn selected(id: &PackId, read: ReadData) -> bool {
     }
 }
 
-/// What reading a pack whole found: its trailer (or why it could not be
-/// had), and each other problem with the blob it concerns.
+/// What reading a pack in full found: its trailer (or why the pack could
+/// not be read, which makes all of it suspect), and each other problem with
+/// the blob it concerns.
 struct PackRead {
     trailer: Result<Vec<PackEntry>>,
     errors: PackErrors,
 }
 
-/// Reads one pack whole and opens every blob in it.
-fn read_pack(repo: &Repository, id: &PackId) -> PackRead {
-    let bytes = match repo.backend().get(FileKind::Pack, &id.to_hex()) {
-        Ok(b) => b,
+/// Reads one pack in full and opens every blob in it. The trailer comes
+/// first, to know where the blobs lie; then the bytes before it are read in
+/// order, so memory holds one piece and one blob instead of the whole pack.
+fn read_pack(repo: &Repository, id: &PackId, size: u64) -> PackRead {
+    let (entries, tail) = match repo.read_pack_tail(id, size) {
+        Ok(t) => t,
         Err(e) => return PackRead { trailer: Err(e), errors: Vec::new() },
     };
     let mut errors = Vec::new();
-    if hash::pack_id(&bytes) != *id {
-        errors.push((None, "contents do not match the pack's name".to_owned()));
+    let mut stream = PackStream::new(repo, *id, size - tail.len() as u64);
+    let header = stream.slice(0, HEADER_LEN);
+    match header.map(|h| read_header(h, PACK_MAGIC, repo.keys().scheme()).err()) {
+        Ok(None) => {}
+        Ok(Some(e)) => errors.push((None, format!("header: {e}"))),
+        Err(e) => return PackRead { trailer: Err(e), errors },
     }
-    let entries = match decode_pack(&bytes, repo.keys()) {
-        Ok(entries) => entries,
-        Err(e) => {
-            return PackRead {
-                trailer: Err(Error::corrupt(format!("pack {id}"), format!("trailer: {e}"))),
-                errors,
-            };
-        }
-    };
     for entry in &entries {
-        let range = entry.offset as usize..(entry.offset + entry.stored_len) as usize;
-        if let Err(e) = pack::open(repo.keys(), entry, &bytes[range]) {
-            errors.push((Some(entry.blob), e.detail()));
+        match stream.slice(entry.offset.into(), entry.stored_len as usize) {
+            Ok(bytes) => {
+                if let Err(e) = pack::open(repo.keys(), entry, bytes) {
+                    errors.push((Some(entry.blob), e.detail()));
+                }
+            }
+            Err(e) => return PackRead { trailer: Err(e), errors },
         }
+    }
+    match stream.finish(&tail) {
+        Ok(actual) if actual == *id => {}
+        Ok(_) => errors.push((None, "contents do not match the pack's name".to_owned())),
+        Err(e) => return PackRead { trailer: Err(e), errors },
     }
     PackRead { trailer: Ok(entries), errors }
+}
+
+/// Largest read of a pack's bytes while verifying (each reading thread
+/// holds one, plus the blob it is opening).
+const READ_PIECE: u64 = 4 << 20;
+
+/// A pack read front to back up to its trailer, each byte fetched and
+/// hashed once, keeping only the bytes from the blob asked for on.
+struct PackStream<'r> {
+    repo: &'r Repository,
+    id: PackId,
+    /// Where reading stops: the start of the trailer.
+    end: u64,
+    buf: Vec<u8>,
+    /// The pack offset of `buf[0]`.
+    buf_start: u64,
+    hasher: hash::PackIdHasher,
+}
+
+impl<'r> PackStream<'r> {
+    fn new(repo: &'r Repository, id: PackId, end: u64) -> Self {
+        PackStream { repo, id, end, buf: Vec::new(), buf_start: 0, hasher: Default::default() }
+    }
+
+    fn buf_end(&self) -> u64 {
+        self.buf_start + self.buf.len() as u64
+    }
+
+    /// The pack's bytes `offset..offset + len`, at or after those asked for
+    /// before.
+    fn slice(&mut self, offset: u64, len: usize) -> Result<&[u8]> {
+        let end = offset + len as u64;
+        if offset < self.buf_start || end > self.end {
+            return Err(Error::corrupt(
+                format!("pack {}", self.id),
+                format!("bytes {offset}..{end} lie outside the blobs still to read"),
+            ));
+        }
+        self.read_to(offset, end)?;
+        let from = (offset - self.buf_start) as usize;
+        Ok(&self.buf[from..from + len])
+    }
+
+    /// Reads on until the buffer reaches `end`, dropping bytes before `keep`
+    /// (a gap before it is read and hashed in pieces, not held).
+    fn read_to(&mut self, keep: u64, end: u64) -> Result<()> {
+        while self.buf_end() < end {
+            let dropped = (keep - self.buf_start).min(self.buf.len() as u64);
+            self.buf.drain(..dropped as usize);
+            self.buf_start += dropped;
+            let at = self.buf_end();
+            let len = if keep > at { (keep - at).min(READ_PIECE) } else { (end - at).max(READ_PIECE) };
+            let bytes = self.repo.read_pack_range(&self.id, at, len.min(self.end - at) as usize)?;
+            self.hasher.update(&bytes);
+            if self.buf.is_empty() {
+                self.buf = bytes;
+            } else {
+                self.buf.extend_from_slice(&bytes);
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads what is left before the trailer, then adds `tail` (trailer and
+    /// footer, read before): the id of the whole pack as read.
+    fn finish(mut self, tail: &[u8]) -> Result<PackId> {
+        self.read_to(self.end, self.end)?;
+        self.hasher.update(tail);
+        Ok(self.hasher.finish())
+    }
 }
 
 /// Packs holding no blob that any snapshot reaches.

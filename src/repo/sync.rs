@@ -72,6 +72,12 @@ impl Repository {
 
     /// Reads a pack's own list of its contents (footer, then trailer).
     pub fn read_pack_entries(&self, id: &PackId, size: u64) -> Result<Vec<PackEntry>> {
+        self.read_pack_tail(id, size).map(|(entries, _)| entries)
+    }
+
+    /// Reads a pack's own list of its contents (footer, then trailer), and
+    /// returns the bytes read too: trailer and footer, the end of the pack.
+    pub fn read_pack_tail(&self, id: &PackId, size: u64) -> Result<(Vec<PackEntry>, Vec<u8>)> {
         let name = id.to_hex();
         let object = || format!("pack {name}");
         if size < FOOTER_LEN as u64 {
@@ -80,7 +86,9 @@ impl Repository {
         let footer_bytes = self.read_pack_range(id, size - FOOTER_LEN as u64, FOOTER_LEN)?;
         let footer = decode_footer(&footer_bytes, size).map_err(|e| Error::decode(object(), e))?;
         let start = size - FOOTER_LEN as u64 - u64::from(footer.trailer_len);
-        let trailer = self.read_pack_range(id, start, footer.trailer_len as usize)?;
-        decode_trailer(&trailer, &footer, self.keys()).map_err(|e| Error::decode(object(), e))
+        let mut tail = self.read_pack_range(id, start, footer.trailer_len as usize)?;
+        let entries = decode_trailer(&tail, &footer, self.keys()).map_err(|e| Error::decode(object(), e))?;
+        tail.extend_from_slice(&footer_bytes);
+        Ok((entries, tail))
     }
 }

@@ -3,7 +3,6 @@
 //! blocks left as holes), and re-reading files to check them against their
 //! chunk ids.
 
-use std::collections::HashMap;
 use std::fs::OpenOptions;
 use std::io::Read;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
@@ -24,12 +23,21 @@ use crate::repo::Repository;
 /// Pack regions closer than this are read in one request.
 const COALESCE_GAP: u64 = 256 << 10;
 /// Largest single read from a pack (each reading thread holds one).
-const MAX_READ: u64 = 8 << 20;
+const MAX_READ: u64 = 4 << 20;
 
-/// A needed blob and the (file, offset) places its bytes go.
-struct Need {
-    entry: PackEntry,
-    places: Vec<(usize, u64)>,
+/// One place a chunk's bytes go: where they are stored, and the file (by
+/// plan index) and offset they are written to.
+struct Place<'a> {
+    pack: &'a PackId,
+    entry: &'a PackEntry,
+    file: usize,
+    offset: u64,
+}
+
+/// A needed blob and all the places its bytes go.
+struct Need<'a> {
+    entry: &'a PackEntry,
+    places: &'a [Place<'a>],
 }
 
 /// Looks every chunk of the planned files up in the index, once.
@@ -71,29 +79,33 @@ pub(super) fn write_contents(ctx: &Ctx, located: &Located) {
             ctx.fail(i, e);
         }
     });
-    let mut by_pack: HashMap<PackId, HashMap<ChunkId, Need>> = HashMap::new();
+    // Every place, sorted by where its bytes are stored: a pack's needs then
+    // lie together in offset order, and the places of one blob side by side.
+    let mut places = Vec::new();
     for (i, file) in ctx.plan.files.iter().enumerate().filter(|(i, _)| writes(i) && !ctx.is_failed(*i)) {
         let mut offset = 0;
         for chunk in &file.chunks {
-            let (pack, entry) = located[chunk];
-            let need =
-                by_pack.entry(pack).or_default().entry(*chunk).or_insert(Need { entry, places: vec![] });
-            need.places.push((i, offset));
+            let (pack, entry) = &located[chunk];
+            places.push(Place { pack, entry, file: i, offset });
             offset += u64::from(entry.raw_len);
         }
     }
-    by_pack.into_par_iter().for_each(|(pack, needs)| {
-        let mut needs: Vec<Need> = needs.into_values().collect();
-        needs.sort_by_key(|n| n.entry.offset);
+    places.sort_unstable_by_key(|p| (p.pack, p.entry.offset));
+    let packs: Vec<&[Place]> = places.chunk_by(|a, b| a.pack == b.pack).collect();
+    packs.into_par_iter().for_each(|in_pack| {
+        let needs: Vec<Need> = in_pack
+            .chunk_by(|a, b| a.entry.offset == b.entry.offset)
+            .map(|places| Need { entry: places[0].entry, places })
+            .collect();
         for group in coalesce(&needs) {
-            restore_region(ctx, &pack, group);
+            restore_region(ctx, in_pack[0].pack, group);
         }
     });
     ctx.progress.end();
 }
 
 /// Splits offset-sorted needs into runs that are read with one request.
-fn coalesce(needs: &[Need]) -> Vec<&[Need]> {
+fn coalesce<'n>(needs: &'n [Need<'n>]) -> Vec<&'n [Need<'n>]> {
     let mut groups = Vec::new();
     let mut start = 0;
     for i in 1..=needs.len() {
@@ -121,22 +133,22 @@ fn restore_region(ctx: &Ctx, pack: &PackId, group: &[Need]) {
     let bytes = match ctx.repo.read_pack_range(pack, start, len) {
         Ok(b) => b,
         Err(e) => {
-            group.iter().flat_map(|n| &n.places).for_each(|(f, _)| ctx.fail(*f, format!("pack {pack}: {e}")));
+            group.iter().flat_map(|n| n.places).for_each(|p| ctx.fail(p.file, format!("pack {pack}: {e}")));
             return;
         }
     };
     for need in group {
         let at = (u64::from(need.entry.offset) - start) as usize;
         let stored = &bytes[at..at + need.entry.stored_len as usize];
-        match pack::open(ctx.repo.keys(), &need.entry, stored) {
+        match pack::open(ctx.repo.keys(), need.entry, stored) {
             Ok(raw) => write_places(ctx, need, &raw),
-            Err(e) => need.places.iter().for_each(|(f, _)| ctx.fail(*f, format!("in pack {pack}: {e}"))),
+            Err(e) => need.places.iter().for_each(|p| ctx.fail(p.file, format!("in pack {pack}: {e}"))),
         }
     }
 }
 
 fn write_places(ctx: &Ctx, need: &Need, raw: &[u8]) {
-    for &(file, offset) in &need.places {
+    for &Place { file, offset, .. } in need.places {
         if ctx.is_failed(file) {
             continue;
         }
