@@ -24,7 +24,7 @@ use super::{Warning, WarningKind, Warnings};
 use crate::error::{Error, IoContext, Result};
 use crate::format::Timestamp;
 use crate::format::snapshot::{Snapshot, Summary};
-use crate::format::tree::{Entry, Node, Tree};
+use crate::format::tree::{Entry, Metadata, Node, Tree};
 use crate::id::{BlobId, ChunkId, SnapshotId, TreeId};
 use crate::progress::Progress;
 use crate::repo::{BlobWriter, Repository};
@@ -341,6 +341,7 @@ fn store_inner(
                 Trie::Source(src) => backup_entry(
                     ctx,
                     src,
+                    walk::lstat(src),
                     name,
                     parent_entry,
                     true,
@@ -385,6 +386,14 @@ fn store_tree(ctx: &Ctx, tree: Tree) -> Result<TreeId> {
     ctx.writer.save_tree(&tree)
 }
 
+/// Whether the parent's entry is this inode with its ctime unchanged. Every
+/// change to extended attributes (like every change to contents or mode)
+/// sets the ctime, so the parent's attributes still hold and are not read
+/// again: a backup with no change makes one `statx` per entry, not two calls.
+fn same_inode_and_ctime(prev: &Metadata, now: &Metadata) -> bool {
+    prev.inode == now.inode && prev.dev == now.dev && prev.ctime == now.ctime
+}
+
 fn read_xattrs(ctx: &Ctx, path: &Path) -> Vec<crate::format::tree::Xattr> {
     walk::xattrs(path).unwrap_or_else(|e| {
         ctx.warnings.push(path, WarningKind::Metadata, format!("extended attributes: {}", e.detail()));
@@ -392,18 +401,21 @@ fn read_xattrs(ctx: &Ctx, path: &Path) -> Vec<crate::format::tree::Xattr> {
     })
 }
 
-/// Backs up one path of any kind. `Ok(None)`: it could not be read (a
-/// warning says why); `Err`: the repository failed and the backup stops.
+/// Backs up one path of any kind, given what `lstat` said of it. `Ok(None)`:
+/// it could not be read (a warning says why); `Err`: the repository failed
+/// and the backup stops.
+#[allow(clippy::too_many_arguments)]
 fn backup_entry(
     ctx: &Ctx,
     path: &Path,
+    stat: Result<Stat>,
     name: &[u8],
     parent: Option<&Entry>,
     source: bool,
     ignores: &GitIgnores,
     indexed: &HashSet<ChunkId>,
 ) -> Result<Option<Entry>> {
-    let mut stat = match walk::lstat(path) {
+    let mut stat = match stat {
         Ok(s) => s,
         Err(e) => {
             ctx.warnings.push(path, WarningKind::Failed, e.detail());
@@ -414,7 +426,10 @@ fn backup_entry(
     if !source && (ctx.filter.excludes(path, &stat) || ignores.ignores(path, stat.kind == SourceKind::Dir)) {
         return Ok(None);
     }
-    stat.meta.xattrs = read_xattrs(ctx, path);
+    stat.meta.xattrs = match parent {
+        Some(prev) if same_inode_and_ctime(&prev.meta, &stat.meta) => prev.meta.xattrs.clone(),
+        _ => read_xattrs(ctx, path),
+    };
     let c = &ctx.counters;
     let mut sha256 = None;
     let node = match stat.kind {
@@ -471,10 +486,13 @@ fn backup_dir(ctx: &Ctx, path: &Path, parent_tree: Option<Tree>, ignores: &GitIg
     } else {
         ignores.clone()
     };
-    let mut names = walk::list_dir(path).unwrap_or_else(|e| {
-        ctx.warnings.push(path, WarningKind::Failed, format!("cannot list directory: {}", e.detail()));
-        Vec::new()
-    });
+    let (dir, mut names) = match walk::OpenDir::open(path) {
+        Ok(listed) => listed,
+        Err(e) => {
+            ctx.warnings.push(path, WarningKind::Failed, format!("cannot list directory: {}", e.detail()));
+            return store_tree(ctx, Tree::default());
+        }
+    };
     if ctx.filter.is_excluded_cache(path) {
         names.retain(|n| n == walk::CACHEDIR_TAG);
     }
@@ -495,10 +513,10 @@ fn backup_dir(ctx: &Ctx, path: &Path, parent_tree: Option<Tree>, ignores: &GitIg
     let entries = names
         .par_iter()
         .map(|name| {
-            let name = name.as_bytes();
-            let prev = parent_tree.as_ref().and_then(|t| t.find(name));
-            let path = path.join(std::ffi::OsStr::from_bytes(name));
-            backup_entry(ctx, &path, name, prev, false, &ignores, &indexed)
+            let prev = parent_tree.as_ref().and_then(|t| t.find(name.as_bytes()));
+            let path = path.join(name);
+            let stat = dir.lstat(name, &path);
+            backup_entry(ctx, &path, stat, name.as_bytes(), prev, false, &ignores, &indexed)
         })
         .collect::<Result<Vec<_>>>()?;
     store_tree(ctx, Tree { entries: entries.into_iter().flatten().collect() })
@@ -560,7 +578,7 @@ fn read_file(ctx: &Ctx, path: &Path, stat: &Stat) -> Result<Option<FileNode>> {
             return Ok(None);
         }
     };
-    let opened = file.metadata().map(|m| Stat::from_metadata(&m));
+    let opened = walk::fstat(&file);
     match opened {
         Ok(s)
             if s.kind == SourceKind::File
@@ -579,7 +597,7 @@ fn read_file(ctx: &Ctx, path: &Path, stat: &Stat) -> Result<Option<FileNode>> {
         }
         Err(ReadError::Repo(e)) => return Err(e),
     };
-    let after = file.metadata().map(|m| Stat::from_metadata(&m));
+    let after = walk::fstat(&file);
     if !after.is_ok_and(|a| stat.unchanged_since(&a)) || size != stat.size {
         ctx.warnings.push(path, WarningKind::Changed, "changed while being read; stored what was read");
     }

@@ -7,7 +7,6 @@ use std::ffi::OsString;
 use std::fs;
 use std::io::ErrorKind;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::Path;
 
 use ignore::gitignore::{Gitignore, GitignoreBuilder};
@@ -48,37 +47,33 @@ pub struct Stat {
 }
 
 impl Stat {
-    /// Converts `std` metadata.
-    pub fn from_metadata(m: &fs::Metadata) -> Self {
-        let ft = m.file_type();
-        let kind = if ft.is_file() {
-            SourceKind::File
-        } else if ft.is_dir() {
-            SourceKind::Dir
-        } else if ft.is_symlink() {
-            SourceKind::Symlink
-        } else if ft.is_fifo() {
-            SourceKind::Fifo
-        } else if ft.is_char_device() {
-            SourceKind::CharDevice
-        } else if ft.is_block_device() {
-            SourceKind::BlockDevice
-        } else {
-            SourceKind::Socket
+    /// Converts what `stat` returned. The field types of `struct stat`
+    /// differ between architectures, hence the casts.
+    #[allow(clippy::unnecessary_cast)]
+    fn from_raw(st: &rustix::fs::Stat) -> Self {
+        use rustix::fs::FileType;
+        let kind = match FileType::from_raw_mode(st.st_mode as _) {
+            FileType::RegularFile => SourceKind::File,
+            FileType::Directory => SourceKind::Dir,
+            FileType::Symlink => SourceKind::Symlink,
+            FileType::Fifo => SourceKind::Fifo,
+            FileType::CharacterDevice => SourceKind::CharDevice,
+            FileType::BlockDevice => SourceKind::BlockDevice,
+            FileType::Socket | FileType::Unknown => SourceKind::Socket,
         };
         Stat {
             kind,
-            size: m.size(),
-            rdev: m.rdev(),
+            size: st.st_size as u64,
+            rdev: st.st_rdev as u64,
             meta: Metadata {
-                mode: m.mode() & 0o7777,
-                uid: m.uid(),
-                gid: m.gid(),
-                mtime: Timestamp { secs: m.mtime(), nanos: m.mtime_nsec() as u32 },
-                ctime: Timestamp { secs: m.ctime(), nanos: m.ctime_nsec() as u32 },
-                inode: m.ino(),
-                dev: m.dev(),
-                nlink: m.nlink(),
+                mode: st.st_mode as u32 & 0o7777,
+                uid: st.st_uid as u32,
+                gid: st.st_gid as u32,
+                mtime: Timestamp { secs: st.st_mtime as i64, nanos: st.st_mtime_nsec as u32 },
+                ctime: Timestamp { secs: st.st_ctime as i64, nanos: st.st_ctime_nsec as u32 },
+                inode: st.st_ino as u64,
+                dev: st.st_dev as u64,
+                nlink: st.st_nlink as u64,
                 xattrs: Vec::new(),
             },
         }
@@ -98,7 +93,12 @@ impl Stat {
 
 /// `lstat` of a path.
 pub fn lstat(path: &Path) -> Result<Stat> {
-    Ok(Stat::from_metadata(&fs::symlink_metadata(path).at(path)?))
+    rustix::fs::lstat(path).map(|st| Stat::from_raw(&st)).map_err(std::io::Error::from).at(path)
+}
+
+/// `fstat` of an open file.
+pub fn fstat(file: &fs::File) -> std::io::Result<Stat> {
+    Ok(Stat::from_raw(&rustix::fs::fstat(file)?))
 }
 
 /// A path's extended attributes, sorted by name; a filesystem without
@@ -124,14 +124,41 @@ fn is_unsupported(e: &std::io::Error) -> bool {
     e.kind() == ErrorKind::Unsupported || e.raw_os_error() == Some(rustix::io::Errno::NOTSUP.raw_os_error())
 }
 
-/// The names in a directory, sorted by their bytes.
-pub fn list_dir(path: &Path) -> Result<Vec<OsString>> {
-    let mut names = Vec::new();
-    for entry in fs::read_dir(path).at(path)? {
-        names.push(entry.at(path)?.file_name());
+/// A directory kept open while its entries are backed up: each entry is
+/// looked at relative to it, so the kernel does not walk the whole path
+/// again for every entry.
+pub struct OpenDir {
+    dir: rustix::fs::Dir,
+}
+
+impl OpenDir {
+    /// Opens the directory at `path` (not following a symlink there) and
+    /// lists its names, sorted by their bytes.
+    pub fn open(path: &Path) -> Result<(OpenDir, Vec<OsString>)> {
+        use rustix::fs::{Mode, OFlags};
+        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let fd = rustix::fs::open(path, flags, Mode::empty()).map_err(std::io::Error::from).at(path)?;
+        let mut dir = rustix::fs::Dir::new(fd).map_err(std::io::Error::from).at(path)?;
+        let mut names = Vec::new();
+        while let Some(entry) = dir.read() {
+            let entry = entry.map_err(std::io::Error::from).at(path)?;
+            let name = entry.file_name().to_bytes();
+            if name != b"." && name != b".." {
+                names.push(OsString::from(std::ffi::OsStr::from_bytes(name)));
+            }
+        }
+        names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+        Ok((OpenDir { dir }, names))
     }
-    names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
-    Ok(names)
+
+    /// `lstat` of the entry `name`; `path` (its full path) names it in errors.
+    pub fn lstat(&self, name: &std::ffi::OsStr, path: &Path) -> Result<Stat> {
+        let fd = self.dir.fd().map_err(std::io::Error::from).at(path)?;
+        rustix::fs::statat(fd, name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW)
+            .map(|st| Stat::from_raw(&st))
+            .map_err(std::io::Error::from)
+            .at(path)
+    }
 }
 
 /// What to leave out of a backup. Nothing is left out unless asked.
@@ -287,7 +314,13 @@ mod tests {
         fs::write(dir.path().join("b"), "x").unwrap();
         fs::create_dir(dir.path().join("a")).unwrap();
         std::os::unix::fs::symlink("nowhere", dir.path().join("c")).unwrap();
-        assert_eq!(list_dir(dir.path()).unwrap(), ["a", "b", "c"]);
+        std::os::unix::fs::symlink("a", dir.path().join("d")).unwrap();
+        let (open, names) = OpenDir::open(dir.path()).unwrap();
+        assert_eq!(names, ["a", "b", "c", "d"]);
+        assert_eq!(open.lstat("b".as_ref(), &dir.path().join("b")).unwrap().size, 1);
+        assert_eq!(open.lstat("c".as_ref(), &dir.path().join("c")).unwrap().kind, SourceKind::Symlink);
+        assert!(open.lstat("gone".as_ref(), &dir.path().join("gone")).is_err());
+        assert!(OpenDir::open(&dir.path().join("d")).is_err(), "a symlink to a directory is not entered");
         assert_eq!(lstat(&dir.path().join("a")).unwrap().kind, SourceKind::Dir);
         assert_eq!(lstat(&dir.path().join("b")).unwrap().size, 1);
         assert_eq!(lstat(&dir.path().join("c")).unwrap().kind, SourceKind::Symlink);
