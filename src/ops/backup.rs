@@ -136,7 +136,7 @@ fn run(repo: &Repository, opts: &BackupOptions, progress: &dyn Progress) -> Resu
         sources.iter().map(|s| walk::lstat(s).map(|st| st.meta.dev)).collect::<Result<_>>()?;
     let parent = find_parent(repo, opts, &sources)?;
     // A damaged parent only costs speed: everything is read again.
-    let parent_tree = parent.and_then(|(_, root)| repo.load_tree(&root).ok());
+    let parent_tree = parent.and_then(|(_, root)| Some((root, repo.load_tree(&root).ok()?)));
     let ctx = Ctx {
         repo,
         writer: BlobWriter::new(repo),
@@ -330,12 +330,12 @@ fn store_inner(
     ctx: &Ctx,
     path: &Path,
     children: &BTreeMap<Vec<u8>, Trie>,
-    parent: Option<Tree>,
+    parent: Option<(TreeId, Tree)>,
 ) -> Result<TreeId> {
     let entries = children
         .par_iter()
         .map(|(name, child)| {
-            let parent_entry = parent.as_ref().and_then(|t| t.find(name));
+            let parent_entry = parent.as_ref().and_then(|(_, t)| t.find(name));
             let child_path = path.join(std::ffi::OsStr::from_bytes(name));
             match child {
                 Trie::Source(src) => backup_entry(
@@ -360,7 +360,7 @@ fn store_inner(
             }
         })
         .collect::<Result<Vec<_>>>()?;
-    store_tree(ctx, Tree { entries: entries.into_iter().flatten().collect() })
+    store_tree(ctx, Tree { entries: entries.into_iter().flatten().collect() }, parent.map(|(id, _)| id))
 }
 
 /// The `.gitignore` files above a source, when they are honoured.
@@ -375,21 +375,24 @@ fn source_ignores(ctx: &Ctx, source: &Path) -> GitIgnores {
     ignores
 }
 
-fn parent_subtree(ctx: &Ctx, parent: Option<&Entry>) -> Option<Tree> {
+/// The parent's version of a directory: its id and its node.
+fn parent_subtree(ctx: &Ctx, parent: Option<&Entry>) -> Option<(TreeId, Tree)> {
     match parent {
-        Some(Entry { node: Node::Dir { tree }, .. }) => ctx.repo.load_tree(tree).ok(),
+        Some(Entry { node: Node::Dir { tree }, .. }) => Some((*tree, ctx.repo.load_tree(tree).ok()?)),
         _ => None,
     }
 }
 
-fn store_tree(ctx: &Ctx, tree: Tree) -> Result<TreeId> {
-    ctx.writer.save_tree(&tree)
+/// Stores a directory node; `parent` is the id of the parent's version,
+/// which is known to be stored: a node equal to it needs no index lookup.
+fn store_tree(ctx: &Ctx, tree: Tree, parent: Option<TreeId>) -> Result<TreeId> {
+    ctx.writer.save_tree_known(&tree, parent)
 }
 
 /// Whether the parent's entry is this inode with its ctime unchanged. Every
 /// change to extended attributes (like every change to contents or mode)
 /// sets the ctime, so the parent's attributes still hold and are not read
-/// again: a backup with no change makes one `statx` per entry, not two calls.
+/// again: a backup with no change makes one `fstatat` per entry, not two calls.
 fn same_inode_and_ctime(prev: &Metadata, now: &Metadata) -> bool {
     prev.inode == now.inode && prev.dev == now.dev && prev.ctime == now.ctime
 }
@@ -442,7 +445,7 @@ fn backup_entry(
             let tree = if ctx.filter.enters_device(stat.meta.dev, &ctx.source_devices) {
                 backup_dir(ctx, path, parent_subtree(ctx, parent), ignores)?
             } else {
-                store_tree(ctx, Tree::default())? // a mount point: kept, not entered
+                store_tree(ctx, Tree::default(), None)? // a mount point: kept, not entered
             };
             Node::Dir { tree }
         }
@@ -476,7 +479,12 @@ fn backup_entry(
     Ok(Some(Entry { name: name.to_vec(), node, meta: stat.meta, sha256 }))
 }
 
-fn backup_dir(ctx: &Ctx, path: &Path, parent_tree: Option<Tree>, ignores: &GitIgnores) -> Result<TreeId> {
+fn backup_dir(
+    ctx: &Ctx,
+    path: &Path,
+    parent_tree: Option<(TreeId, Tree)>,
+    ignores: &GitIgnores,
+) -> Result<TreeId> {
     let ignores = if ctx.filter.uses_git_ignore() {
         let (inner, problem) = ignores.enter(path);
         if let Some(p) = problem {
@@ -490,7 +498,7 @@ fn backup_dir(ctx: &Ctx, path: &Path, parent_tree: Option<Tree>, ignores: &GitIg
         Ok(listed) => listed,
         Err(e) => {
             ctx.warnings.push(path, WarningKind::Failed, format!("cannot list directory: {}", e.detail()));
-            return store_tree(ctx, Tree::default());
+            return store_tree(ctx, Tree::default(), None);
         }
     };
     if ctx.filter.is_excluded_cache(path) {
@@ -499,7 +507,7 @@ fn backup_dir(ctx: &Ctx, path: &Path, parent_tree: Option<Tree>, ignores: &GitIg
     // The chunks of the files the parent had here, looked up together: an
     // unchanged file is then reused without a lookup of its own.
     let indexed = match &parent_tree {
-        Some(tree) => ctx.writer.indexed_chunks(
+        Some((_, tree)) => ctx.writer.indexed_chunks(
             tree.entries
                 .iter()
                 .flat_map(|e| match &e.node {
@@ -513,13 +521,13 @@ fn backup_dir(ctx: &Ctx, path: &Path, parent_tree: Option<Tree>, ignores: &GitIg
     let entries = names
         .par_iter()
         .map(|name| {
-            let prev = parent_tree.as_ref().and_then(|t| t.find(name.as_bytes()));
+            let prev = parent_tree.as_ref().and_then(|(_, t)| t.find(name.as_bytes()));
             let path = path.join(name);
             let stat = dir.lstat(name, &path);
             backup_entry(ctx, &path, stat, name.as_bytes(), prev, false, &ignores, &indexed)
         })
         .collect::<Result<Vec<_>>>()?;
-    store_tree(ctx, Tree { entries: entries.into_iter().flatten().collect() })
+    store_tree(ctx, Tree { entries: entries.into_iter().flatten().collect() }, parent_tree.map(|(id, _)| id))
 }
 
 /// A file's node: from the parent when size, mtime, ctime and inode match

@@ -164,9 +164,17 @@ impl<'r> BlobWriter<'r> {
 
     /// Encodes a directory node, names it and stores it unless known.
     pub fn save_tree(&self, tree: &Tree) -> Result<TreeId> {
+        self.save_tree_known(tree, None)
+    }
+
+    /// As [`BlobWriter::save_tree`]; a node whose id is `stored` (one read
+    /// from this repository, so indexed) is taken as known without a lookup.
+    pub fn save_tree_known(&self, tree: &Tree, stored: Option<TreeId>) -> Result<TreeId> {
         let bytes = tree.encode();
         let id = self.repo.keys().hasher().tree_id(&bytes);
-        self.save(BlobId::Tree(id), &bytes)?;
+        if stored != Some(id) {
+            self.save(BlobId::Tree(id), &bytes)?;
+        }
         Ok(id)
     }
 
