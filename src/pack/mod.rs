@@ -45,27 +45,37 @@ pub fn seal(keys: &Keys, blob: BlobId, raw: &[u8], level: i32) -> Result<SealedB
     let stored = keys.seal(Aad::Blob(&blob), stored)?;
     let sealed = SealedBlob { blob, stored, raw_len, compression };
     if compression != Compression::None || keys.overhead() > 0 {
+        // Comparing with `raw` (whose hash is the id) proves what hashing
+        // again would, at memory speed.
         let entry = PackEntry { blob, offset: 0, stored_len: 0, raw_len, compression };
-        open(keys, &entry, &sealed.stored)
+        let back = unseal(keys, &entry, &sealed.stored)
             .map_err(|e| Error::corrupt(format!("{blob} before writing"), e))?;
+        if back != raw {
+            return Err(Error::corrupt(format!("{blob} before writing"), "does not open to its contents"));
+        }
     }
     Ok(sealed)
 }
 
 /// Opens and decodes a blob's stored bytes and checks them against its id.
 pub fn open(keys: &Keys, entry: &PackEntry, stored: &[u8]) -> Result<Vec<u8>> {
+    let raw = unseal(keys, entry, stored)?;
+    if keys.hasher().blob_id(entry.blob.kind(), &raw) != entry.blob {
+        return Err(Error::corrupt(entry.blob.to_string(), "contents do not match the id"));
+    }
+    Ok(raw)
+}
+
+/// Decrypts and decompresses a blob's stored bytes, unchecked.
+fn unseal(keys: &Keys, entry: &PackEntry, stored: &[u8]) -> Result<Vec<u8>> {
     let decode_error = |e| Error::decode(entry.blob.to_string(), e);
-    let raw = match (keys.open(Aad::Blob(&entry.blob), stored).map_err(decode_error)?, entry.compression) {
+    Ok(match (keys.open(Aad::Blob(&entry.blob), stored).map_err(decode_error)?, entry.compression) {
         // Decryption already made a fresh buffer of the raw bytes: no copy.
         (Cow::Owned(plain), Compression::None) if plain.len() == entry.raw_len as usize => plain,
         (opened, compression) => {
             compress::decompress(&opened, compression, entry.raw_len).map_err(decode_error)?
         }
-    };
-    if keys.hasher().blob_id(entry.blob.kind(), &raw) != entry.blob {
-        return Err(Error::corrupt(entry.blob.to_string(), "contents do not match the id"));
-    }
-    Ok(raw)
+    })
 }
 
 #[cfg(test)]
