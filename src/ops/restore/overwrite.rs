@@ -3,11 +3,11 @@
 //! alone; directories are always merged into. The same decisions are the
 //! list a dry run shows.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 use serde::Serialize;
@@ -87,9 +87,15 @@ pub(super) fn decide(plan: &mut Plan, mode: Overwrite, hasher: &BlobHasher, loca
             Err(_) => dir.new = true,
         }
     }
-    plan.files.par_iter_mut().for_each(|f| f.action = file_action(f, mode, hasher, located));
-    decide_links(plan, mode);
-    for o in &mut plan.others {
+    // Nothing can be inside a directory that did not exist: what goes there
+    // is new without a look (and creating it fails if something appeared).
+    let new_dirs: HashSet<PathBuf> = plan.dirs.iter().filter(|d| d.new).map(|d| d.path.clone()).collect();
+    let in_new_dir = |path: &Path| path.parent().is_some_and(|p| new_dirs.contains(p));
+    plan.files.par_iter_mut().filter(|f| !in_new_dir(&f.path)).for_each(|f| {
+        f.action = file_action(f, mode, hasher, located);
+    });
+    decide_links(plan, mode, &in_new_dir);
+    for o in plan.others.iter_mut().filter(|o| !in_new_dir(&o.path)) {
         o.action = action(&o.path, mode, |existing| same_node(&o.path, &o.node, existing));
     }
     Ok(())
@@ -120,7 +126,7 @@ fn file_action(f: &PlannedFile, mode: Overwrite, hasher: &BlobHasher, located: &
 /// file keeps its other names only if they already are that very file;
 /// otherwise the whole group is written again. And where `Never` skips the
 /// first name of a group, the first new name takes its place.
-fn decide_links(plan: &mut Plan, mode: Overwrite) {
+fn decide_links(plan: &mut Plan, mode: Overwrite, in_new_dir: &dyn Fn(&Path) -> bool) {
     let split: Vec<usize> = plan
         .hardlinks
         .iter()
@@ -131,7 +137,7 @@ fn decide_links(plan: &mut Plan, mode: Overwrite) {
     for leader in split {
         plan.files[leader].action = Action::Replace;
     }
-    for link in &mut plan.hardlinks {
+    for link in plan.hardlinks.iter_mut().filter(|l| !in_new_dir(&l.path)) {
         let leader_unchanged = plan.files[link.leader].action == Action::Unchanged;
         link.action = action(&link.path, mode, |_| leader_unchanged);
     }
