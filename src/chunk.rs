@@ -102,9 +102,10 @@ impl<R: Read> Windows<R> {
         let max = self.chunker.max_size();
         let mut chunks = self.chunker.cut(data);
         // A cut found before the end of the buffer is the one the whole
-        // input would give (FastCDC looks at no byte past its cut), and so
-        // is one forced at the maximum length; a chunk that merely stops
-        // where the buffer does may grow with more input.
+        // input would give (FastCDC reads up to and including the byte at
+        // its cut, and no further), and so is one forced at the maximum
+        // length; a chunk that merely stops where the buffer does may grow
+        // with more input.
         if !self.eof && chunks.last().is_some_and(|r| r.len() < max) {
             chunks.pop();
         }
@@ -112,15 +113,17 @@ impl<R: Read> Windows<R> {
         Ok(Some(Window { data, chunks }))
     }
 
-    /// Reads until the buffer is full (grown to one maximum chunk when the
-    /// input outgrows its hint) or the input ends.
+    /// Reads until the buffer is full (grown, by doubling up to one maximum
+    /// chunk, when the input outgrows its hint) or the input ends.
     fn fill(&mut self) -> std::io::Result<()> {
         while !self.eof {
             if self.filled == self.buf.len() {
                 if self.buf.len() >= self.chunker.max_size() {
                     return Ok(());
                 }
-                self.buf.resize(self.chunker.max_size(), 0);
+                // Files that report no size (procfs) stay small this way.
+                let grown = (self.buf.len() * 2).max(64 << 10).min(self.chunker.max_size());
+                self.buf.resize(grown, 0);
             }
             match self.reader.read(&mut self.buf[self.filled..]) {
                 Ok(0) => self.eof = true,

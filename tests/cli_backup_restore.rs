@@ -76,6 +76,32 @@ fn restore_reproduces_modes_times_links_names_and_large_files() {
 }
 
 #[test]
+fn a_deep_tree_backs_up_within_a_small_file_descriptor_limit() {
+    let r = TempRepo::init();
+    let mut deep = r.src.clone();
+    for _ in 0..150 {
+        deep.push("d");
+    }
+    fs::create_dir_all(&deep).unwrap();
+    fs::write(deep.join("leaf"), b"at the bottom").unwrap();
+    let mut cmd = r.command();
+    // A directory kept open while everything below it is backed up would
+    // need one descriptor per level: 150 levels against a limit of 48.
+    // SAFETY: between fork and exec the closure only calls setrlimit.
+    unsafe {
+        use std::os::unix::process::CommandExt;
+        cmd.pre_exec(|| {
+            let limit = rustix::process::Rlimit { current: Some(48), maximum: Some(48) };
+            rustix::process::setrlimit(rustix::process::Resource::Nofile, limit).map_err(Into::into)
+        });
+    }
+    run_command(cmd, ["--json", "backup", s(&r.src)]).assert_clean();
+    r.snap(["restore", "latest", "--target", s(&r.target)]).assert_clean();
+    let leaf = r.restored(&r.target, &deep).join("leaf");
+    assert_eq!(fs::read(leaf).unwrap(), b"at the bottom");
+}
+
+#[test]
 fn restored_sparse_file_keeps_its_holes() {
     let r = TempRepo::init();
     let sparse = r.src.join("sparse.img");

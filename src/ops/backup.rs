@@ -111,6 +111,9 @@ struct Ctx<'a> {
     filter: walk::Filter,
     /// Devices of the sources, for `one_file_system`.
     source_devices: Vec<u64>,
+    /// Parent entries changed (ctime) before this have their extended
+    /// attributes reused; `None`: always read them.
+    xattrs_reusable_before: Option<Timestamp>,
 }
 
 /// The source paths arranged as a tree from `/`.
@@ -136,7 +139,9 @@ fn run(repo: &Repository, opts: &BackupOptions, progress: &dyn Progress) -> Resu
         sources.iter().map(|s| walk::lstat(s).map(|st| st.meta.dev)).collect::<Result<_>>()?;
     let parent = find_parent(repo, opts, &sources)?;
     // A damaged parent only costs speed: everything is read again.
-    let parent_tree = parent.and_then(|(_, root)| Some((root, repo.load_tree(&root).ok()?)));
+    let parent_tree = parent.as_ref().and_then(|(_, p)| Some((p.tree, repo.load_tree(&p.tree).ok()?)));
+    let xattrs_reusable_before = parent.as_ref().and_then(|(_, p)| xattrs_reusable_before(p, opts));
+    let parent = parent.map(|(id, p)| (id, p.tree));
     let ctx = Ctx {
         repo,
         writer: BlobWriter::new(repo),
@@ -147,6 +152,7 @@ fn run(repo: &Repository, opts: &BackupOptions, progress: &dyn Progress) -> Resu
         skip,
         filter,
         source_devices,
+        xattrs_reusable_before,
     };
     progress.begin("backup", None);
     let root = match build_trie(&sources) {
@@ -254,12 +260,12 @@ fn repository_guard(sources: &[PathBuf], repo_dir: Option<&Path>) -> Result<Opti
     Ok(Some((m.dev(), m.ino())))
 }
 
-/// The parent snapshot and its root tree, if any.
+/// The parent snapshot, if any.
 fn find_parent(
     repo: &Repository,
     opts: &BackupOptions,
     sources: &[PathBuf],
-) -> Result<Option<(SnapshotId, TreeId)>> {
+) -> Result<Option<(SnapshotId, Snapshot)>> {
     let id = match opts.parent {
         ParentChoice::Ignore => return Ok(None),
         ParentChoice::Id(id) => Some(id),
@@ -277,7 +283,16 @@ fn find_parent(
         }
     };
     let Some(id) = id else { return Ok(None) };
-    Ok(Some((id, repo.load_snapshot(&id)?.tree)))
+    Ok(Some((id, repo.load_snapshot(&id)?)))
+}
+
+/// Until when the parent's extended attributes may stand for an entry whose
+/// ctime has not changed: every change to an attribute sets the ctime, but
+/// two changes within one tick of the file system's clock can leave it
+/// equal, so only a ctime older than the parent's start counts. And another
+/// user may not have seen every attribute (`trusted.*` needs root).
+fn xattrs_reusable_before(parent: &Snapshot, opts: &BackupOptions) -> Option<Timestamp> {
+    (parent.username == opts.username).then_some(parent.time)
 }
 
 /// Whether every source path has exactly the same entry (contents and
@@ -389,12 +404,15 @@ fn store_tree(ctx: &Ctx, tree: Tree, parent: Option<TreeId>) -> Result<TreeId> {
     ctx.writer.save_tree_known(&tree, parent)
 }
 
-/// Whether the parent's entry is this inode with its ctime unchanged. Every
-/// change to extended attributes (like every change to contents or mode)
-/// sets the ctime, so the parent's attributes still hold and are not read
-/// again: a backup with no change makes one `fstatat` per entry, not two calls.
-fn same_inode_and_ctime(prev: &Metadata, now: &Metadata) -> bool {
-    prev.inode == now.inode && prev.dev == now.dev && prev.ctime == now.ctime
+/// Whether the parent's entry is this inode with its ctime unchanged since
+/// before the parent ran (see [`xattrs_reusable_before`]): its extended
+/// attributes then still hold and are not read again, so a backup with no
+/// change makes one `fstatat` per entry, not two calls.
+fn xattrs_unchanged(ctx: &Ctx, prev: &Metadata, now: &Metadata) -> bool {
+    ctx.xattrs_reusable_before.is_some_and(|before| now.ctime < before)
+        && prev.inode == now.inode
+        && prev.dev == now.dev
+        && prev.ctime == now.ctime
 }
 
 fn read_xattrs(ctx: &Ctx, path: &Path) -> Vec<crate::format::tree::Xattr> {
@@ -430,7 +448,7 @@ fn backup_entry(
         return Ok(None);
     }
     stat.meta.xattrs = match parent {
-        Some(prev) if same_inode_and_ctime(&prev.meta, &stat.meta) => prev.meta.xattrs.clone(),
+        Some(prev) if xattrs_unchanged(ctx, &prev.meta, &stat.meta) => prev.meta.xattrs.clone(),
         _ => read_xattrs(ctx, path),
     };
     let c = &ctx.counters;
@@ -518,12 +536,17 @@ fn backup_dir(
         )?,
         None => HashSet::new(),
     };
+    // Every entry is looked at before the directory is closed and before any
+    // is entered: open directories then stay one per thread, however deep
+    // the tree, instead of one per level.
+    let stats: Vec<Result<Stat>> = names.iter().map(|name| dir.lstat(name, &path.join(name))).collect();
+    drop(dir);
     let entries = names
         .par_iter()
-        .map(|name| {
+        .zip(stats)
+        .map(|(name, stat)| {
             let prev = parent_tree.as_ref().and_then(|(_, t)| t.find(name.as_bytes()));
             let path = path.join(name);
-            let stat = dir.lstat(name, &path);
             backup_entry(ctx, &path, stat, name.as_bytes(), prev, false, &ignores, &indexed)
         })
         .collect::<Result<Vec<_>>>()?;

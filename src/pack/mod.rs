@@ -45,8 +45,8 @@ pub fn seal(keys: &Keys, blob: BlobId, raw: &[u8], level: i32) -> Result<SealedB
     let stored = keys.seal(Aad::Blob(&blob), stored)?;
     let sealed = SealedBlob { blob, stored, raw_len, compression };
     if compression != Compression::None || keys.overhead() > 0 {
-        // Comparing with `raw` (whose hash is the id) proves what hashing
-        // again would, at memory speed.
+        // The caller named the blob by hashing `raw`; the stored form must
+        // give back exactly `raw` (compared at memory speed, not hashed).
         let entry = PackEntry { blob, offset: 0, stored_len: 0, raw_len, compression };
         let back = unseal(keys, &entry, &sealed.stored)
             .map_err(|e| Error::corrupt(format!("{blob} before writing"), e))?;
