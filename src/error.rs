@@ -103,3 +103,9 @@ impl<T> IoContext<T> for std::io::Result<T> {
         self.map_err(|e| Error::io(path, e))
     }
 }
+
+impl<T> IoContext<T> for rustix::io::Result<T> {
+    fn at(self, path: impl Into<PathBuf>) -> Result<T> {
+        self.map_err(std::io::Error::from).at(path)
+    }
+}

@@ -539,14 +539,20 @@ fn backup_dir(
     // Every entry is looked at before the directory is closed and before any
     // is entered: open directories then stay one per thread, however deep
     // the tree, instead of one per level.
-    let stats: Vec<Result<Stat>> = names.iter().map(|name| dir.lstat(name, &path.join(name))).collect();
+    let looked: Vec<(PathBuf, Result<Stat>)> = names
+        .iter()
+        .map(|name| {
+            let path = path.join(name);
+            let stat = dir.lstat(name, &path);
+            (path, stat)
+        })
+        .collect();
     drop(dir);
     let entries = names
         .par_iter()
-        .zip(stats)
-        .map(|(name, stat)| {
+        .zip(looked)
+        .map(|(name, (path, stat))| {
             let prev = parent_tree.as_ref().and_then(|(_, t)| t.find(name.as_bytes()));
-            let path = path.join(name);
             backup_entry(ctx, &path, stat, name.as_bytes(), prev, false, &ignores, &indexed)
         })
         .collect::<Result<Vec<_>>>()?;

@@ -93,7 +93,7 @@ impl Stat {
 
 /// `lstat` of a path.
 pub fn lstat(path: &Path) -> Result<Stat> {
-    rustix::fs::lstat(path).map(|st| Stat::from_raw(&st)).map_err(std::io::Error::from).at(path)
+    rustix::fs::lstat(path).map(|st| Stat::from_raw(&st)).at(path)
 }
 
 /// `fstat` of an open file.
@@ -137,11 +137,11 @@ impl OpenDir {
     pub fn open(path: &Path) -> Result<(OpenDir, Vec<OsString>)> {
         use rustix::fs::{Mode, OFlags};
         let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-        let fd = rustix::fs::open(path, flags, Mode::empty()).map_err(std::io::Error::from).at(path)?;
-        let mut dir = rustix::fs::Dir::new(fd).map_err(std::io::Error::from).at(path)?;
+        let fd = rustix::fs::open(path, flags, Mode::empty()).at(path)?;
+        let mut dir = rustix::fs::Dir::new(fd).at(path)?;
         let mut names = Vec::new();
         while let Some(entry) = dir.read() {
-            let entry = entry.map_err(std::io::Error::from).at(path)?;
+            let entry = entry.at(path)?;
             let name = entry.file_name().to_bytes();
             if name != b"." && name != b".." {
                 names.push(OsString::from(std::ffi::OsStr::from_bytes(name)));
@@ -153,10 +153,9 @@ impl OpenDir {
 
     /// `lstat` of the entry `name`; `path` (its full path) names it in errors.
     pub fn lstat(&self, name: &std::ffi::OsStr, path: &Path) -> Result<Stat> {
-        let fd = self.dir.fd().map_err(std::io::Error::from).at(path)?;
+        let fd = self.dir.fd().at(path)?;
         rustix::fs::statat(fd, name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW)
             .map(|st| Stat::from_raw(&st))
-            .map_err(std::io::Error::from)
             .at(path)
     }
 }

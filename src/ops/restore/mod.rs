@@ -398,10 +398,10 @@ fn is_root() -> bool {
     *ROOT.get_or_init(|| rustix::process::geteuid().is_root())
 }
 
-/// A new file of `len` bytes, open for writing, in place of whatever was
-/// at `path` when the plan says something is there. Setting the length
-/// first leaves never-written (all-zero) chunks as holes.
-fn create_sized(path: &Path, len: u64, action: Action) -> std::io::Result<fs::File> {
+/// Creates a file of `len` bytes in place of whatever was at `path` when
+/// the plan says something is there. Setting the length first leaves
+/// never-written (all-zero) chunks as holes.
+fn create_sized(path: &Path, len: u64, action: Action) -> std::io::Result<()> {
     // Where the plan found nothing, nothing is removed: if something has
     // appeared since, creating fails instead of replacing it.
     if action != Action::New {
@@ -409,8 +409,7 @@ fn create_sized(path: &Path, len: u64, action: Action) -> std::io::Result<fs::Fi
     }
     let flags = rustix::fs::OFlags::NOFOLLOW.bits() as i32;
     let f = OpenOptions::new().write(true).create_new(true).mode(0o600).custom_flags(flags).open(path)?;
-    f.set_len(len)?;
-    Ok(f)
+    f.set_len(len)
 }
 
 impl Ctx<'_> {
