@@ -54,6 +54,10 @@ pub enum Error {
     /// No key file of the repository opens with the password given.
     #[error("wrong password: no key of this repository opens with it")]
     WrongPassword,
+    /// Work given up because an earlier write to the repository failed;
+    /// that failure is what the operation reports.
+    #[error("stopped after a failed write to the repository")]
+    Stopped,
     /// The SQLite index failed.
     #[error("storage {location}: {detail}")]
     Storage { location: String, detail: String },

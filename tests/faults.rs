@@ -132,6 +132,11 @@ impl Backend for Faulty {
     fn index_path(&self, repo_id: &str) -> snap::Result<PathBuf> {
         self.inner.index_path(repo_id)
     }
+    /// Several packs stored at once, as on a remote store, so a failure
+    /// meets other packs on their way.
+    fn puts_in_flight(&self) -> usize {
+        3
+    }
 }
 
 /// A repository whose packs are 1 MiB (the smallest allowed), so a few MiB
@@ -194,6 +199,14 @@ fn failed_writes_never_harm_committed_snapshots() {
                 !msg.is_empty() && !msg.contains('\n'),
                 "{fault:?}/{good_puts}: one-line error, got {msg:?}"
             );
+            // The failure itself is reported, not the work given up after it.
+            let errno = match fault {
+                Fault::Errno(errno) => errno,
+                Fault::Torn => rustix::io::Errno::IO.raw_os_error(),
+            };
+            let os_text = std::io::Error::from_raw_os_error(errno).to_string();
+            let os_text = os_text.split(" (os error").next().unwrap();
+            assert!(msg.contains(os_text), "{fault:?}/{good_puts}: {msg:?} does not say {os_text:?}");
             if matches!(fault, Fault::Torn) {
                 // A torn snapshot file is reported as damaged; repair removes it.
                 r.snap(["repair", "snapshots"]).assert_ok();

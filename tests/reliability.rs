@@ -93,15 +93,15 @@ fn restore_refuses_corrupt_data_and_restores_everything_else() {
 /// what an attacker with write access to the repository could store).
 fn plant_snapshot(repo_dir: &Path, entries: Vec<Entry>) {
     let repo = Repository::open(Box::new(LocalBackend::new(repo_dir)), LockMode::Shared).unwrap();
-    let writer = BlobWriter::new(&repo);
     let data = b"owned\n".to_vec();
     let chunk = snap::hash::BlobHasher::Plain.chunk_id(&data);
-    writer.save(BlobId::Chunk(chunk), &data).unwrap();
-    let tree = Tree { entries };
-    let bytes = tree.encode();
+    let bytes = Tree { entries }.encode();
     let id = snap::hash::BlobHasher::Plain.tree_id(&bytes);
-    writer.save(BlobId::Tree(id), &bytes).unwrap();
-    writer.finish().unwrap();
+    BlobWriter::write(&repo, |writer| {
+        writer.save(BlobId::Chunk(chunk), &data)?;
+        writer.save(BlobId::Tree(id), &bytes)
+    })
+    .unwrap();
     repo.save_snapshot(&Snapshot::new(Timestamp::now(), id)).unwrap();
 }
 
@@ -161,11 +161,9 @@ fn a_name_that_is_both_a_symlink_and_a_directory_is_refused() {
     // entries of the same name, which a valid tree never has.
     let inner = {
         let repo = Repository::open(Box::new(LocalBackend::new(&r.repo)), LockMode::Shared).unwrap();
-        let writer = BlobWriter::new(&repo);
         let bytes = Tree { entries: vec![file(b"pwned")] }.encode();
         let id = snap::hash::BlobHasher::Plain.tree_id(&bytes);
-        writer.save(BlobId::Tree(id), &bytes).unwrap();
-        writer.finish().unwrap();
+        BlobWriter::write(&repo, |writer| writer.save(BlobId::Tree(id), &bytes)).unwrap();
         id
     };
     let dir = Entry {

@@ -128,6 +128,13 @@ pub trait Backend: Send + Sync {
     fn parallelism(&self) -> Option<usize> {
         None
     }
+
+    /// How many packs are worth storing at once. Each costs a pack's worth
+    /// of memory while it is on its way; a local disk writes one at a time
+    /// as fast as several.
+    fn puts_in_flight(&self) -> usize {
+        1
+    }
 }
 
 /// The relative name of an object: the same layout in a directory and in a

@@ -1,6 +1,6 @@
 //! `snap backup`: walk the sources, reuse unchanged files from the parent
 //! snapshot, chunk/hash/compress the rest in parallel, build the tree bottom
-//! up, then commit: packs and index first (`BlobWriter::finish`), the
+//! up, then commit: packs and index first (`BlobWriter::write`), the
 //! snapshot file last.
 //!
 //! Trouble with one source path (vanished, unreadable, changed while read)
@@ -99,7 +99,7 @@ struct Counters {
 
 struct Ctx<'a> {
     repo: &'a Repository,
-    writer: BlobWriter<'a>,
+    writer: &'a BlobWriter<'a>,
     counters: Counters,
     warnings: Warnings,
     progress: &'a dyn Progress,
@@ -124,12 +124,6 @@ enum Trie {
 
 /// Runs a backup and commits its snapshot.
 pub fn backup(repo: &Repository, opts: &BackupOptions, progress: &dyn Progress) -> Result<BackupReport> {
-    // Packs are uploaded by the thread that fills them: on a remote store
-    // more threads keep more uploads in flight while the others chunk.
-    repo.in_io_pool(|| run(repo, opts, progress))
-}
-
-fn run(repo: &Repository, opts: &BackupOptions, progress: &dyn Progress) -> Result<BackupReport> {
     let started = Instant::now();
     let time = Timestamp::now();
     let sources = absolute_sources(&opts.paths)?;
@@ -142,25 +136,26 @@ fn run(repo: &Repository, opts: &BackupOptions, progress: &dyn Progress) -> Resu
     let parent_tree = parent.as_ref().and_then(|(_, p)| Some((p.tree, repo.load_tree(&p.tree).ok()?)));
     let xattrs_reusable_before = parent.as_ref().and_then(|(_, p)| xattrs_reusable_before(p, opts));
     let parent = parent.map(|(id, p)| (id, p.tree));
-    let ctx = Ctx {
-        repo,
-        writer: BlobWriter::new(repo),
-        counters: Counters::default(),
-        warnings: Warnings::default(),
-        progress,
-        sha256: opts.sha256,
-        skip,
-        filter,
-        source_devices,
-        xattrs_reusable_before,
-    };
     progress.begin("backup", None);
-    let root = match build_trie(&sources) {
-        Trie::Source(path) => backup_dir(&ctx, &path, parent_tree, &source_ignores(&ctx, &path))?,
-        Trie::Inner(children) => store_inner(&ctx, Path::new("/"), &children, parent_tree)?,
-    };
-    let Ctx { writer, counters, warnings, .. } = ctx;
-    let written = writer.finish()?;
+    let ((root, counters, warnings), written) = BlobWriter::write(repo, |writer| {
+        let ctx = Ctx {
+            repo,
+            writer,
+            counters: Counters::default(),
+            warnings: Warnings::default(),
+            progress,
+            sha256: opts.sha256,
+            skip,
+            filter,
+            source_devices,
+            xattrs_reusable_before,
+        };
+        let root = match build_trie(&sources) {
+            Trie::Source(path) => backup_dir(&ctx, &path, parent_tree, &source_ignores(&ctx, &path))?,
+            Trie::Inner(children) => store_inner(&ctx, Path::new("/"), &children, parent_tree)?,
+        };
+        Ok((root, ctx.counters, ctx.warnings))
+    })?;
     progress.end();
     let warnings = warnings.into_vec();
     let parent_id = parent.map(|(id, _)| id);
@@ -646,7 +641,7 @@ fn read_file(ctx: &Ctx, path: &Path, stat: &Stat) -> Result<Option<FileNode>> {
 
 /// Reads and stores a file's chunks; returns the bytes read and chunk ids.
 fn chunk_file(ctx: &Ctx, file: &File, size_hint: u64) -> Result<Contents, ReadError> {
-    store_contents(ctx.repo, &ctx.writer, file, size_hint, ctx.sha256)
+    store_contents(ctx.repo, ctx.writer, file, size_hint, ctx.sha256)
 }
 
 /// What [`store_contents`] stored.

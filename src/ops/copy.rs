@@ -68,7 +68,7 @@ pub struct CopyReport {
 
 struct Ctx<'a> {
     src: &'a Repository,
-    writer: BlobWriter<'a>,
+    writer: &'a BlobWriter<'a>,
     dst: &'a Repository,
     rechunk: bool,
     /// Source tree id -> destination tree id, for subtrees shared between
@@ -105,17 +105,18 @@ pub fn copy(
     }
     let rechunk =
         !matches!((src.keys().hasher(), dst.keys().hasher()), (BlobHasher::Plain, BlobHasher::Plain));
-    let ctx =
-        Ctx { src, writer: BlobWriter::new(dst), dst, rechunk, done: Mutex::new(HashMap::new()), progress };
     progress.begin("copy", None);
-    let mut prepared = Vec::with_capacity(todo.len());
-    for (id, snap) in todo {
-        let tree = copy_tree(&ctx, snap.tree)?;
-        let mut copy = Snapshot { tree, parent: None, ..snap };
-        copy.extra.entry(COPIED_FROM.to_owned()).or_insert_with(|| id.to_hex());
-        prepared.push((id, copy));
-    }
-    let written = ctx.writer.finish()?;
+    let (prepared, written) = BlobWriter::write(dst, |writer| {
+        let ctx = Ctx { src, writer, dst, rechunk, done: Mutex::new(HashMap::new()), progress };
+        let mut prepared = Vec::with_capacity(todo.len());
+        for (id, snap) in todo {
+            let tree = copy_tree(&ctx, snap.tree)?;
+            let mut copy = Snapshot { tree, parent: None, ..snap };
+            copy.extra.entry(COPIED_FROM.to_owned()).or_insert_with(|| id.to_hex());
+            prepared.push((id, copy));
+        }
+        Ok(prepared)
+    })?;
     progress.end();
     // Every blob is durable and indexed: now the snapshots may name them.
     let mut copied = Vec::with_capacity(prepared.len());
@@ -192,7 +193,7 @@ fn rechunk_tree(ctx: &Ctx, id: TreeId) -> Result<TreeId> {
                 Node::File { size, chunks } => {
                     // The reader checks that the chunks add up to `size`.
                     let mut reader = ctx.src.file_reader(&chunks, size);
-                    let stored = store_contents(ctx.dst, &ctx.writer, &mut reader, size, false).map_err(
+                    let stored = store_contents(ctx.dst, ctx.writer, &mut reader, size, false).map_err(
                         |e| match e {
                             ReadError::Repo(e) => e,
                             ReadError::Source(io) => reader.take_error().unwrap_or_else(|| {

@@ -228,18 +228,20 @@ fn repack(
         return Ok(Written { packs: 0, pack_bytes: 0 });
     }
     let before = repo.with_index(|i| i.packs())?;
-    let writer = BlobWriter::repacking(repo);
     progress.begin("repack", None);
-    for id in packs {
-        let bytes = repo.backend().get(FileKind::Pack, &id.to_hex())?;
-        let entries = decode_pack(&bytes, repo.keys()).map_err(|e| Error::decode(format!("pack {id}"), e))?;
-        for entry in entries.iter().filter(|e| live.contains(&e.blob)) {
-            let stored = &bytes[entry.offset as usize..(entry.offset + entry.stored_len) as usize];
-            writer.save(entry.blob, &pack::open(repo.keys(), entry, stored)?)?;
+    let ((), stats) = BlobWriter::repack(repo, |writer| {
+        for id in packs {
+            let bytes = repo.backend().get(FileKind::Pack, &id.to_hex())?;
+            let entries =
+                decode_pack(&bytes, repo.keys()).map_err(|e| Error::decode(format!("pack {id}"), e))?;
+            for entry in entries.iter().filter(|e| live.contains(&e.blob)) {
+                let stored = &bytes[entry.offset as usize..(entry.offset + entry.stored_len) as usize];
+                writer.save(entry.blob, &pack::open(repo.keys(), entry, stored)?)?;
+            }
+            progress.advance(1, bytes.len() as u64);
         }
-        progress.advance(1, bytes.len() as u64);
-    }
-    let stats = writer.finish()?;
+        Ok(())
+    })?;
     progress.end();
     let after = repo.with_index(|i| i.packs())?;
     let pack_bytes = after.iter().filter(|(id, _)| !before.contains_key(id)).map(|(_, s)| s).sum();

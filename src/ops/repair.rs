@@ -46,7 +46,7 @@ type RelPath = Vec<Vec<u8>>;
 
 struct Rewriter<'a> {
     repo: &'a Repository,
-    writer: BlobWriter<'a>,
+    writer: &'a BlobWriter<'a>,
     bad: &'a HashSet<BlobId>,
     /// Compute ids only; store nothing.
     dry_run: bool,
@@ -61,28 +61,30 @@ pub fn repair_snapshots(repo: &Repository, bad: &HashSet<BlobId>, dry_run: bool)
     let list = repo.snapshots()?;
     report.removed_corrupt = remove_corrupt(repo, list.damaged, dry_run)?;
     let snapshots = list.snapshots;
-    let mut rw = Rewriter { repo, writer: BlobWriter::new(repo), bad, dry_run, done: HashMap::new() };
-    let mut replacements = Vec::new();
-    for (id, snap) in snapshots {
-        let (root, lost) = rw.tree(snap.tree)?;
-        if lost.is_empty() {
-            continue;
+    let (replacements, _) = BlobWriter::write(repo, |writer| {
+        let mut rw = Rewriter { repo, writer, bad, dry_run, done: HashMap::new() };
+        let mut replacements = Vec::new();
+        for (id, snap) in snapshots {
+            let (root, lost) = rw.tree(snap.tree)?;
+            if lost.is_empty() {
+                continue;
+            }
+            let mut new = snap.clone();
+            new.tree = root;
+            if !new.tags.iter().any(|t| t == REPAIRED_TAG) {
+                new.tags.push(REPAIRED_TAG.to_owned());
+            }
+            new.extra.insert("repaired_from".to_owned(), id.to_hex());
+            let lost = lost.iter().map(|p| names::display_components(p)).collect();
+            replacements.push((id, new, lost));
         }
-        let mut new = snap.clone();
-        new.tree = root;
-        if !new.tags.iter().any(|t| t == REPAIRED_TAG) {
-            new.tags.push(REPAIRED_TAG.to_owned());
-        }
-        new.extra.insert("repaired_from".to_owned(), id.to_hex());
-        let lost = lost.iter().map(|p| names::display_components(p)).collect();
-        replacements.push((id, new, lost));
-    }
+        Ok(replacements)
+    })?;
     if dry_run {
         report.repaired =
             replacements.into_iter().map(|(old, _, lost)| Repaired { old, new: None, lost }).collect();
         return Ok(report);
     }
-    rw.writer.finish()?;
     for (old, mut new, lost) in replacements {
         recount(repo, &mut new)?;
         let new = repo.save_snapshot(&new)?;

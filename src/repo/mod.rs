@@ -160,8 +160,8 @@ impl Repository {
 
     /// Runs `f` so that its parallel iterators have as many requests in
     /// flight as the storage rewards: on a remote store more threads than
-    /// cores (each mostly waiting on the network, each holding at most a
-    /// pack's worth of bytes), on a local disk the usual CPU threads.
+    /// cores (each mostly waiting on the network, each holding at most one
+    /// read), on a local disk the usual CPU threads.
     pub fn in_io_pool<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
         match &self.io_pool {
             Some(pool) => pool.install(f),

@@ -21,7 +21,7 @@ pub struct SnapshotList {
 
 impl Repository {
     /// Writes a snapshot file. Call only after every blob it names is
-    /// durable and indexed ([`super::BlobWriter::finish`]); when this returns
+    /// durable and indexed ([`super::BlobWriter::write`]); when this returns
     /// the snapshot is committed.
     pub fn save_snapshot(&self, snap: &Snapshot) -> Result<SnapshotId> {
         let bytes = snap.encode(self.keys())?;

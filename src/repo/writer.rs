@@ -1,16 +1,20 @@
 //! The write path for blobs. Many threads call [`BlobWriter::save`]; each new
 //! blob is sealed (compressed and checked) outside any lock, then appended to
-//! the open pack of its kind. A full pack is stored durably and only then
-//! are its index rows committed. Dedup consults blobs pending in this run
-//! first, then the index, which only ever names durable packs.
+//! the open pack of its kind. A full pack goes to a few storing threads of
+//! its own, so the threads that chunk never wait on a disk flush or an
+//! upload, and only that many packs are ever on their way at once. A pack is
+//! stored durably and only then are its index rows committed. Dedup consults
+//! blobs pending in this run first, then the index, which only ever names
+//! durable packs.
 
 use std::collections::HashSet;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::{Mutex, MutexGuard};
 
 use super::Repository;
 use crate::backend::FileKind;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::format::tree::Tree;
 use crate::id::{BlobId, BlobKind, ChunkId, TreeId};
 use crate::pack::{self, FinishedPack, PackWriter};
@@ -34,9 +38,8 @@ struct State {
     trees: PackWriter,
 }
 
-/// Adds blobs to a repository; call [`BlobWriter::finish`] before
-/// referring to them from a snapshot.
-pub struct BlobWriter<'r> {
+/// What the threads that fill packs and the threads that store them share.
+struct Shared<'r> {
     repo: &'r Repository,
     /// False when repacking: the blobs being moved are indexed already.
     dedup_against_index: bool,
@@ -45,38 +48,52 @@ pub struct BlobWriter<'r> {
     raw_bytes: AtomicU64,
     stored_bytes: AtomicU64,
     packs: AtomicU64,
+    /// Set when a pack could not be stored: nothing more is worth sealing.
+    failed: AtomicBool,
+    /// The first such failure, which is what the run reports.
+    failure: Mutex<Option<Error>>,
 }
 
-impl<'r> BlobWriter<'r> {
-    /// A writer with empty packs.
-    pub fn new(repo: &'r Repository) -> Self {
-        Self::with_dedup(repo, true)
+/// Adds blobs to a repository, inside [`BlobWriter::write`].
+pub struct BlobWriter<'a> {
+    shared: &'a Shared<'a>,
+    /// Hands full packs to the storing threads; it holds none itself, so a
+    /// thread with a full pack waits until one of them is free.
+    to_store: SyncSender<FinishedPack>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl<'a> BlobWriter<'a> {
+    /// Runs `work` with a writer, then stores the partly filled packs; when
+    /// this returns `Ok`, every blob saved is durable and indexed, so a
+    /// snapshot may refer to it. A pack that could not be stored fails the
+    /// whole run with its error.
+    pub fn write<R>(
+        repo: &Repository,
+        work: impl FnOnce(&BlobWriter<'_>) -> Result<R>,
+    ) -> Result<(R, WriteStats)> {
+        run(repo, true, work)
     }
 
-    /// A writer that stores every blob given once, even if the index
-    /// already has it elsewhere: for moving blobs out of packs to delete.
-    pub fn repacking(repo: &'r Repository) -> Self {
-        Self::with_dedup(repo, false)
+    /// As [`BlobWriter::write`], but every blob given is stored once even if
+    /// the index already has it elsewhere: for moving blobs out of packs to
+    /// delete.
+    pub fn repack<R>(
+        repo: &Repository,
+        work: impl FnOnce(&BlobWriter<'_>) -> Result<R>,
+    ) -> Result<(R, WriteStats)> {
+        run(repo, false, work)
     }
 
-    fn with_dedup(repo: &'r Repository, dedup_against_index: bool) -> Self {
-        BlobWriter {
-            repo,
-            dedup_against_index,
-            state: Mutex::new(State {
-                pending: HashSet::new(),
-                chunks: empty_pack(repo),
-                trees: empty_pack(repo),
-            }),
-            blobs: AtomicU64::new(0),
-            raw_bytes: AtomicU64::new(0),
-            stored_bytes: AtomicU64::new(0),
-            packs: AtomicU64::new(0),
-        }
+    fn state(&self) -> MutexGuard<'_, State> {
+        lock(&self.shared.state)
     }
 
-    fn state(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    fn repo(&self) -> &'a Repository {
+        self.shared.repo
     }
 
     /// Whether the blob is already stored or on its way in this run.
@@ -84,13 +101,13 @@ impl<'r> BlobWriter<'r> {
         if self.state().pending.contains(blob) {
             return Ok(true);
         }
-        self.repo.with_index(|i| i.contains(blob))
+        self.repo().with_index(|i| i.contains(blob))
     }
 
     /// Which of these chunks the index holds, asked in one read transaction
     /// (pending blobs are not counted: ask [`BlobWriter::is_known`]).
     pub fn indexed_chunks(&self, chunks: impl Iterator<Item = ChunkId>) -> Result<HashSet<ChunkId>> {
-        self.repo.with_index(|index| {
+        self.repo().with_index(|index| {
             index.in_read_transaction(|index| {
                 let mut found = HashSet::new();
                 for c in chunks {
@@ -105,19 +122,24 @@ impl<'r> BlobWriter<'r> {
 
     /// Stores `raw` as `blob` unless it is known; returns whether it was new.
     pub fn save(&self, blob: BlobId, raw: &[u8]) -> Result<bool> {
+        let shared = self.shared;
+        if shared.failed.load(Ordering::Relaxed) {
+            return Err(Error::Stopped);
+        }
         {
             let mut state = self.state();
             if state.pending.contains(&blob)
-                || (self.dedup_against_index && self.repo.with_index(|i| i.contains(&blob))?)
+                || (shared.dedup_against_index && self.repo().with_index(|i| i.contains(&blob))?)
             {
                 return Ok(false);
             }
             state.pending.insert(blob);
         }
-        let sealed = pack::seal(self.repo.keys(), blob, raw, self.repo.config().compression.zstd_level)?;
-        self.blobs.fetch_add(1, Ordering::Relaxed);
-        self.raw_bytes.fetch_add(raw.len() as u64, Ordering::Relaxed);
-        self.stored_bytes.fetch_add(sealed.stored.len() as u64, Ordering::Relaxed);
+        let repo = self.repo();
+        let sealed = pack::seal(repo.keys(), blob, raw, repo.config().compression.zstd_level)?;
+        shared.blobs.fetch_add(1, Ordering::Relaxed);
+        shared.raw_bytes.fetch_add(raw.len() as u64, Ordering::Relaxed);
+        shared.stored_bytes.fetch_add(sealed.stored.len() as u64, Ordering::Relaxed);
         let full = {
             let mut state = self.state();
             let writer = match blob.kind() {
@@ -125,12 +147,122 @@ impl<'r> BlobWriter<'r> {
                 BlobKind::Tree => &mut state.trees,
             };
             writer.add(sealed);
-            writer.is_full().then(|| std::mem::replace(writer, empty_pack(self.repo)))
+            writer.is_full().then(|| std::mem::replace(writer, empty_pack(repo)))
         };
         if let Some(writer) = full {
-            self.store(writer.finish(self.repo.keys())?)?;
+            self.hand_over(writer)?;
         }
         Ok(true)
+    }
+
+    /// Finishes a pack and waits for a storing thread to take it.
+    fn hand_over(&self, writer: PackWriter) -> Result<()> {
+        let pack = writer.finish(self.repo().keys())?;
+        // Fails only when every storing thread is gone, which they are not
+        // before this writer is dropped unless one panicked.
+        self.to_store.send(pack).map_err(|_| Error::Stopped)
+    }
+
+    /// Names a chunk with the repository's keys and stores it unless known.
+    pub fn save_chunk(&self, data: &[u8]) -> Result<ChunkId> {
+        let id = self.repo().keys().hasher().chunk_id(data);
+        self.save(BlobId::Chunk(id), data)?;
+        Ok(id)
+    }
+
+    /// Encodes a directory node, names it and stores it unless known.
+    pub fn save_tree(&self, tree: &Tree) -> Result<TreeId> {
+        self.save_tree_known(tree, None)
+    }
+
+    /// As [`BlobWriter::save_tree`]; a node whose id is `stored` (one read
+    /// from this repository, so indexed) is taken as known without a lookup.
+    pub fn save_tree_known(&self, tree: &Tree, stored: Option<TreeId>) -> Result<TreeId> {
+        let bytes = tree.encode();
+        let id = self.repo().keys().hasher().tree_id(&bytes);
+        if stored != Some(id) {
+            self.save(BlobId::Tree(id), &bytes)?;
+        }
+        Ok(id)
+    }
+
+    /// Hands over the partly filled packs; the storing threads end once
+    /// they have stored them, as this writer (their only sender) is gone.
+    fn flush(self) -> Result<()> {
+        let open = {
+            let mut state = self.state();
+            let repo = self.repo();
+            [
+                std::mem::replace(&mut state.chunks, empty_pack(repo)),
+                std::mem::replace(&mut state.trees, empty_pack(repo)),
+            ]
+        };
+        for writer in open.into_iter().filter(|w| !w.is_empty()) {
+            self.hand_over(writer)?;
+        }
+        Ok(())
+    }
+}
+
+fn run<R>(
+    repo: &Repository,
+    dedup_against_index: bool,
+    work: impl FnOnce(&BlobWriter<'_>) -> Result<R>,
+) -> Result<(R, WriteStats)> {
+    let shared = Shared {
+        repo,
+        dedup_against_index,
+        state: Mutex::new(State {
+            pending: HashSet::new(),
+            chunks: empty_pack(repo),
+            trees: empty_pack(repo),
+        }),
+        blobs: AtomicU64::new(0),
+        raw_bytes: AtomicU64::new(0),
+        stored_bytes: AtomicU64::new(0),
+        packs: AtomicU64::new(0),
+        failed: AtomicBool::new(false),
+        failure: Mutex::new(None),
+    };
+    let (to_store, full_packs) = sync_channel(0);
+    let full_packs = Mutex::new(full_packs);
+    let result = std::thread::scope(|scope| {
+        for _ in 0..repo.backend().puts_in_flight() {
+            scope.spawn(|| shared.store_from(&full_packs));
+        }
+        let writer = BlobWriter { shared: &shared, to_store };
+        let out = work(&writer)?;
+        writer.flush()?;
+        Ok(out)
+    });
+    // The storing threads have ended: every pack handed over is stored, or
+    // its failure recorded.
+    if let Some(e) = lock(&shared.failure).take() {
+        return Err(e);
+    }
+    let stats = WriteStats {
+        blobs: shared.blobs.into_inner(),
+        raw_bytes: shared.raw_bytes.into_inner(),
+        stored_bytes: shared.stored_bytes.into_inner(),
+        packs: shared.packs.into_inner(),
+    };
+    result.map(|out| (out, stats))
+}
+
+impl Shared<'_> {
+    /// A storing thread: stores packs until the writer is gone.
+    fn store_from(&self, full_packs: &Mutex<Receiver<FinishedPack>>) {
+        while let Ok(pack) = lock(full_packs).recv() {
+            // After a failure packs are still taken, so that no thread
+            // filling them waits for ever, but not stored.
+            if self.failed.load(Ordering::Relaxed) {
+                continue;
+            }
+            if let Err(e) = self.store(pack) {
+                lock(&self.failure).get_or_insert(e);
+                self.failed.store(true, Ordering::Relaxed);
+            }
+        }
     }
 
     /// Makes the pack durable, then indexes it: never the other way round.
@@ -147,56 +279,12 @@ impl<'r> BlobWriter<'r> {
         // million-file backup held a million ids). A repacking writer does
         // not ask the index, so it keeps them.
         if self.dedup_against_index {
-            let mut state = self.state();
+            let mut state = lock(&self.state);
             for e in &entries {
                 state.pending.remove(&e.blob);
             }
         }
         Ok(())
-    }
-
-    /// Names a chunk with the repository's keys and stores it unless known.
-    pub fn save_chunk(&self, data: &[u8]) -> Result<ChunkId> {
-        let id = self.repo.keys().hasher().chunk_id(data);
-        self.save(BlobId::Chunk(id), data)?;
-        Ok(id)
-    }
-
-    /// Encodes a directory node, names it and stores it unless known.
-    pub fn save_tree(&self, tree: &Tree) -> Result<TreeId> {
-        self.save_tree_known(tree, None)
-    }
-
-    /// As [`BlobWriter::save_tree`]; a node whose id is `stored` (one read
-    /// from this repository, so indexed) is taken as known without a lookup.
-    pub fn save_tree_known(&self, tree: &Tree, stored: Option<TreeId>) -> Result<TreeId> {
-        let bytes = tree.encode();
-        let id = self.repo.keys().hasher().tree_id(&bytes);
-        if stored != Some(id) {
-            self.save(BlobId::Tree(id), &bytes)?;
-        }
-        Ok(id)
-    }
-
-    /// Stores the partly filled packs; afterwards every saved blob is durable
-    /// and indexed.
-    pub fn finish(self) -> Result<WriteStats> {
-        let open = {
-            let mut state = self.state();
-            [
-                std::mem::replace(&mut state.chunks, empty_pack(self.repo)),
-                std::mem::replace(&mut state.trees, empty_pack(self.repo)),
-            ]
-        };
-        for writer in open.into_iter().filter(|w| !w.is_empty()) {
-            self.store(writer.finish(self.repo.keys())?)?;
-        }
-        Ok(WriteStats {
-            blobs: self.blobs.load(Ordering::Relaxed),
-            raw_bytes: self.raw_bytes.load(Ordering::Relaxed),
-            stored_bytes: self.stored_bytes.load(Ordering::Relaxed),
-            packs: self.packs.load(Ordering::Relaxed),
-        })
     }
 }
 

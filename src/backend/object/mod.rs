@@ -393,6 +393,13 @@ impl Backend for ObjectBackend {
     fn parallelism(&self) -> Option<usize> {
         Some(PARALLEL_REQUESTS)
     }
+
+    /// One per core, as the packs they upload are filled by one thread per
+    /// core: each upload holds a whole pack in memory, so more would cost
+    /// memory without keeping more of the cores busy.
+    fn puts_in_flight(&self) -> usize {
+        std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(2, PARALLEL_REQUESTS)
+    }
 }
 
 #[cfg(test)]
