@@ -95,10 +95,29 @@ measure() { # tool step command...
 
 repo_size() { du -sb "$1" | cut -f1; }
 
-# Restores to disk are timed with the file system's own state: ext4 slows
-# inode allocation after many deletions (each tool's run deletes a corpus),
-# which moves both tools' figures. A second restore into tmpfs, when there
-# is room for three corpora, times the tools without that.
+# Restores to disk go into a fresh ext4 file system for each tool (a loop
+# device over a sparse image under $BENCH_DIR), when run as root with
+# mkfs.ext4 and loop devices at hand: ext4 slows inode allocation for
+# minutes after many deletions (each tool's run deletes a corpus), which
+# moved both tools' figures by up to 5x in a directory of the machine's own
+# file system, the fallback. A second restore into tmpfs, when there is
+# room for three corpora, times the tools without any disk.
+RESTORE_FS=$BENCH_DIR/restore-fs
+fresh_fs() {
+  [ "$(id -u)" = 0 ] && command -v mkfs.ext4 >/dev/null && [ -e /dev/loop-control ] || return 1
+  drop_fs
+  mkdir -p "$RESTORE_FS/mnt"
+  truncate -s $(($(du -sb "$CORPUS" | cut -f1) * 2 + (1 << 30))) "$RESTORE_FS/image"
+  mkfs.ext4 -q -F "$RESTORE_FS/image" && mount -o loop "$RESTORE_FS/image" "$RESTORE_FS/mnt"
+}
+drop_fs() {
+  mountpoint -q "$RESTORE_FS/mnt" 2>/dev/null && umount "$RESTORE_FS/mnt"
+  rm -rf "$RESTORE_FS"
+}
+restore_target() { # tool: prints where its restore goes
+  if fresh_fs >&2; then echo "$RESTORE_FS/mnt/$1"; else echo "$BENCH_DIR/restore-$1"; fi
+}
+trap drop_fs EXIT
 RAM_TARGET=/dev/shm/snap-bench-restore
 in_memory() {
   local free need
@@ -115,15 +134,15 @@ s3_server() {
   scripts/s3-server.sh stop "$S3_DIR"; rm -rf "$S3_DIR"; mkdir -p "$S3_DIR"
   S3_EXPORTS=$(scripts/s3-server.sh start "$S3_DIR" "${SNAP_BENCH_S3_PORT:-19433}")
   eval "$S3_EXPORTS"
-  trap 'scripts/s3-server.sh stop "$S3_DIR"' EXIT
+  trap 'scripts/s3-server.sh stop "$S3_DIR"; drop_fs' EXIT
   export AWS_ENDPOINT_URL=$SNAP_TEST_S3_ENDPOINT AWS_ACCESS_KEY_ID=$SNAP_TEST_S3_ACCESS_KEY \
     AWS_SECRET_ACCESS_KEY=$SNAP_TEST_S3_SECRET_KEY AWS_REGION=$SNAP_TEST_S3_REGION \
     AWS_DEFAULT_REGION=$SNAP_TEST_S3_REGION XDG_CACHE_HOME=$BENCH_DIR/cache
 }
 
 run_tool() { # tool
-  local tool=$1 repo=$BENCH_DIR/repo-$1 target=$BENCH_DIR/restore-$1
-  rm -rf "$repo" "$target"
+  local tool=$1 repo=$BENCH_DIR/repo-$1 target
+  rm -rf "$repo"
   local size_of=$repo
   case $tool in
     snap-s3 | restic-s3)
@@ -148,6 +167,7 @@ run_tool() { # tool
       small_change
       measure "$tool" "small-change backup" "$SNAP" --repo "$repo" backup "$CORPUS"
       SIZE2=$(repo_size "$size_of")
+      target=$(restore_target "$tool")
       measure "$tool" restore "$SNAP" --repo "$repo" restore latest --target "$target"
       in_memory && measure "$tool" "restore to tmpfs" "$SNAP" --repo "$repo" restore latest --target "$RAM_TARGET"
       rm -rf "$RAM_TARGET"
@@ -162,6 +182,7 @@ run_tool() { # tool
       small_change
       measure "$tool" "small-change backup" restic -r "$repo" backup "$CORPUS"
       SIZE2=$(repo_size "$size_of")
+      target=$(restore_target "$tool")
       measure "$tool" restore restic -r "$repo" restore latest --target "$target"
       in_memory && measure "$tool" "restore to tmpfs" restic -r "$repo" restore latest --target "$RAM_TARGET"
       rm -rf "$RAM_TARGET"
@@ -172,10 +193,13 @@ run_tool() { # tool
   ROWS+=("$tool|repository size after first backup (MiB)|$(echo "$SIZE1 / 1048576" | bc)||")
   ROWS+=("$tool|repository growth from the small change (MiB)|$(echo "scale=1; ($SIZE2 - $SIZE1) / 1048576" | bc)||")
   rm -rf "$target"
+  drop_fs
 }
 
 build_corpus
 echo "corpus: $(du -sh "$CORPUS" | cut -f1), $(find "$CORPUS" -type f | wc -l) files; $(nproc) cores; $(date -u +%F)"
+if fresh_fs; then echo "restores to disk: a fresh ext4 file system per tool"; else echo "restores to disk: $BENCH_DIR"; fi
+drop_fs
 cat "$CORPUS/disk.img" >/dev/null; find "$CORPUS" -type f -exec cat {} + >/dev/null
 # Both tools see the same corpus state: restore it between tools.
 cp --reflink=auto -a "$CORPUS" "$BENCH_DIR/pristine" 2>/dev/null || true

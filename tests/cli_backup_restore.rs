@@ -106,6 +106,11 @@ fn restored_sparse_file_keeps_its_holes() {
     let r = TempRepo::init();
     let sparse = r.src.join("sparse.img");
     write_sparse(&sparse, 5);
+    // All hole: no chunk of it has a byte to write, so the restore opens it
+    // only to create it and to give it its metadata.
+    let holes = r.src.join("holes.img");
+    fs::File::create(&holes).unwrap().set_len(3 << 20).unwrap();
+    fs::set_permissions(&holes, fs::Permissions::from_mode(0o640)).unwrap();
     stamp_times(&r.src, 6);
     backup_and_restore(&r);
     let restored = r.restored(&r.target, &r.src);

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use rayon::prelude::*;
 
-use super::{Ctx, Located, Plan, create_sized};
+use super::{Applied, Ctx, Located, Plan, apply_metadata, create_sized};
 use crate::error::Result;
 use crate::format::pack::PackEntry;
 use crate::hash::BlobHasher;
@@ -75,8 +75,11 @@ pub(super) fn write_contents(ctx: &Ctx, located: &Located) {
     // chunks arrive (pack order, one open less) measured 20-40 % slower.
     sizes.par_iter().enumerate().filter(|(i, _)| writes(i)).for_each(|(i, len)| {
         let file = &ctx.plan.files[i];
-        if let Err(e) = create_sized(&file.path, *len, file.action) {
-            ctx.fail(i, e);
+        match create_sized(&file.path, *len, file.action) {
+            // Nothing more will be written to it.
+            Ok(f) if file.chunks.is_empty() => apply_metadata(ctx, &file.path, &file.meta, Applied::Open(&f)),
+            Ok(_) => {}
+            Err(e) => ctx.fail(i, e),
         }
     });
     // Every place, sorted by where its bytes are stored: a pack's needs then
@@ -152,7 +155,7 @@ fn write_places(ctx: &Ctx, need: &Need, raw: &[u8]) {
         if ctx.is_failed(file) {
             continue;
         }
-        if let Err(e) = write_nonzero(&ctx.plan.files[file].path, raw, offset) {
+        if let Err(e) = write_place(ctx, file, raw, offset) {
             ctx.fail(file, e);
             continue;
         }
@@ -161,23 +164,44 @@ fn write_places(ctx: &Ctx, need: &Need, raw: &[u8]) {
     }
 }
 
+/// Writes one chunk into a file; the write that completes the file (other
+/// threads may be writing its other chunks) applies its metadata through
+/// the same descriptor, after every write to it.
+fn write_place(ctx: &Ctx, file: usize, raw: &[u8], offset: u64) -> std::io::Result<()> {
+    let planned = &ctx.plan.files[file];
+    let written = write_nonzero(&planned.path, raw, offset)?;
+    // A write that failed never counts, so a failed file is never complete.
+    if ctx.unwritten[file].fetch_sub(1, Ordering::AcqRel) == 1 {
+        let f = match written {
+            Some(f) => f,
+            None => open_for_writing(&planned.path)?,
+        };
+        apply_metadata(ctx, &planned.path, &planned.meta, Applied::Open(&f));
+    }
+    Ok(())
+}
+
+fn open_for_writing(path: &Path) -> std::io::Result<std::fs::File> {
+    let flags = rustix::fs::OFlags::NOFOLLOW.bits() as i32;
+    OpenOptions::new().write(true).custom_flags(flags).open(path)
+}
+
 /// Filesystem block size assumed for holes; a multiple of every common one.
 const HOLE_BLOCK: u64 = 4096;
 
 /// Writes `data` at `offset` except for block-aligned all-zero stretches:
 /// the file already has its full length, so those stay holes and a sparse
-/// file is restored sparse.
-fn write_nonzero(path: &Path, data: &[u8], offset: u64) -> std::io::Result<()> {
+/// file is restored sparse. Returns the file it opened, if it had to.
+fn write_nonzero(path: &Path, data: &[u8], offset: u64) -> std::io::Result<Option<std::fs::File>> {
     let runs = nonzero_runs(data, offset);
     if runs.is_empty() {
-        return Ok(());
+        return Ok(None);
     }
-    let flags = rustix::fs::OFlags::NOFOLLOW.bits() as i32;
-    let f = OpenOptions::new().write(true).custom_flags(flags).open(path)?;
+    let f = open_for_writing(path)?;
     for run in runs {
         f.write_all_at(&data[run.clone()], offset + run.start as u64)?;
     }
-    Ok(())
+    Ok(Some(f))
 }
 
 /// The parts of `data` (which starts at file offset `offset`) that must be

@@ -2,8 +2,9 @@
 //! path (`overwrite`) -> if anything is replaced, a safety snapshot of it
 //! (`safety`) -> directories -> files created empty (0600) -> contents,
 //! grouped by pack so each needed pack region is read once and each blob
-//! decoded once, written in parallel -> hardlinks, special files, symlinks
-//! -> metadata, deepest first. `--verify` re-reads what was written and
+//! decoded once, written in parallel, each file's metadata applied by the
+//! write that completes it -> hardlinks, special files, symlinks -> their
+//! metadata, then the directories', deepest first. `--verify` re-reads what was written and
 //! checks every chunk against its id. A dry run stops after the plan.
 //!
 //! The snapshot is treated as hostile: every name was validated when its
@@ -25,8 +26,9 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, AtomicUsize};
 
+use rayon::prelude::*;
 use serde::Serialize;
 
 pub use overwrite::{Action, Change, Overwrite};
@@ -139,6 +141,9 @@ type Located = HashMap<ChunkId, (PackId, PackEntry)>;
 struct Ctx<'a> {
     repo: &'a Repository,
     plan: Plan,
+    /// Per planned file, the chunks not yet written: the write that takes
+    /// it to zero completes the file and applies its metadata.
+    unwritten: Vec<AtomicUsize>,
     warnings: Warnings,
     failed: Mutex<HashSet<usize>>,
     progress: &'a dyn Progress,
@@ -188,6 +193,7 @@ fn write_plan(
 ) -> RestoreReport {
     let ctx = Ctx {
         repo,
+        unwritten: plan.files.iter().map(|f| AtomicUsize::new(f.chunks.len())).collect(),
         plan,
         warnings: Warnings::default(),
         failed: Mutex::new(HashSet::new()),
@@ -401,7 +407,7 @@ fn is_root() -> bool {
 /// Creates a file of `len` bytes in place of whatever was at `path` when
 /// the plan says something is there. Setting the length first leaves
 /// never-written (all-zero) chunks as holes.
-fn create_sized(path: &Path, len: u64, action: Action) -> std::io::Result<()> {
+fn create_sized(path: &Path, len: u64, action: Action) -> std::io::Result<fs::File> {
     // Where the plan found nothing, nothing is removed: if something has
     // appeared since, creating fails instead of replacing it.
     if action != Action::New {
@@ -409,7 +415,8 @@ fn create_sized(path: &Path, len: u64, action: Action) -> std::io::Result<()> {
     }
     let flags = rustix::fs::OFlags::NOFOLLOW.bits() as i32;
     let f = OpenOptions::new().write(true).create_new(true).mode(0o600).custom_flags(flags).open(path)?;
-    f.set_len(len)
+    f.set_len(len)?;
+    Ok(f)
 }
 
 impl Ctx<'_> {
@@ -486,51 +493,83 @@ fn make_node(path: &Path, kind: rustix::fs::FileType, rdev: u64) -> std::io::Res
     rustix::fs::mknodat(rustix::fs::CWD, path, kind, mode, rdev).map_err(std::io::Error::from)
 }
 
-/// Applies metadata to everything restored or left unchanged (not to what
-/// was skipped): files and others first, then directories deepest first
-/// (creating children changes a directory's mtime).
+/// Applies metadata to what the restore did not write but leaves in place
+/// (not to what was skipped), and to what it made besides file contents:
+/// files and others first, in parallel, then directories deepest first
+/// (creating children changes a directory's mtime). Written files have
+/// theirs already.
 fn apply_all_metadata(ctx: &Ctx) {
     let plan = &ctx.plan;
     let files = plan
         .files
         .iter()
         .enumerate()
-        .filter(|(i, f)| f.action != Action::Skip && !ctx.is_failed(*i))
+        .filter(|(i, f)| f.action == Action::Unchanged && !ctx.is_failed(*i))
         .map(|(_, f)| (&f.path, &f.meta, false));
     let others = plan
         .others
         .iter()
         .filter(|o| o.action != Action::Skip && fs::symlink_metadata(&o.path).is_ok())
         .map(|o| (&o.path, &o.meta, matches!(o.node, Node::Symlink { .. })));
-    for (path, meta, is_link) in files.chain(others) {
-        apply_metadata(ctx, path, meta, is_link);
-    }
+    let paths: Vec<_> = files.chain(others).collect();
+    paths.par_iter().for_each(|(path, meta, is_link)| {
+        apply_metadata(ctx, path, meta, Applied::Path { path, is_link: *is_link })
+    });
     for dir in plan.dirs.iter().rev() {
-        apply_metadata(ctx, &dir.path, &dir.meta, false);
+        apply_metadata(ctx, &dir.path, &dir.meta, Applied::Path { path: &dir.path, is_link: false });
     }
 }
 
+/// What metadata is applied through: a file the restore has open, or a
+/// path (a symlink at it is not followed).
+#[derive(Clone, Copy)]
+enum Applied<'a> {
+    Open(&'a fs::File),
+    Path { path: &'a Path, is_link: bool },
+}
+
 /// xattrs (while the file is still writable), owner (root only, before the
-/// mode because chown clears setuid), mode, then times.
-fn apply_metadata(ctx: &Ctx, path: &Path, meta: &Metadata, is_link: bool) {
+/// mode because chown clears setuid), mode, then times. Problems are
+/// warnings about `path`.
+fn apply_metadata(ctx: &Ctx, path: &Path, meta: &Metadata, to: Applied) {
     let warn = |what: &str, e: &dyn std::fmt::Display| {
         ctx.warnings.push(path, WarningKind::Metadata, format!("{what}: {e}"));
     };
     for x in &meta.xattrs {
-        if let Err(e) = xattr::set(path, OsStr::from_bytes(&x.name), &x.value) {
+        let name = OsStr::from_bytes(&x.name);
+        let set = match to {
+            Applied::Open(f) => xattr::FileExt::set_xattr(f, name, &x.value),
+            Applied::Path { path, .. } => xattr::set(path, name, &x.value),
+        };
+        if let Err(e) = set {
             warn(&format!("xattr {}", names::escape(&x.name)), &e);
         }
     }
-    if is_root()
-        && let Err(e) = std::os::unix::fs::lchown(path, Some(meta.uid), Some(meta.gid))
-    {
-        warn("owner", &e);
+    if is_root() {
+        let (uid, gid) = (Some(meta.uid), Some(meta.gid));
+        let chown = match to {
+            Applied::Open(f) => std::os::unix::fs::fchown(f, uid, gid),
+            Applied::Path { path, .. } => std::os::unix::fs::lchown(path, uid, gid),
+        };
+        if let Err(e) = chown {
+            warn("owner", &e);
+        }
     }
-    if !is_link && let Err(e) = fs::set_permissions(path, fs::Permissions::from_mode(meta.mode)) {
+    let mode = fs::Permissions::from_mode(meta.mode);
+    let chmod = match to {
+        Applied::Open(f) => f.set_permissions(mode),
+        Applied::Path { is_link: true, .. } => Ok(()),
+        Applied::Path { path, .. } => fs::set_permissions(path, mode),
+    };
+    if let Err(e) = chmod {
         warn("mode", &e);
     }
     let mtime = filetime::FileTime::from_unix_time(meta.mtime.secs, meta.mtime.nanos);
-    if let Err(e) = filetime::set_symlink_file_times(path, mtime, mtime) {
+    let times = match to {
+        Applied::Open(f) => filetime::set_file_handle_times(f, Some(mtime), Some(mtime)),
+        Applied::Path { path, .. } => filetime::set_symlink_file_times(path, mtime, mtime),
+    };
+    if let Err(e) = times {
         warn("times", &e);
     }
 }
