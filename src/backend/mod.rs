@@ -68,6 +68,23 @@ pub enum Unlock {
     All,
 }
 
+/// The bytes of a ranged read, handed over in pieces as they arrive, so
+/// that reading much of an object never holds all of it at once.
+pub trait Pieces: Send {
+    /// The next piece; `None` once there are no more. The pieces of a range
+    /// may fall short of it or run past it: the reader checks.
+    fn next_piece(&mut self) -> Result<Option<Bytes>>;
+}
+
+/// A range read whole, as one piece: what a backend without streaming gives.
+pub(crate) struct Whole(pub(crate) Option<Bytes>);
+
+impl Pieces for Whole {
+    fn next_piece(&mut self) -> Result<Option<Bytes>> {
+        Ok(self.0.take())
+    }
+}
+
 /// One repository's storage.
 pub trait Backend: Send + Sync {
     /// Where the repository is, for messages.
@@ -93,6 +110,20 @@ pub trait Backend: Send + Sync {
 
     /// Reads exactly `len` bytes at `offset`; a short object is an error.
     fn get_range(&self, kind: FileKind, name: &str, offset: u64, len: usize) -> Result<Vec<u8>>;
+
+    /// Reads `len` bytes at `offset` in pieces as they arrive (one request
+    /// on a remote store), for ranges too large to be worth holding whole.
+    /// By default the range is read whole, as one piece.
+    fn stream_range(
+        &self,
+        kind: FileKind,
+        name: &str,
+        offset: u64,
+        len: u64,
+    ) -> Result<Box<dyn Pieces + '_>> {
+        let len = usize::try_from(len).map_err(|_| Error::InvalidInput(format!("a read of {len} bytes")))?;
+        Ok(Box::new(Whole(Some(self.get_range(kind, name, offset, len)?.into()))))
+    }
 
     /// Lists the objects of a kind as (name, size), in no particular order.
     fn list(&self, kind: FileKind) -> Result<Vec<(String, u64)>>;
@@ -227,4 +258,10 @@ impl std::fmt::Display for Location {
             Location::S3(url) => write!(f, "{url}"),
         }
     }
+}
+
+/// Every piece of a streamed range, in order.
+#[cfg(test)]
+pub(crate) fn all_pieces(mut pieces: Box<dyn Pieces + '_>) -> Vec<Bytes> {
+    std::iter::from_fn(|| pieces.next_piece().unwrap()).collect()
 }

@@ -254,32 +254,16 @@ struct PackRead {
 }
 
 /// Reads one pack in full and opens every blob in it. The trailer comes
-/// first, to know where the blobs lie; then the bytes before it are read in
-/// order, so memory holds one piece and one blob instead of the whole pack.
+/// first, to know where the blobs lie; then the bytes before it are read
+/// front to back in one stream, each byte hashed once and only the blob at
+/// hand held.
 fn read_pack(repo: &Repository, id: &PackId, size: u64) -> PackRead {
     let (entries, tail) = match repo.read_pack_tail(id, size) {
         Ok(t) => t,
         Err(e) => return PackRead { trailer: Err(e), errors: Vec::new() },
     };
     let mut errors = Vec::new();
-    let mut stream = PackStream::new(repo, *id, size - tail.len() as u64);
-    let header = stream.slice(0, HEADER_LEN);
-    match header.map(|h| read_header(h, PACK_MAGIC, repo.keys().scheme()).err()) {
-        Ok(None) => {}
-        Ok(Some(e)) => errors.push((None, format!("header: {e}"))),
-        Err(e) => return PackRead { trailer: Err(e), errors },
-    }
-    for entry in &entries {
-        match stream.slice(entry.offset.into(), entry.stored_len as usize) {
-            Ok(bytes) => {
-                if let Err(e) = pack::open(repo.keys(), entry, bytes) {
-                    errors.push((Some(entry.blob), e.detail()));
-                }
-            }
-            Err(e) => return PackRead { trailer: Err(e), errors },
-        }
-    }
-    match stream.finish(&tail) {
+    match read_blobs(repo, id, (size - tail.len() as u64, &tail), &entries, &mut errors) {
         Ok(actual) if actual == *id => {}
         Ok(_) => errors.push((None, "contents do not match the pack's name".to_owned())),
         Err(e) => return PackRead { trailer: Err(e), errors },
@@ -287,74 +271,41 @@ fn read_pack(repo: &Repository, id: &PackId, size: u64) -> PackRead {
     PackRead { trailer: Ok(entries), errors }
 }
 
-/// Largest read of a pack's bytes while verifying (each reading thread
-/// holds one, plus the blob it is opening).
-const READ_PIECE: u64 = 4 << 20;
-
-/// A pack read front to back up to its trailer, each byte fetched and
-/// hashed once, keeping only the bytes from the blob asked for on.
-struct PackStream<'r> {
-    repo: &'r Repository,
-    id: PackId,
-    /// Where reading stops: the start of the trailer.
-    end: u64,
-    buf: Vec<u8>,
-    /// The pack offset of `buf[0]`.
-    buf_start: u64,
-    hasher: hash::PackIdHasher,
-}
-
-impl<'r> PackStream<'r> {
-    fn new(repo: &'r Repository, id: PackId, end: u64) -> Self {
-        PackStream { repo, id, end, buf: Vec::new(), buf_start: 0, hasher: Default::default() }
+/// Reads the pack up to `end`, where its `tail` (trailer and footer, read
+/// before) starts: checks the header, opens every blob (noting each failure
+/// in `errors`), and returns the id of the whole pack as read.
+fn read_blobs(
+    repo: &Repository,
+    id: &PackId,
+    (end, tail): (u64, &[u8]),
+    entries: &[PackEntry],
+    errors: &mut PackErrors,
+) -> Result<PackId> {
+    let mut hasher = hash::PackIdHasher::default();
+    let mut reader = repo.stream_pack_range(id, 0, end)?;
+    let mut bytes = Vec::new();
+    reader.read_to(HEADER_LEN as u64, |s| {
+        hasher.update(s);
+        bytes.extend_from_slice(s);
+    })?;
+    if let Err(e) = read_header(&bytes, PACK_MAGIC, repo.keys().scheme()) {
+        errors.push((None, format!("header: {e}")));
     }
-
-    fn buf_end(&self) -> u64 {
-        self.buf_start + self.buf.len() as u64
-    }
-
-    /// The pack's bytes `offset..offset + len`, at or after those asked for
-    /// before.
-    fn slice(&mut self, offset: u64, len: usize) -> Result<&[u8]> {
-        let end = offset + len as u64;
-        if offset < self.buf_start || end > self.end {
-            return Err(Error::corrupt(
-                format!("pack {}", self.id),
-                format!("bytes {offset}..{end} lie outside the blobs still to read"),
-            ));
+    for entry in entries {
+        bytes.clear();
+        let start = u64::from(entry.offset);
+        reader.read_to(start, |s| hasher.update(s))?;
+        reader.read_to(start + u64::from(entry.stored_len), |s| {
+            hasher.update(s);
+            bytes.extend_from_slice(s);
+        })?;
+        if let Err(e) = pack::open(repo.keys(), entry, &bytes) {
+            errors.push((Some(entry.blob), e.detail()));
         }
-        self.read_to(offset, end)?;
-        let from = (offset - self.buf_start) as usize;
-        Ok(&self.buf[from..from + len])
     }
-
-    /// Reads on until the buffer reaches `end`, dropping bytes before `keep`
-    /// (a gap before it is read and hashed in pieces, not held).
-    fn read_to(&mut self, keep: u64, end: u64) -> Result<()> {
-        while self.buf_end() < end {
-            let dropped = (keep - self.buf_start).min(self.buf.len() as u64);
-            self.buf.drain(..dropped as usize);
-            self.buf_start += dropped;
-            let at = self.buf_end();
-            let len = if keep > at { (keep - at).min(READ_PIECE) } else { (end - at).max(READ_PIECE) };
-            let bytes = self.repo.read_pack_range(&self.id, at, len.min(self.end - at) as usize)?;
-            self.hasher.update(&bytes);
-            if self.buf.is_empty() {
-                self.buf = bytes;
-            } else {
-                self.buf.extend_from_slice(&bytes);
-            }
-        }
-        Ok(())
-    }
-
-    /// Reads what is left before the trailer, then adds `tail` (trailer and
-    /// footer, read before): the id of the whole pack as read.
-    fn finish(mut self, tail: &[u8]) -> Result<PackId> {
-        self.read_to(self.end, self.end)?;
-        self.hasher.update(tail);
-        Ok(self.hasher.finish())
-    }
+    reader.read_to(end, |s| hasher.update(s))?;
+    hasher.update(tail);
+    Ok(hasher.finish())
 }
 
 /// Packs holding no blob that any snapshot reaches.

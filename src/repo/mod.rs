@@ -5,6 +5,7 @@
 
 mod file;
 mod keys;
+mod pack_reader;
 mod remembered;
 mod snapshots;
 mod sync;
@@ -13,6 +14,7 @@ mod writer;
 
 pub use file::FileReader;
 pub use keys::{KeyInfo, PasswordFn};
+pub use pack_reader::PackReader;
 pub use snapshots::{SAFETY_TAG, SnapshotList, read_snapshots};
 pub use sync::SyncReport;
 pub use writer::{BlobWriter, WriteStats};

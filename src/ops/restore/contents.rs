@@ -20,10 +20,9 @@ use crate::ops::WarningKind;
 use crate::pack;
 use crate::repo::Repository;
 
-/// Pack regions closer than this are read in one request.
+/// Pack regions closer than this are read in one request (which holds one
+/// blob at a time, however long).
 const COALESCE_GAP: u64 = 256 << 10;
-/// Largest single read from a pack (each reading thread holds one).
-const MAX_READ: u64 = 4 << 20;
 
 /// One place a chunk's bytes go: where they are stored, and the file (by
 /// plan index) and offset they are written to.
@@ -113,12 +112,9 @@ fn coalesce<'n>(needs: &'n [Need<'n>]) -> Vec<&'n [Need<'n>]> {
     let mut start = 0;
     for i in 1..=needs.len() {
         let split = i == needs.len() || {
-            let first = &needs[start].entry;
             let prev = &needs[i - 1].entry;
-            let next = &needs[i].entry;
             let prev_end = u64::from(prev.offset) + u64::from(prev.stored_len);
-            u64::from(next.offset) > prev_end + COALESCE_GAP
-                || u64::from(next.offset + next.stored_len) - u64::from(first.offset) > MAX_READ
+            u64::from(needs[i].entry.offset) > prev_end + COALESCE_GAP
         };
         if split {
             groups.push(&needs[start..i]);
@@ -128,24 +124,32 @@ fn coalesce<'n>(needs: &'n [Need<'n>]) -> Vec<&'n [Need<'n>]> {
     groups
 }
 
+/// Reads a run of needed blobs with one request, holding one at a time,
+/// and writes each to its places.
 fn restore_region(ctx: &Ctx, pack: &PackId, group: &[Need]) {
-    let first = &group[0].entry;
-    let last = &group[group.len() - 1].entry;
-    let start = u64::from(first.offset);
-    let len = (u64::from(last.offset) + u64::from(last.stored_len) - start) as usize;
-    let bytes = match ctx.repo.read_pack_range(pack, start, len) {
-        Ok(b) => b,
-        Err(e) => {
-            group.iter().flat_map(|n| n.places).for_each(|p| ctx.fail(p.file, format!("pack {pack}: {e}")));
-            return;
-        }
+    let fail = |needs: &[Need], e: &dyn std::fmt::Display| {
+        needs.iter().flat_map(|n| n.places).for_each(|p| ctx.fail(p.file, format!("pack {pack}: {e}")));
     };
-    for need in group {
-        let at = (u64::from(need.entry.offset) - start) as usize;
-        let stored = &bytes[at..at + need.entry.stored_len as usize];
-        match pack::open(ctx.repo.keys(), need.entry, stored) {
+    let start = u64::from(group[0].entry.offset);
+    let last = &group[group.len() - 1].entry;
+    let mut reader =
+        match ctx.repo.stream_pack_range(pack, start, u64::from(last.offset + last.stored_len) - start) {
+            Ok(r) => r,
+            Err(e) => return fail(group, &e),
+        };
+    let mut stored = Vec::new();
+    for (i, need) in group.iter().enumerate() {
+        stored.clear();
+        let offset = u64::from(need.entry.offset);
+        let read = reader.read_to(offset, |_| {}).and_then(|()| {
+            reader.read_to(offset + u64::from(need.entry.stored_len), |s| stored.extend_from_slice(s))
+        });
+        if let Err(e) = read {
+            return fail(&group[i..], &e);
+        }
+        match pack::open(ctx.repo.keys(), need.entry, &stored) {
             Ok(raw) => write_places(ctx, need, &raw),
-            Err(e) => need.places.iter().for_each(|p| ctx.fail(p.file, format!("in pack {pack}: {e}"))),
+            Err(e) => fail(std::slice::from_ref(need), &e),
         }
     }
 }
