@@ -95,27 +95,44 @@ measure() { # tool step command...
 
 repo_size() { du -sb "$1" | cut -f1; }
 
-# Restores to disk go into a fresh ext4 file system for each tool (a loop
+# Restores to disk go into a fresh ext4 file system for each run (a loop
 # device over a sparse image under $BENCH_DIR), when run as root with
-# mkfs.ext4 and loop devices at hand: ext4 slows inode allocation for
-# minutes after many deletions (each tool's run deletes a corpus), which
-# moved both tools' figures by up to 5x in a directory of the machine's own
-# file system, the fallback. A second restore into tmpfs, when there is
-# room for three corpora, times the tools without any disk.
+# mkfs.ext4 and loop devices at hand and $BENCH_DIR on a disk: ext4 slows
+# inode allocation for minutes after many deletions (each tool's run deletes
+# a corpus), which moved both tools' figures by up to 5x in a directory of
+# the machine's own file system, the fallback. Which of the two is decided
+# once, so every run of a table restores into the same kind of target. A
+# second restore into tmpfs, when there is room for three corpora, times
+# the tools without any disk.
 RESTORE_FS=$BENCH_DIR/restore-fs
+FRESH_FS=no
+mkdir -p "$BENCH_DIR"
+if [ "$(id -u)" = 0 ] && command -v mkfs.ext4 >/dev/null && [ -e /dev/loop-control ] &&
+  [ "$(stat -f -c %T "$BENCH_DIR")" != tmpfs ]; then
+  FRESH_FS=yes
+fi
 fresh_fs() {
-  [ "$(id -u)" = 0 ] && command -v mkfs.ext4 >/dev/null && [ -e /dev/loop-control ] || return 1
   drop_fs
   mkdir -p "$RESTORE_FS/mnt"
   truncate -s $(($(du -sb "$CORPUS" | cut -f1) * 2 + (1 << 30))) "$RESTORE_FS/image"
   mkfs.ext4 -q -F "$RESTORE_FS/image" && mount -o loop "$RESTORE_FS/image" "$RESTORE_FS/mnt"
 }
 drop_fs() {
-  mountpoint -q "$RESTORE_FS/mnt" 2>/dev/null && umount "$RESTORE_FS/mnt"
-  rm -rf "$RESTORE_FS"
+  if mountpoint -q "$RESTORE_FS/mnt" 2>/dev/null; then
+    umount "$RESTORE_FS/mnt" || umount -l "$RESTORE_FS/mnt"
+  fi
+  # Never delete through a mount that is still there.
+  mountpoint -q "$RESTORE_FS/mnt" 2>/dev/null || rm -rf --one-file-system "$RESTORE_FS"
 }
 restore_target() { # tool: prints where its restore goes
-  if fresh_fs >&2; then echo "$RESTORE_FS/mnt/$1"; else echo "$BENCH_DIR/restore-$1"; fi
+  if [ $FRESH_FS = no ]; then
+    echo "$BENCH_DIR/restore-$1"
+  elif fresh_fs >&2; then
+    echo "$RESTORE_FS/mnt/$1"
+  else
+    echo "could not make a fresh file system for a restore" >&2
+    return 1
+  fi
 }
 trap drop_fs EXIT
 RAM_TARGET=/dev/shm/snap-bench-restore
@@ -129,7 +146,7 @@ restores() { # tool command... (a restore, given --target DIR)
   local tool=$1 target i
   shift
   for ((i = 0; i < RESTORE_RUNS; i++)); do
-    target=$(restore_target "$tool")
+    target=$(restore_target "$tool") || exit 1
     measure "$tool" restore "$@" --target "$target"
     rm -rf "$target"
     if in_memory; then
@@ -163,11 +180,14 @@ s3_server() {
 run_tool() { # tool
   local tool=$1 repo=$BENCH_DIR/repo-$1
   rm -rf "$repo"
-  local size_of=$repo
+  # The server's data directory holds every tool's bucket prefix: what is
+  # there before the tool starts is not its.
+  local size_of=$repo base=0
   case $tool in
     snap-s3 | restic-s3)
       s3_server
       size_of=$S3_DIR/data
+      base=$(repo_size "$size_of")
       ;;
   esac
   case $tool in
@@ -183,10 +203,10 @@ run_tool() { # tool
       # The floor for a backup with no change: a bare walk with lstat.
       [ "$tool" = snap ] && measure "find -printf %s" "no-change backup" find "$CORPUS" -printf '%s\n'
       measure "$tool" "no-change backup" "$SNAP" --repo "$repo" backup "$CORPUS"
-      SIZE1=$(repo_size "$size_of")
+      SIZE1=$(($(repo_size "$size_of") - base))
       small_change
       measure "$tool" "small-change backup" "$SNAP" --repo "$repo" backup "$CORPUS"
-      SIZE2=$(repo_size "$size_of")
+      SIZE2=$(($(repo_size "$size_of") - base))
       restores "$tool" "$SNAP" --repo "$repo" restore latest
       measure "$tool" "verify --read-data" "$SNAP" --repo "$repo" verify --read-data
       measure "$tool" "prune --keep 1" "$SNAP" --repo "$repo" prune --keep 1
@@ -195,10 +215,10 @@ run_tool() { # tool
       measure "$tool" init restic -r "$repo" init --repository-version 2
       measure "$tool" "first backup" restic -r "$repo" backup "$CORPUS"
       measure "$tool" "no-change backup" restic -r "$repo" backup "$CORPUS"
-      SIZE1=$(repo_size "$size_of")
+      SIZE1=$(($(repo_size "$size_of") - base))
       small_change
       measure "$tool" "small-change backup" restic -r "$repo" backup "$CORPUS"
-      SIZE2=$(repo_size "$size_of")
+      SIZE2=$(($(repo_size "$size_of") - base))
       restores "$tool" restic -r "$repo" restore latest
       measure "$tool" "verify --read-data" restic -r "$repo" check --read-data
       measure "$tool" "prune --keep 1" restic -r "$repo" forget --keep-last 1 --prune
@@ -210,9 +230,12 @@ run_tool() { # tool
 
 build_corpus
 echo "corpus: $(du -sh "$CORPUS" | cut -f1), $(find "$CORPUS" -type f | wc -l) files; $(nproc) cores; $(date -u +%F)"
-if fresh_fs; then echo "restores to disk: a fresh ext4 file system per run"; else echo "restores to disk: $BENCH_DIR"; fi
+if [ $FRESH_FS = yes ]; then
+  echo "restores to disk: a fresh ext4 file system per run"
+else
+  echo "restores to disk: $BENCH_DIR ($(stat -f -c %T "$BENCH_DIR"))"
+fi
 echo "restore rows: the run with the median wall time of $RESTORE_RUNS"
-drop_fs
 cat "$CORPUS/disk.img" >/dev/null; find "$CORPUS" -type f -exec cat {} + >/dev/null
 # Both tools see the same corpus state: restore it between tools.
 cp --reflink=auto -a "$CORPUS" "$BENCH_DIR/pristine" 2>/dev/null || true

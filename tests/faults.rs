@@ -4,17 +4,19 @@
 //! backup reports one error, writes no snapshot, and everything committed
 //! before stays whole; a short read is an error, never a panic or a wrong
 //! byte restored. The same backend records which bytes of which packs are
-//! read, to show restore and verify fetch no byte of a pack twice.
+//! read, to show restore and verify fetch no byte of a pack twice, and how
+//! many packs it is storing at once.
 
 mod common;
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use common::{Rng, TempRepo, write_random};
 use snap::backend::local::LocalBackend;
-use snap::backend::{Backend, FileKind, LockGuard, LockMode, Put, Unlock};
+use snap::backend::{Backend, FileKind, LockGuard, LockMode, Pieces, Put, Unlock};
 use snap::id::BlobId;
 use snap::ops::backup::{BackupOptions, backup};
 use snap::ops::restore::{RestoreOptions, restore};
@@ -45,6 +47,11 @@ struct Faulty {
     shortened: Arc<AtomicUsize>,
     /// Every read of pack bytes: (pack, offset, length).
     pack_reads: Arc<Mutex<Vec<(String, u64, u64)>>>,
+    /// Pack puts under way, and the most there ever were at once.
+    puts_in_flight: AtomicUsize,
+    most_puts_in_flight: Arc<AtomicUsize>,
+    /// Whether the first pack put waits (a while) for a second one to start.
+    hold_first_pack: AtomicBool,
 }
 
 impl Faulty {
@@ -58,6 +65,9 @@ impl Faulty {
             reads: AtomicUsize::new(0),
             shortened: Arc::default(),
             pack_reads: Arc::default(),
+            puts_in_flight: AtomicUsize::new(0),
+            most_puts_in_flight: Arc::default(),
+            hold_first_pack: AtomicBool::new(false),
         }
     }
 
@@ -67,18 +77,58 @@ impl Faulty {
         }
     }
 
+    /// Whether a read of `len` bytes comes back a byte short.
+    fn shortens(&self, len: u64) -> bool {
+        if self.short_read_every == 0 || len < 64 << 10 {
+            return false;
+        }
+        let n = self.reads.fetch_add(1, Ordering::SeqCst) + 1;
+        let short = n.is_multiple_of(self.short_read_every);
+        if short {
+            self.shortened.fetch_add(1, Ordering::SeqCst);
+        }
+        short
+    }
+
     /// Shortens a read when its turn has come.
     fn read(&self, result: snap::Result<Vec<u8>>) -> snap::Result<Vec<u8>> {
         let mut data = result?;
-        if self.short_read_every == 0 || data.len() < 64 << 10 {
-            return Ok(data);
-        }
-        let n = self.reads.fetch_add(1, Ordering::SeqCst) + 1;
-        if n.is_multiple_of(self.short_read_every) {
+        if self.shortens(data.len() as u64) {
             data.pop();
-            self.shortened.fetch_add(1, Ordering::SeqCst);
         }
         Ok(data)
+    }
+
+    /// Counts a pack put under way; the first one, if asked, waits up to
+    /// 5 s for a second to start beside it.
+    fn pack_put_begins(&self) {
+        let now = self.puts_in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        self.most_puts_in_flight.fetch_max(now, Ordering::SeqCst);
+        if self.hold_first_pack.swap(false, Ordering::SeqCst) {
+            let started = Instant::now();
+            while self.puts_in_flight.load(Ordering::SeqCst) < 2 && started.elapsed() < Duration::from_secs(5)
+            {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+    }
+}
+
+/// A streamed read that ends `short` bytes early.
+struct ShortPieces<'a> {
+    inner: Box<dyn Pieces + 'a>,
+    /// Bytes still to hand over.
+    left: u64,
+}
+
+impl Pieces for ShortPieces<'_> {
+    fn next_piece(&mut self) -> snap::Result<Option<bytes::Bytes>> {
+        if self.left == 0 {
+            return Ok(None);
+        }
+        let piece = self.inner.next_piece()?.map(|p| p.slice(..p.len().min(self.left as usize)));
+        self.left -= piece.as_ref().map_or(0, |p| p.len() as u64);
+        Ok(piece)
     }
 }
 
@@ -93,17 +143,14 @@ impl Backend for Faulty {
         self.inner.create()
     }
     fn put(&self, kind: FileKind, name: &str, data: bytes::Bytes) -> snap::Result<Put> {
-        if self.puts.fetch_add(1, Ordering::SeqCst) < self.good_puts {
-            return self.inner.put(kind, name, data);
+        if kind == FileKind::Pack {
+            self.pack_put_begins();
         }
-        let errno = match self.fault {
-            Fault::Errno(errno) => errno,
-            Fault::Torn => {
-                self.inner.put(kind, name, data.slice(..data.len() / 2))?;
-                rustix::io::Errno::IO.raw_os_error()
-            }
-        };
-        Err(Error::io(PathBuf::from(name), std::io::Error::from_raw_os_error(errno)))
+        let result = self.put_or_fail(kind, name, data);
+        if kind == FileKind::Pack {
+            self.puts_in_flight.fetch_sub(1, Ordering::SeqCst);
+        }
+        result
     }
     fn get(&self, kind: FileKind, name: &str) -> snap::Result<Vec<u8>> {
         let data = self.read(self.inner.get(kind, name))?;
@@ -113,6 +160,17 @@ impl Backend for Faulty {
     fn get_range(&self, kind: FileKind, name: &str, offset: u64, len: usize) -> snap::Result<Vec<u8>> {
         self.record(kind, name, offset, len as u64);
         self.read(self.inner.get_range(kind, name, offset, len))
+    }
+    fn stream_range(
+        &self,
+        kind: FileKind,
+        name: &str,
+        offset: u64,
+        len: u64,
+    ) -> snap::Result<Box<dyn Pieces + '_>> {
+        self.record(kind, name, offset, len);
+        let inner = self.inner.stream_range(kind, name, offset, len)?;
+        Ok(Box::new(ShortPieces { inner, left: if self.shortens(len) { len - 1 } else { len } }))
     }
     fn list(&self, kind: FileKind) -> snap::Result<Vec<(String, u64)>> {
         self.inner.list(kind)
@@ -136,6 +194,22 @@ impl Backend for Faulty {
     /// meets other packs on their way.
     fn puts_in_flight(&self) -> usize {
         3
+    }
+}
+
+impl Faulty {
+    fn put_or_fail(&self, kind: FileKind, name: &str, data: bytes::Bytes) -> snap::Result<Put> {
+        if self.puts.fetch_add(1, Ordering::SeqCst) < self.good_puts {
+            return self.inner.put(kind, name, data);
+        }
+        let errno = match self.fault {
+            Fault::Errno(errno) => errno,
+            Fault::Torn => {
+                self.inner.put(kind, name, data.slice(..data.len() / 2))?;
+                rustix::io::Errno::IO.raw_os_error()
+            }
+        };
+        Err(Error::io(PathBuf::from(name), std::io::Error::from_raw_os_error(errno)))
     }
 }
 
@@ -225,6 +299,21 @@ fn failed_writes_never_harm_committed_snapshots() {
             assert_committed_data_whole(&r, fault);
         }
     }
+}
+
+#[test]
+fn full_packs_are_stored_several_at_once() {
+    let (r, _) = small_packs_repo_with(15, "f", 6, 1_000_000);
+    let backend = Faulty::new(&r, usize::MAX, Fault::Errno(0));
+    backend.hold_first_pack.store(true, Ordering::SeqCst);
+    let most = Arc::clone(&backend.most_puts_in_flight);
+    let repo = Repository::open(Box::new(backend), LockMode::Shared).unwrap();
+    let report = backup(&repo, &options(&r), &NoProgress).unwrap();
+    assert!(report.packs_written >= 4, "{} packs", report.packs_written);
+    // The first pack waited for a second one: two storing threads at work.
+    assert!(most.load(Ordering::SeqCst) >= 2, "one pack stored at a time");
+    drop(repo);
+    r.snap(["verify", "--read-data"]).assert_ok();
 }
 
 /// `verify --read-data` passes, except that a torn write may have left a

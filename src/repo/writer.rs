@@ -227,7 +227,7 @@ fn run<R>(
     let (to_store, full_packs) = sync_channel(0);
     let full_packs = Mutex::new(full_packs);
     let result = std::thread::scope(|scope| {
-        for _ in 0..repo.backend().puts_in_flight() {
+        for _ in 0..repo.backend().puts_in_flight().max(1) {
             scope.spawn(|| shared.store_from(&full_packs));
         }
         let writer = BlobWriter { shared: &shared, to_store };
@@ -252,7 +252,11 @@ fn run<R>(
 impl Shared<'_> {
     /// A storing thread: stores packs until the writer is gone.
     fn store_from(&self, full_packs: &Mutex<Receiver<FinishedPack>>) {
-        while let Ok(pack) = lock(full_packs).recv() {
+        loop {
+            // The receiver is locked only to take a pack (in a `while let`
+            // the guard would live through the store, one store at a time).
+            let next = lock(full_packs).recv();
+            let Ok(pack) = next else { return };
             // After a failure packs are still taken, so that no thread
             // filling them waits for ever, but not stored.
             if self.failed.load(Ordering::Relaxed) {

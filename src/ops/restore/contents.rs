@@ -127,16 +127,19 @@ fn coalesce<'n>(needs: &'n [Need<'n>]) -> Vec<&'n [Need<'n>]> {
 /// Reads a run of needed blobs with one request, holding one at a time,
 /// and writes each to its places.
 fn restore_region(ctx: &Ctx, pack: &PackId, group: &[Need]) {
-    let fail = |needs: &[Need], e: &dyn std::fmt::Display| {
-        needs.iter().flat_map(|n| n.places).for_each(|p| ctx.fail(p.file, format!("pack {pack}: {e}")));
+    let fail = |needs: &[Need], why: String| {
+        needs.iter().flat_map(|n| n.places).for_each(|p| ctx.fail(p.file, &why));
     };
+    // A read error names the pack already; a blob that does not open names
+    // itself, not the pack.
+    let unreadable = |e: crate::Error| format!("pack {pack}: {}", e.detail());
     let start = u64::from(group[0].entry.offset);
     let last = &group[group.len() - 1].entry;
-    let mut reader =
-        match ctx.repo.stream_pack_range(pack, start, u64::from(last.offset + last.stored_len) - start) {
-            Ok(r) => r,
-            Err(e) => return fail(group, &e),
-        };
+    let end = u64::from(last.offset) + u64::from(last.stored_len);
+    let mut reader = match ctx.repo.stream_pack_range(pack, start, end - start) {
+        Ok(r) => r,
+        Err(e) => return fail(group, unreadable(e)),
+    };
     let mut stored = Vec::new();
     for (i, need) in group.iter().enumerate() {
         stored.clear();
@@ -145,11 +148,11 @@ fn restore_region(ctx: &Ctx, pack: &PackId, group: &[Need]) {
             reader.read_to(offset + u64::from(need.entry.stored_len), |s| stored.extend_from_slice(s))
         });
         if let Err(e) = read {
-            return fail(&group[i..], &e);
+            return fail(&group[i..], unreadable(e));
         }
         match pack::open(ctx.repo.keys(), need.entry, &stored) {
             Ok(raw) => write_places(ctx, need, &raw),
-            Err(e) => fail(std::slice::from_ref(need), &e),
+            Err(e) => fail(std::slice::from_ref(need), format!("in pack {pack}: {e}")),
         }
     }
 }
