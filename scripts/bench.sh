@@ -137,24 +137,24 @@ restore_target() { # tool: prints where its restore goes
 trap drop_fs EXIT
 RAM_TARGET=/dev/shm/snap-bench-restore
 
-# Restores move most with this VM's memory (pages the guest freed come back
-# from the host slowly, whichever tool touches them first): each is run
-# RESTORE_RUNS times, into an empty target each time, alternating disk and
-# tmpfs, and the table shows the run with the median wall time.
+# Restores move most with the state of this VM's memory (pages the guest
+# freed come back from the host slowly, whichever tool touches them first,
+# and page-cache pressure is charged to the process that allocates): the
+# tools take turns, RESTORE_RUNS rounds of one restore to disk and one into
+# tmpfs each, every one into an empty target, and the table shows each
+# tool's run with the median wall time. All runs are listed after it.
 RESTORE_RUNS=${RESTORE_RUNS:-3}
-restores() { # tool command... (a restore, given --target DIR)
-  local tool=$1 target i
-  shift
-  for ((i = 0; i < RESTORE_RUNS; i++)); do
-    target=$(restore_target "$tool") || exit 1
-    measure "$tool" restore "$@" --target "$target"
-    rm -rf "$target"
-    if in_memory; then
-      measure "$tool" "restore to tmpfs" "$@" --target "$RAM_TARGET"
-      rm -rf "$RAM_TARGET"
-    fi
-  done
+restores() { # tool
+  local tool=$1 target
+  target=$(restore_target "$tool") || exit 1
+  set_cmd "$tool"
+  measure "$tool" restore "${CMD[@]}" restore latest --target "$target"
+  rm -rf "$target"
   drop_fs
+  if in_memory; then
+    measure "$tool" "restore to tmpfs" "${CMD[@]}" restore latest --target "$RAM_TARGET"
+    rm -rf "$RAM_TARGET"
+  fi
 }
 in_memory() {
   local free need
@@ -177,12 +177,27 @@ s3_server() {
     AWS_DEFAULT_REGION=$SNAP_TEST_S3_REGION XDG_CACHE_HOME=$BENCH_DIR/cache
 }
 
-run_tool() { # tool
-  local tool=$1 repo=$BENCH_DIR/repo-$1
-  rm -rf "$repo"
+declare -A REPO
+tool_repo() { # tool: where its repository goes
+  case $1 in
+    snap-s3) echo "s3://$SNAP_TEST_S3_BUCKET/bench-$(date +%s%N)" ;;
+    restic-s3) echo "s3:$SNAP_TEST_S3_ENDPOINT/$SNAP_TEST_S3_BUCKET/restic-$(date +%s%N)" ;;
+    *) echo "$BENCH_DIR/repo-$1" ;;
+  esac
+}
+set_cmd() { # tool: CMD becomes the command and its repository option
+  case $1 in
+    snap | snap-enc | snap-s3) CMD=("$SNAP" --repo "${REPO[$1]}") ;;
+    restic | restic-s3) CMD=(restic -r "${REPO[$1]}") ;;
+  esac
+}
+
+backups() { # tool: init, the three backups, and the repository's size
+  local tool=$1
+  rm -rf "$BENCH_DIR/repo-$tool"
   # The server's data directory holds every tool's bucket prefix: what is
   # there before the tool starts is not its.
-  local size_of=$repo base=0
+  local size_of=$BENCH_DIR/repo-$tool base=0
   case $tool in
     snap-s3 | restic-s3)
       s3_server
@@ -190,42 +205,41 @@ run_tool() { # tool
       base=$(repo_size "$size_of")
       ;;
   esac
-  case $tool in
-    snap-s3) repo=s3://$SNAP_TEST_S3_BUCKET/bench-$(date +%s%N) ;;
-    restic-s3) repo=s3:$SNAP_TEST_S3_ENDPOINT/$SNAP_TEST_S3_BUCKET/restic-$(date +%s%N) ;;
-  esac
+  REPO[$tool]=$(tool_repo "$tool")
+  set_cmd "$tool"
   case $tool in
     snap | snap-enc | snap-s3)
       local scheme=none
       [ "$tool" = snap-enc ] && scheme=xchacha20-poly1305
-      measure "$tool" init "$SNAP" --repo "$repo" init --encryption "$scheme"
-      measure "$tool" "first backup" "$SNAP" --repo "$repo" backup "$CORPUS"
-      # The floor for a backup with no change: a bare walk with lstat.
-      [ "$tool" = snap ] && measure "find -printf %s" "no-change backup" find "$CORPUS" -printf '%s\n'
-      measure "$tool" "no-change backup" "$SNAP" --repo "$repo" backup "$CORPUS"
-      SIZE1=$(($(repo_size "$size_of") - base))
-      small_change
-      measure "$tool" "small-change backup" "$SNAP" --repo "$repo" backup "$CORPUS"
-      SIZE2=$(($(repo_size "$size_of") - base))
-      restores "$tool" "$SNAP" --repo "$repo" restore latest
-      measure "$tool" "verify --read-data" "$SNAP" --repo "$repo" verify --read-data
-      measure "$tool" "prune --keep 1" "$SNAP" --repo "$repo" prune --keep 1
+      measure "$tool" init "${CMD[@]}" init --encryption "$scheme"
       ;;
-    restic | restic-s3)
-      measure "$tool" init restic -r "$repo" init --repository-version 2
-      measure "$tool" "first backup" restic -r "$repo" backup "$CORPUS"
-      measure "$tool" "no-change backup" restic -r "$repo" backup "$CORPUS"
-      SIZE1=$(($(repo_size "$size_of") - base))
-      small_change
-      measure "$tool" "small-change backup" restic -r "$repo" backup "$CORPUS"
-      SIZE2=$(($(repo_size "$size_of") - base))
-      restores "$tool" restic -r "$repo" restore latest
-      measure "$tool" "verify --read-data" restic -r "$repo" check --read-data
-      measure "$tool" "prune --keep 1" restic -r "$repo" forget --keep-last 1 --prune
-      ;;
+    restic | restic-s3) measure "$tool" init "${CMD[@]}" init --repository-version 2 ;;
   esac
+  measure "$tool" "first backup" "${CMD[@]}" backup "$CORPUS"
+  # The floor for a backup with no change: a bare walk with lstat.
+  [ "$tool" = snap ] && measure "find -printf %s" "no-change backup" find "$CORPUS" -printf '%s\n'
+  measure "$tool" "no-change backup" "${CMD[@]}" backup "$CORPUS"
+  SIZE1=$(($(repo_size "$size_of") - base))
+  small_change
+  measure "$tool" "small-change backup" "${CMD[@]}" backup "$CORPUS"
+  SIZE2=$(($(repo_size "$size_of") - base))
   ROWS+=("$tool|repository size after first backup (MiB)|$(echo "$SIZE1 / 1048576" | bc)||")
   ROWS+=("$tool|repository growth from the small change (MiB)|$(echo "scale=1; ($SIZE2 - $SIZE1) / 1048576" | bc)||")
+}
+
+checks() { # tool: verify with data, then prune
+  local tool=$1
+  set_cmd "$tool"
+  case $tool in
+    snap | snap-enc | snap-s3)
+      measure "$tool" "verify --read-data" "${CMD[@]}" verify --read-data
+      measure "$tool" "prune --keep 1" "${CMD[@]}" prune --keep 1
+      ;;
+    restic | restic-s3)
+      measure "$tool" "verify --read-data" "${CMD[@]}" check --read-data
+      measure "$tool" "prune --keep 1" "${CMD[@]}" forget --keep-last 1 --prune
+      ;;
+  esac
 }
 
 build_corpus
@@ -239,11 +253,16 @@ echo "restore rows: the run with the median wall time of $RESTORE_RUNS"
 cat "$CORPUS/disk.img" >/dev/null; find "$CORPUS" -type f -exec cat {} + >/dev/null
 # Both tools see the same corpus state: restore it between tools.
 cp --reflink=auto -a "$CORPUS" "$BENCH_DIR/pristine" 2>/dev/null || true
-for tool in ${TOOLS:-snap restic snap-enc}; do
+TOOLS=${TOOLS:-snap restic snap-enc}
+for tool in $TOOLS; do
   rm -rf "$CORPUS"; cp -a "$BENCH_DIR/pristine" "$CORPUS"
-  run_tool "$tool"
+  backups "$tool"
 done
 rm -rf "$BENCH_DIR/pristine"
+for ((round = 0; round < RESTORE_RUNS; round++)); do
+  for tool in $TOOLS; do restores "$tool"; done
+done
+for tool in $TOOLS; do checks "$tool"; done
 
 python3 - "${ROWS[@]}" <<'PY'
 import sys
@@ -254,6 +273,7 @@ for tool, step, wall, cpu, rss in rows:
     if step not in steps: steps.append(step)
     data.setdefault((tool, step), []).append((wall, cpu, rss))
 # A step run several times shows its run with the median wall time.
+all_runs = {k: runs for k, runs in data.items() if len(runs) > 1}
 data = {k: sorted(runs, key=lambda r: float(r[0]))[len(runs) // 2] for k, runs in data.items()}
 
 def table(a, b):
@@ -275,4 +295,8 @@ table("snap-enc", "snap")
 table("snap-s3", "snap")
 table("restic-s3", "restic")
 table("snap-s3", "restic-s3")
+if all_runs:
+    print("\nEvery run of the repeated steps (wall s, in order):\n")
+    for (tool, step), runs in all_runs.items():
+        print(f"- {tool}, {step}: " + ", ".join(f"{float(w):.2f}" for w, _, _ in runs))
 PY
