@@ -13,7 +13,10 @@
 # The corpus is built once under $BENCH_DIR (default /tmp/snap-bench): real
 # files copied from /usr (library and share trees) up to CORPUS_MIB, plus a
 # 512 MiB "disk image" made of real file bytes; the small change edits the
-# image in 10 places and rewrites 20 small files.
+# image in 10 places and rewrites 20 small files. Each tool's backups run
+# one tool after the other on the same corpus state; then the tools take
+# turns restoring (RESTORE_RUNS rounds, default 3; as root, each restore to
+# disk goes into a fresh loop-mounted ext4), and verify and prune follow.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
