@@ -10,7 +10,7 @@
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Condvar, Mutex, MutexGuard};
 
 use super::Repository;
 use crate::backend::FileKind;
@@ -52,6 +52,10 @@ struct Shared<'r> {
     failed: AtomicBool,
     /// The first such failure, which is what the run reports.
     failure: Mutex<Option<Error>>,
+    /// Full packs waiting for a storing thread to take them, and the signal
+    /// that one was taken.
+    handing_over: Mutex<usize>,
+    taken: Condvar,
 }
 
 /// Adds blobs to a repository, inside [`BlobWriter::write`].
@@ -135,6 +139,7 @@ impl<'a> BlobWriter<'a> {
             }
             state.pending.insert(blob);
         }
+        self.wait_while_handing_over();
         let repo = self.repo();
         let sealed = pack::seal(repo.keys(), blob, raw, repo.config().compression.zstd_level)?;
         shared.blobs.fetch_add(1, Ordering::Relaxed);
@@ -158,9 +163,23 @@ impl<'a> BlobWriter<'a> {
     /// Finishes a pack and waits for a storing thread to take it.
     fn hand_over(&self, writer: PackWriter) -> Result<()> {
         let pack = writer.finish(self.repo().keys())?;
+        *lock(&self.shared.handing_over) += 1;
         // Fails only when every storing thread is gone, which they are not
         // before this writer is dropped unless one panicked.
-        self.to_store.send(pack).map_err(|_| Error::Stopped)
+        let sent = self.to_store.send(pack).map_err(|_| Error::Stopped);
+        *lock(&self.shared.handing_over) -= 1;
+        self.shared.taken.notify_all();
+        sent
+    }
+
+    /// While a full pack waits for a storing thread, sealing more blobs
+    /// would only fill another pack to wait beside it: storage is the
+    /// bottleneck then, and each waiting pack holds its 16 MiB.
+    fn wait_while_handing_over(&self) {
+        let mut waiting = lock(&self.shared.handing_over);
+        while *waiting > 0 {
+            waiting = self.shared.taken.wait(waiting).unwrap_or_else(|p| p.into_inner());
+        }
     }
 
     /// Names a chunk with the repository's keys and stores it unless known.
@@ -223,6 +242,8 @@ fn run<R>(
         packs: AtomicU64::new(0),
         failed: AtomicBool::new(false),
         failure: Mutex::new(None),
+        handing_over: Mutex::new(0),
+        taken: Condvar::new(),
     };
     let (to_store, full_packs) = sync_channel(0);
     let full_packs = Mutex::new(full_packs);
