@@ -152,8 +152,8 @@ restores() { # tool
   target=$(restore_target "$tool") || exit 1
   set_cmd "$tool"
   measure "$tool" restore "${CMD[@]}" restore latest --target "$target"
-  rm -rf "$target"
-  drop_fs
+  # A fresh file system goes whole; only a plain directory is emptied.
+  if [ $FRESH_FS = yes ]; then drop_fs; else rm -rf "$target"; fi
   if in_memory; then
     measure "$tool" "restore to tmpfs" "${CMD[@]}" restore latest --target "$RAM_TARGET"
     rm -rf "$RAM_TARGET"

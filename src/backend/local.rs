@@ -337,11 +337,13 @@ mod tests {
         let data: Vec<u8> = (0..2 * PIECE + 777).map(|i| (i * 13 % 251) as u8).collect();
         b.put(FileKind::Pack, &name('c'), Bytes::from(data.clone())).unwrap();
         let len = data.len() as u64 - 100;
-        let pieces = super::super::all_pieces(b.stream_range(FileKind::Pack, &name('c'), 100, len).unwrap());
+        let pieces =
+            super::super::all_pieces(b.stream_range(FileKind::Pack, &name('c'), 100, len).unwrap()).unwrap();
         assert_eq!(pieces.iter().map(|p| p.len() as u64).collect::<Vec<_>>(), [PIECE, PIECE, 677]);
         assert_eq!(pieces.concat(), data[100..]);
         // Past the end the pieces stop short; the reader names the shortfall.
-        let tail = super::super::all_pieces(b.stream_range(FileKind::Pack, &name('c'), len, 1000).unwrap());
+        let tail =
+            super::super::all_pieces(b.stream_range(FileKind::Pack, &name('c'), len, 1000).unwrap()).unwrap();
         assert_eq!(tail.concat(), data[len as usize..]);
         assert!(matches!(b.stream_range(FileKind::Pack, &name('d'), 0, 1), Err(Error::NotFound { .. })));
     }

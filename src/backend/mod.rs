@@ -262,6 +262,6 @@ impl std::fmt::Display for Location {
 
 /// Every piece of a streamed range, in order.
 #[cfg(test)]
-pub(crate) fn all_pieces(mut pieces: Box<dyn Pieces + '_>) -> Vec<Bytes> {
-    std::iter::from_fn(|| pieces.next_piece().unwrap()).collect()
+pub(crate) fn all_pieces(mut pieces: Box<dyn Pieces + '_>) -> Result<Vec<Bytes>> {
+    std::iter::from_fn(|| pieces.next_piece().transpose()).collect()
 }

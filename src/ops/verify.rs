@@ -292,13 +292,7 @@ fn read_blobs(
         errors.push((None, format!("header: {e}")));
     }
     for entry in entries {
-        bytes.clear();
-        let start = u64::from(entry.offset);
-        reader.read_to(start, |s| hasher.update(s))?;
-        reader.read_to(start + u64::from(entry.stored_len), |s| {
-            hasher.update(s);
-            bytes.extend_from_slice(s);
-        })?;
+        reader.read_stored(entry, &mut bytes, |s| hasher.update(s))?;
         if let Err(e) = pack::open(repo.keys(), entry, &bytes) {
             errors.push((Some(entry.blob), e.detail()));
         }

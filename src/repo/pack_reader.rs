@@ -7,6 +7,7 @@ use bytes::{Buf, Bytes};
 use super::Repository;
 use crate::backend::{FileKind, Pieces};
 use crate::error::{Error, Result};
+use crate::format::pack::PackEntry;
 use crate::id::PackId;
 
 /// Bytes `start..end` of a pack, read in order.
@@ -30,9 +31,22 @@ impl Repository {
 }
 
 impl PackReader<'_> {
-    /// The pack offset of the next byte.
-    pub fn position(&self) -> u64 {
-        self.pos
+    /// Reads on to the end of `entry`'s stored bytes and leaves them in
+    /// `stored`; `seen` is handed every byte read on the way, the gap before
+    /// the blob included.
+    pub fn read_stored(
+        &mut self,
+        entry: &PackEntry,
+        stored: &mut Vec<u8>,
+        mut seen: impl FnMut(&[u8]),
+    ) -> Result<()> {
+        stored.clear();
+        let start = u64::from(entry.offset);
+        self.read_to(start, &mut seen)?;
+        self.read_to(start + u64::from(entry.stored_len), |s| {
+            seen(s);
+            stored.extend_from_slice(s);
+        })
     }
 
     /// Hands the bytes from here up to `offset` to `each`, in order, in one
@@ -103,7 +117,7 @@ mod tests {
         assert_eq!(read(&mut r, 12).unwrap(), b"he");
         assert_eq!(read(&mut r, 12).unwrap(), b"");
         assert_eq!(read(&mut r, 18).unwrap(), b"llo wo");
-        assert_eq!(r.position(), 18);
+        assert_eq!(read(&mut r, 18).unwrap(), b"", "the reader stands at 18");
         assert!(matches!(read(&mut r, 15), Err(Error::Corrupt { .. })), "bytes already handed over");
         assert!(matches!(read(&mut r, 22), Err(Error::Corrupt { .. })), "past the range");
         assert_eq!(read(&mut r, 21).unwrap(), b"rld");

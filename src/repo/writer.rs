@@ -176,10 +176,8 @@ impl<'a> BlobWriter<'a> {
     /// would only fill another pack to wait beside it: storage is the
     /// bottleneck then, and each waiting pack holds its 16 MiB.
     fn wait_while_handing_over(&self) {
-        let mut waiting = lock(&self.shared.handing_over);
-        while *waiting > 0 {
-            waiting = self.shared.taken.wait(waiting).unwrap_or_else(|p| p.into_inner());
-        }
+        let waiting = lock(&self.shared.handing_over);
+        drop(self.shared.taken.wait_while(waiting, |n| *n > 0).unwrap_or_else(|p| p.into_inner()));
     }
 
     /// Names a chunk with the repository's keys and stores it unless known.

@@ -537,26 +537,23 @@ mod tests {
         let data: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
         b.put(FileKind::Pack, &name('e'), Bytes::from(data.clone())).unwrap();
         let pieces =
-            super::super::all_pieces(b.stream_range(FileKind::Pack, &name('e'), 5, 200_000).unwrap());
+            super::super::all_pieces(b.stream_range(FileKind::Pack, &name('e'), 5, 200_000).unwrap())
+                .unwrap();
         assert_eq!(pieces.concat(), data[5..200_005]);
         // Beyond one window's worth the range goes on with further GETs.
         let big: Vec<u8> = (0..2 * STREAM_WINDOW + 999).map(|i| (i * 11 % 251) as u8).collect();
         b.put(FileKind::Pack, &name('a'), Bytes::from(big.clone())).unwrap();
         let len = big.len() as u64 - 3;
-        let pieces = super::super::all_pieces(b.stream_range(FileKind::Pack, &name('a'), 3, len).unwrap());
+        let pieces =
+            super::super::all_pieces(b.stream_range(FileKind::Pack, &name('a'), 3, len).unwrap()).unwrap();
         assert_eq!(pieces.concat(), big[3..]);
         // A range past the object's end comes back short (the reader names
         // the shortfall) or fails; it never hands over misplaced bytes.
-        let over =
-            b.stream_range(FileKind::Pack, &name('a'), len - 5, STREAM_WINDOW + 50).and_then(|mut p| {
-                let mut out = Vec::new();
-                while let Some(piece) = p.next_piece()? {
-                    out.extend_from_slice(&piece);
-                }
-                Ok(out)
-            });
-        if let Ok(bytes) = over {
-            assert_eq!(bytes, big[len as usize - 5..]);
+        let over = b
+            .stream_range(FileKind::Pack, &name('a'), len - 5, STREAM_WINDOW + 50)
+            .and_then(super::super::all_pieces);
+        if let Ok(pieces) = over {
+            assert_eq!(pieces.concat(), big[len as usize - 5..]);
         }
     }
 

@@ -142,12 +142,7 @@ fn restore_region(ctx: &Ctx, pack: &PackId, group: &[Need]) {
     };
     let mut stored = Vec::new();
     for (i, need) in group.iter().enumerate() {
-        stored.clear();
-        let offset = u64::from(need.entry.offset);
-        let read = reader.read_to(offset, |_| {}).and_then(|()| {
-            reader.read_to(offset + u64::from(need.entry.stored_len), |s| stored.extend_from_slice(s))
-        });
-        if let Err(e) = read {
+        if let Err(e) = reader.read_stored(need.entry, &mut stored, |_| {}) {
             return fail(&group[i..], unreadable(e));
         }
         match pack::open(ctx.repo.keys(), need.entry, &stored) {

@@ -513,24 +513,24 @@ fn apply_all_metadata(ctx: &Ctx) {
         .map(|o| (&o.path, &o.meta, matches!(o.node, Node::Symlink { .. })));
     let paths: Vec<_> = files.chain(others).collect();
     paths.par_iter().for_each(|(path, meta, is_link)| {
-        apply_metadata(ctx, path, meta, Applied::Path { path, is_link: *is_link })
+        apply_metadata(ctx, path, meta, Applied::Path { is_link: *is_link })
     });
     for dir in plan.dirs.iter().rev() {
-        apply_metadata(ctx, &dir.path, &dir.meta, Applied::Path { path: &dir.path, is_link: false });
+        apply_metadata(ctx, &dir.path, &dir.meta, Applied::Path { is_link: false });
     }
 }
 
-/// What metadata is applied through: a file the restore has open, or a
-/// path (a symlink at it is not followed).
+/// What metadata is applied through: a file the restore has open, or the
+/// path itself (a symlink at it is not followed).
 #[derive(Clone, Copy)]
 enum Applied<'a> {
     Open(&'a fs::File),
-    Path { path: &'a Path, is_link: bool },
+    Path { is_link: bool },
 }
 
 /// xattrs (while the file is still writable), owner (root only, before the
-/// mode because chown clears setuid), mode, then times. Problems are
-/// warnings about `path`.
+/// mode because chown clears setuid), mode, then times, to what is at
+/// `path`. Problems are warnings about `path`.
 fn apply_metadata(ctx: &Ctx, path: &Path, meta: &Metadata, to: Applied) {
     let warn = |what: &str, e: &dyn std::fmt::Display| {
         ctx.warnings.push(path, WarningKind::Metadata, format!("{what}: {e}"));
@@ -539,7 +539,7 @@ fn apply_metadata(ctx: &Ctx, path: &Path, meta: &Metadata, to: Applied) {
         let name = OsStr::from_bytes(&x.name);
         let set = match to {
             Applied::Open(f) => xattr::FileExt::set_xattr(f, name, &x.value),
-            Applied::Path { path, .. } => xattr::set(path, name, &x.value),
+            Applied::Path { .. } => xattr::set(path, name, &x.value),
         };
         if let Err(e) = set {
             warn(&format!("xattr {}", names::escape(&x.name)), &e);
@@ -549,7 +549,7 @@ fn apply_metadata(ctx: &Ctx, path: &Path, meta: &Metadata, to: Applied) {
         let (uid, gid) = (Some(meta.uid), Some(meta.gid));
         let chown = match to {
             Applied::Open(f) => std::os::unix::fs::fchown(f, uid, gid),
-            Applied::Path { path, .. } => std::os::unix::fs::lchown(path, uid, gid),
+            Applied::Path { .. } => std::os::unix::fs::lchown(path, uid, gid),
         };
         if let Err(e) = chown {
             warn("owner", &e);
@@ -558,8 +558,8 @@ fn apply_metadata(ctx: &Ctx, path: &Path, meta: &Metadata, to: Applied) {
     let mode = fs::Permissions::from_mode(meta.mode);
     let chmod = match to {
         Applied::Open(f) => f.set_permissions(mode),
-        Applied::Path { is_link: true, .. } => Ok(()),
-        Applied::Path { path, .. } => fs::set_permissions(path, mode),
+        Applied::Path { is_link: true } => Ok(()),
+        Applied::Path { is_link: false } => fs::set_permissions(path, mode),
     };
     if let Err(e) = chmod {
         warn("mode", &e);
@@ -567,7 +567,7 @@ fn apply_metadata(ctx: &Ctx, path: &Path, meta: &Metadata, to: Applied) {
     let mtime = filetime::FileTime::from_unix_time(meta.mtime.secs, meta.mtime.nanos);
     let times = match to {
         Applied::Open(f) => filetime::set_file_handle_times(f, Some(mtime), Some(mtime)),
-        Applied::Path { path, .. } => filetime::set_symlink_file_times(path, mtime, mtime),
+        Applied::Path { .. } => filetime::set_symlink_file_times(path, mtime, mtime),
     };
     if let Err(e) = times {
         warn("times", &e);
