@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 
 use crate::format::DecodeError;
+use crate::id::BlobId;
 
 /// Everything that can go wrong inside `snap`.
 #[derive(Debug, thiserror::Error)]
@@ -32,9 +33,27 @@ pub enum Error {
     /// Another process holds a lock that conflicts with this operation.
     #[error("repository is locked by another snap process ({detail})")]
     Locked { detail: String },
-    /// Bytes read back from the repository are damaged.
+    /// Bytes read back from the repository are damaged: they were read and
+    /// do not decode, or do not match their id. Proves damage.
     #[error("corrupt {object}: {detail}")]
     Corrupt { object: String, detail: String },
+    /// A blob the repository needs is in no pack present: the index, which
+    /// is brought in line with the storage listing on open, has no copy of
+    /// it. Proves damage.
+    #[error("{0} not found")]
+    Missing(BlobId),
+    /// An object was written by a newer snap. Proves nothing about it: a
+    /// newer snap reads it.
+    #[error("{object} has format version {version}, newer than this snap reads; upgrade snap")]
+    NewerObject { object: String, version: u8 },
+    /// The storage handed back fewer or other bytes than asked for (a flaky
+    /// disk, a misbehaving server). Proves nothing: the object may be whole.
+    #[error("could not read {object}: {detail}")]
+    ReadFailed { object: String, detail: String },
+    /// A command that acts on damage stopped because something it needed
+    /// could not be read, so whether it is damaged is unknown.
+    #[error("cannot tell, nothing changed: {0}; try again once the storage reads reliably")]
+    CannotTell(String),
     /// An object the repository refers to does not exist.
     #[error("{kind} {id} not found")]
     NotFound { kind: &'static str, id: String },
@@ -58,10 +77,10 @@ pub enum Error {
     /// that failure is what the operation reports.
     #[error("stopped after a failed write to the repository")]
     Stopped,
-    /// The SQLite index failed.
+    /// The storage failed a request (network, server, permissions).
     #[error("storage {location}: {detail}")]
     Storage { location: String, detail: String },
-
+    /// The SQLite index failed.
     #[error("index database: {0}")]
     Index(#[from] rusqlite::Error),
 }
@@ -80,19 +99,36 @@ impl Error {
         Error::Corrupt { object: object.into(), detail: detail.to_string() }
     }
 
+    /// Storage that handed back other bytes than asked for.
+    pub fn read_failed(object: impl Into<String>, detail: impl std::fmt::Display) -> Self {
+        Error::ReadFailed { object: object.into(), detail: detail.to_string() }
+    }
+
     /// The message without the name of the object or path, for reports
     /// that already name it.
     pub fn detail(&self) -> String {
         match self {
-            Error::Corrupt { detail, .. } => detail.clone(),
+            Error::Corrupt { detail, .. } | Error::ReadFailed { detail, .. } => detail.clone(),
             Error::Io { source, .. } => source.to_string(),
             other => other.to_string(),
         }
     }
 
-    /// Converts a decoder error about `object` into [`Error::Corrupt`].
+    /// Converts a decoder error about `object`: [`Error::NewerObject`] for
+    /// a newer format version, else [`Error::Corrupt`].
     pub fn decode(object: impl Into<String>, err: DecodeError) -> Self {
-        Error::corrupt(object, err)
+        match err {
+            DecodeError::NewerVersion(version) => Error::NewerObject { object: object.into(), version },
+            other => Error::corrupt(object, other),
+        }
+    }
+
+    /// Whether this error proves the object it concerns damaged or missing
+    /// (rule 1 of DESIGN.md). Only such an error may lead a command to drop,
+    /// rewrite or delete anything; every other error (I/O, storage, network,
+    /// a newer format, a lock) leaves the object's state unknown.
+    pub fn proves_damage(&self) -> bool {
+        matches!(self, Error::Corrupt { .. } | Error::Missing(_))
     }
 }
 

@@ -163,3 +163,22 @@ fn errors_are_one_line() {
     let line = src.snap(["copy", "--to", s(&enc.repo), "nosuchsnapshot"]).assert_one_line_error().to_owned();
     assert!(line.contains("nosuchsnapshot"), "{line}");
 }
+
+/// Trees and chunks are stored in different packs, so a destination that
+/// has a tree may lack its chunks (a lost pack, a failed backup): copy
+/// checks every subtree and stores what is missing, instead of writing a
+/// snapshot that restores nothing.
+#[test]
+fn a_tree_the_destination_has_without_its_chunks_is_completed() {
+    let src = TempRepo::init();
+    write_random_tree(&src.src, 33, 4, 200_000);
+    src.backup(&[]);
+    let dst = TempRepo::init();
+    copy_to(&src, &dst, &[]);
+    fs::remove_file(largest_pack(&dst.repo)).unwrap();
+    dst.snap(["forget", "latest"]).assert_ok();
+    let again = copy_to(&src, &dst, &[]);
+    assert_eq!(count(&again, "copied"), 1, "{again}");
+    assert!(again["new_blobs"].as_u64().unwrap() >= 4, "{again}");
+    assert_latest_restores(&src, &dst);
+}

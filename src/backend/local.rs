@@ -145,14 +145,15 @@ impl Backend for LocalBackend {
             fsync_dir(&self.dir(kind))?;
         }
         let tmp = self.temp_path();
-        write_durable(&tmp, data)?;
-        let result = match fs::hard_link(&tmp, &path) {
+        let result = write_durable(&tmp, data).and_then(|()| match fs::hard_link(&tmp, &path) {
             // A put that fails must leave nothing under the name: an object
             // whose directory entry may not be durable is taken back.
             Ok(()) => fsync_dir(&dir).map(|()| Put::Created).inspect_err(|_| drop(fs::remove_file(&path))),
             Err(e) if e.kind() == ErrorKind::AlreadyExists => self.settle_existing(kind, &tmp, &path, data),
             Err(e) => Err(Error::io(&path, e)),
-        };
+        });
+        // Whatever happened, the staging file goes: one left by a write
+        // that failed on a full disk would keep the disk full.
         let _ = fs::remove_file(&tmp);
         result
     }
@@ -169,7 +170,7 @@ impl Backend for LocalBackend {
         f.seek(SeekFrom::Start(offset)).at(&path)?;
         let mut out = vec![0; len];
         f.read_exact(&mut out).map_err(|e| match e.kind() {
-            ErrorKind::UnexpectedEof => Error::corrupt(
+            ErrorKind::UnexpectedEof => Error::read_failed(
                 format!("{} {name}", kind.describe()),
                 format!("truncated: cannot read {len} bytes at offset {offset}"),
             ),
@@ -387,7 +388,7 @@ mod tests {
         b.create().unwrap();
         b.put(FileKind::Snapshot, &name('b'), Bytes::from_static(b"12345")).unwrap();
         assert_eq!(b.get_range(FileKind::Snapshot, &name('b'), 1, 3).unwrap(), b"234");
-        assert!(matches!(b.get_range(FileKind::Snapshot, &name('b'), 3, 5), Err(Error::Corrupt { .. })));
+        assert!(matches!(b.get_range(FileKind::Snapshot, &name('b'), 3, 5), Err(Error::ReadFailed { .. })));
         assert!(matches!(b.get(FileKind::Snapshot, &name('c')), Err(Error::NotFound { .. })));
     }
 

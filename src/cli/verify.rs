@@ -25,6 +25,15 @@ pub fn run(g: &Global, a: &VerifyArgs) -> Result<ExitCode> {
     if report.ok() {
         return Ok(ExitCode::SUCCESS);
     }
+    if report.problems.is_empty() {
+        output::warn(&format!(
+            "cannot tell whether the repository is whole: {} object(s) could not be read (an I/O or \
+             storage error, or a newer format) and nothing about them is proved; run verify again \
+             once the storage reads reliably",
+            report.unverified.len()
+        ));
+        return Ok(ExitCode::from(super::EXIT_ERROR));
+    }
     output::warn(&format!(
         "the repository is damaged ({} problem(s), {} snapshot path(s) affected). Run `snap repair index` \
          if the index disagrees with the packs; back up again to store missing data anew; \
@@ -54,6 +63,9 @@ fn print(r: &VerifyReport) -> Result<()> {
     for p in &r.problems {
         output::line(&format!("damaged: {}: {}", p.object, p.detail))?;
     }
+    for p in &r.unverified {
+        output::line(&format!("not checked: {}: {}", p.object, p.detail))?;
+    }
     for a in &r.affected {
         output::line(&format!("affected: snapshot {} {}", &a.snapshot[..8], a.path))?;
     }
@@ -67,8 +79,8 @@ pub fn repair_snapshots(g: &Global, a: &RepairSnapshotsArgs) -> Result<ExitCode>
     let mode = if a.dry_run { LockMode::Shared } else { LockMode::Exclusive };
     let (repo, _) = super::open(g, mode)?;
     let read = if a.read_data { ReadData::All } else { ReadData::None };
-    let damaged = verify(&repo, read, &Bar::new(g))?.damaged;
-    let report = snap::ops::repair::repair_snapshots(&repo, &damaged, a.dry_run)?;
+    let found = verify(&repo, read, &Bar::new(g))?;
+    let report = snap::ops::repair::repair_snapshots(&repo, &found, a.dry_run)?;
     if g.json {
         output::json(&report)?;
         return Ok(ExitCode::SUCCESS);

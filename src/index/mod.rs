@@ -106,11 +106,14 @@ impl Index {
         }))
     }
 
-    /// Records a durable pack and its entries in one transaction.
+    /// Records a durable pack and its entries in one transaction. A pack
+    /// marked missing that is written again is present again: the same name
+    /// means the same bytes, so its rows serve lookups once more.
     pub fn add_pack(&mut self, pack: &PackId, size: u64, entries: &[PackEntry]) -> Result<()> {
         let tx = self.conn.transaction()?;
         tx.execute(
-            "INSERT OR IGNORE INTO packs (name, size) VALUES (?1, ?2)",
+            "INSERT INTO packs (name, size) VALUES (?1, ?2)
+             ON CONFLICT (name) DO UPDATE SET size = excluded.size, missing = 0",
             params![&pack.as_bytes()[..], size],
         )?;
         let rowid: i64 =
@@ -270,6 +273,10 @@ mod tests {
         assert_eq!(idx.packs().unwrap().get(&pack), Some(&100));
         idx.mark_missing(&pack).unwrap();
         assert!(!idx.contains(&entry(1, 0).blob).unwrap(), "missing packs serve no lookup");
+        idx.add_pack(&pack, 100, &[entry(1, 8), entry(2, 18)]).unwrap();
+        assert!(idx.contains(&entry(1, 0).blob).unwrap(), "a pack written again serves lookups");
+        assert!(idx.missing_packs().unwrap().is_empty());
+        idx.mark_missing(&pack).unwrap();
         assert!(idx.lookup(&entry(1, 0).blob).unwrap().is_none());
         assert_eq!(idx.missing_packs().unwrap(), vec![pack]);
         assert_eq!(idx.pack_entries(&pack).unwrap().len(), 2, "but their rows are kept");

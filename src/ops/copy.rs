@@ -89,7 +89,12 @@ pub fn copy(
     }
     let source = src.snapshots()?;
     if let Some(bad) = source.damaged.first() {
-        return Err(Error::corrupt(format!("snapshot {}", bad.name), &bad.error));
+        let object = format!("snapshot {}", bad.name);
+        return Err(if bad.damaged {
+            Error::corrupt(object, &bad.error)
+        } else {
+            Error::CannotTell(format!("{object} of the source could not be read ({})", bad.error))
+        });
     }
     let existing = dst.snapshots()?.snapshots;
     let mut todo = Vec::new();
@@ -154,14 +159,12 @@ fn copy_tree(ctx: &Ctx, id: TreeId) -> Result<TreeId> {
     Ok(new)
 }
 
-/// Same ids on both sides: blobs move as they are, and a tree the
-/// destination has is complete there (trees are stored after their
-/// contents), so it is not even read.
+/// Same ids on both sides: blobs move as they are. A tree the destination
+/// has is walked all the same: trees and chunks live in different packs,
+/// so a lost pack or a failed backup can leave a tree without its chunks,
+/// and only the index (cheap to ask) knows which are there.
 fn move_tree(ctx: &Ctx, id: TreeId) -> Result<TreeId> {
     let blob = BlobId::Tree(id);
-    if ctx.writer.is_known(&blob)? {
-        return Ok(id);
-    }
     let raw = ctx.src.read_blob(&blob)?;
     let tree = Tree::decode(&raw).map_err(|e| Error::decode(format!("tree {id}"), e))?;
     tree.entries.par_iter().try_for_each(|entry| match &entry.node {

@@ -95,7 +95,7 @@ struct PackPlan {
 pub fn prune(repo: &Repository, opts: &PruneOptions, progress: &dyn Progress) -> Result<PruneReport> {
     let list = repo.snapshots()?;
     if let Some(d) = list.damaged.first() {
-        return Err(refuse(format!("snapshot {} cannot be read ({})", d.name, d.error)));
+        return Err(refuse(format!("snapshot {} cannot be read ({})", d.name, d.error), d.damaged));
     }
     let decisions = policy::apply(&opts.policy, &list.snapshots);
     let keep: HashSet<SnapshotId> = decisions.iter().filter(|d| d.keep).map(|d| d.id).collect();
@@ -141,8 +141,14 @@ pub fn prune(repo: &Repository, opts: &PruneOptions, progress: &dyn Progress) ->
     Ok(report)
 }
 
-fn refuse(why: String) -> Error {
-    Error::InvalidInput(format!("prune refused, nothing was changed: {why}; run `snap verify`"))
+/// Prune's refusal to go on: damage proved needs the user (`verify`, then
+/// `repair`); anything else may be gone on the next try.
+fn refuse(why: String, proved: bool) -> Error {
+    if proved {
+        Error::InvalidInput(format!("prune refused, nothing was changed: {why}; run `snap verify`"))
+    } else {
+        Error::CannotTell(format!("prune stopped: {why}"))
+    }
 }
 
 /// The blobs kept snapshots need; any gap stops prune.
@@ -152,13 +158,13 @@ fn live_blobs(
 ) -> Result<HashSet<BlobId>> {
     let reach = tree::reachable(repo, roots);
     if let Some((id, e)) = reach.failed.first() {
-        return Err(refuse(format!("tree {id} cannot be read ({})", e.detail())));
+        return Err(refuse(format!("tree {id} cannot be read ({})", e.detail()), e.proves_damage()));
     }
     let mut live: HashSet<BlobId> = reach.trees.into_iter().map(BlobId::Tree).collect();
     for chunk in reach.chunks {
         let blob = BlobId::Chunk(chunk);
         if !repo.with_index(|i| i.contains(&blob))? {
-            return Err(refuse(format!("chunk {chunk} is missing")));
+            return Err(refuse(format!("chunk {chunk} is missing"), true));
         }
         live.insert(blob);
     }

@@ -15,6 +15,7 @@ use crate::error::{Error, Result};
 use crate::format::tree::{Entry, Node, Tree};
 use crate::id::{BlobId, SnapshotId, TreeId};
 use crate::names;
+use crate::ops::verify::VerifyReport;
 use crate::repo::{BlobWriter, Repository, Unreadable};
 
 /// Tag given to snapshots this command rewrote.
@@ -54,9 +55,20 @@ struct Rewriter<'a> {
     done: HashMap<TreeId, (TreeId, Vec<RelPath>)>,
 }
 
-/// Rewrites the snapshots that use any of the `bad` blobs; `repo` must be
-/// open exclusively. `bad` comes from `verify` (structural or with data).
-pub fn repair_snapshots(repo: &Repository, bad: &HashSet<BlobId>, dry_run: bool) -> Result<RepairReport> {
+/// Rewrites the snapshots that use any blob `found` proved damaged; `repo`
+/// must be open exclusively. `found` comes from `verify` (structural or
+/// with data) and must be complete: with anything left unchecked, what is
+/// lost is not known, so nothing is changed.
+pub fn repair_snapshots(repo: &Repository, found: &VerifyReport, dry_run: bool) -> Result<RepairReport> {
+    if let Some(p) = found.unverified.first() {
+        return Err(Error::CannotTell(format!(
+            "{} object(s) could not be read, so what is lost is unknown (first: {}: {})",
+            found.unverified.len(),
+            p.object,
+            p.detail
+        )));
+    }
+    let bad = &found.damaged;
     let mut report = RepairReport { dry_run, ..RepairReport::default() };
     let list = repo.snapshots()?;
     report.removed_corrupt = remove_corrupt(repo, list.damaged, dry_run)?;
@@ -94,13 +106,14 @@ pub fn repair_snapshots(repo: &Repository, bad: &HashSet<BlobId>, dry_run: bool)
     Ok(report)
 }
 
-/// Removes the snapshot files among `damaged` that are provably corrupt;
-/// one that merely failed to read (an I/O error) is kept.
+/// Removes the snapshot files among `damaged` that are proved corrupt, on
+/// a second reading too; one that merely failed to read (an I/O error) or
+/// is of a newer format is kept.
 fn remove_corrupt(repo: &Repository, damaged: Vec<Unreadable>, dry_run: bool) -> Result<Vec<Unreadable>> {
     let mut removed = Vec::new();
-    for d in damaged {
+    for d in damaged.into_iter().filter(|d| d.damaged) {
         let Ok(id) = SnapshotId::from_hex(&d.name) else { continue };
-        if matches!(repo.load_snapshot(&id), Err(Error::Corrupt { .. })) {
+        if repo.load_snapshot(&id).is_err_and(|e| e.proves_damage()) {
             if !dry_run {
                 repo.backend().remove(FileKind::Snapshot, &d.name)?;
             }

@@ -261,7 +261,7 @@ fn load_trees(
                     next.extend(l.children.iter().copied().filter(|c| seen.insert(*c)));
                     loaded.insert(id, l);
                 }
-                Err(e) => failed.push(Unreadable { name: format!("tree {id}"), error: e.to_string() }),
+                Err(e) => failed.push(Unreadable::new(format!("tree {id}"), &e)),
             }
         }
         level = next;

@@ -16,7 +16,7 @@ use serde::Serialize;
 use crate::error::{Error, Result};
 use crate::format::pack::{PACK_MAGIC, PackEntry};
 use crate::format::tree::{Entry, Node};
-use crate::format::{HEADER_LEN, read_header};
+use crate::format::{DecodeError, HEADER_LEN, read_header};
 use crate::hash;
 use crate::id::{BlobId, ChunkId, PackId, SnapshotId, TreeId};
 use crate::names;
@@ -66,39 +66,72 @@ pub struct VerifyReport {
     pub packs_read: u64,
     /// Bytes of packs read in full.
     pub bytes_read: u64,
-    /// Everything found wrong.
+    /// Everything proved wrong: bytes read that do not decode or match
+    /// their id, objects the listing shows missing.
     pub problems: Vec<Problem>,
+    /// Objects that could not be checked (an I/O or storage error, a newer
+    /// format): nothing about them is proved, so the verdict is open.
+    pub unverified: Vec<Problem>,
     /// Snapshots and paths that cannot be restored whole.
     pub affected: Vec<Affected>,
     /// Packs no snapshot uses (left by an interrupted backup or by forget;
     /// harmless, removed by prune).
     pub unused_packs: Vec<String>,
-    /// Every blob found missing or damaged (what `repair snapshots` drops).
+    /// Every blob proved missing or damaged (what `repair snapshots` drops).
     #[serde(skip)]
     pub damaged: HashSet<BlobId>,
 }
 
 impl VerifyReport {
-    /// Whether the repository is whole.
+    /// Whether the repository was proved whole.
     pub fn ok(&self) -> bool {
-        self.problems.is_empty()
+        self.problems.is_empty() && self.unverified.is_empty()
+    }
+
+    /// Whether every object was checked, so that [`VerifyReport::damaged`]
+    /// is all there is to act on.
+    pub fn complete(&self) -> bool {
+        self.unverified.is_empty()
     }
 }
 
 /// Problems found while reading one pack, each with the blob it concerns
 /// (`None`: the pack as a whole).
-type PackErrors = Vec<(Option<BlobId>, String)>;
+type PackErrors = Vec<(Option<BlobId>, Error)>;
 
 #[derive(Default)]
 struct Findings {
     problems: Vec<Problem>,
-    /// Blobs that are missing or damaged.
+    unverified: Vec<Problem>,
+    /// Blobs proved missing or damaged.
     bad: HashSet<BlobId>,
 }
 
 impl Findings {
     fn add(&mut self, object: String, detail: impl ToString) {
         self.problems.push(Problem { object, detail: detail.to_string() });
+    }
+
+    /// Notes that `object` failed with `error`: damage, taking `blobs`
+    /// with it, only if the error proves it; otherwise an open question.
+    fn failed(&mut self, object: String, error: &Error, blobs: impl IntoIterator<Item = BlobId>) {
+        self.note(object, error.detail(), error.proves_damage(), blobs)
+    }
+
+    fn note(
+        &mut self,
+        object: String,
+        detail: String,
+        damaged: bool,
+        blobs: impl IntoIterator<Item = BlobId>,
+    ) {
+        let problem = Problem { object, detail };
+        if damaged {
+            self.bad.extend(blobs);
+            self.problems.push(problem);
+        } else {
+            self.unverified.push(problem);
+        }
     }
 }
 
@@ -109,17 +142,16 @@ pub fn verify(repo: &Repository, read: ReadData, progress: &dyn Progress) -> Res
     let mut found = Findings::default();
     let sync = repo.sync_report();
     for u in &sync.unreadable {
-        found.add(format!("pack {}", u.name), &u.error);
+        found.note(format!("pack {}", u.name), u.error.clone(), u.damaged, []);
     }
     let list = repo.snapshots()?;
     for d in &list.damaged {
-        found.add(format!("snapshot {}", d.name), &d.error);
+        found.note(format!("snapshot {}", d.name), d.error.clone(), d.damaged, []);
     }
     report.snapshots = list.snapshots.len() as u64;
     let reach = tree::reachable(repo, list.snapshots.iter().map(|(_, s)| s.tree));
     for (id, e) in &reach.failed {
-        found.bad.insert(BlobId::Tree(*id));
-        found.add(format!("tree {id}"), e.detail());
+        found.failed(format!("tree {id}"), e, [BlobId::Tree(*id)]);
     }
     let (trees, chunks) = (reach.trees, reach.chunks);
     report.trees = trees.len() as u64;
@@ -159,14 +191,18 @@ pub fn verify(repo: &Repository, read: ReadData, progress: &dyn Progress) -> Res
         report.packs_read += 1;
         report.bytes_read += size;
         judge_trailer(repo, &id, trailer, &mut found)?;
-        for (blob, detail) in errors {
-            found.bad.extend(blob);
-            found.add(blob.map_or_else(|| format!("pack {id}"), |b| format!("{b} in pack {id}")), detail);
+        for (blob, e) in errors {
+            found.failed(
+                blob.map_or_else(|| format!("pack {id}"), |b| format!("{b} in pack {id}")),
+                &e,
+                blob,
+            );
         }
     }
     report.unused_packs = unused_packs(repo, &packs, &trees, &chunks)?;
     report.affected = trace(repo, &list.snapshots, &found.bad)?;
     report.problems = found.problems;
+    report.unverified = found.unverified;
     report.damaged = found.bad;
     Ok(report)
 }
@@ -219,10 +255,7 @@ fn judge_trailer(
                 );
             }
         }
-        Err(e) => {
-            found.bad.extend(indexed.iter().map(|e| e.blob));
-            found.add(format!("pack {id}"), e.detail());
-        }
+        Err(e) => found.failed(format!("pack {id}"), &e, indexed.iter().map(|e| e.blob)),
     }
     Ok(())
 }
@@ -265,7 +298,9 @@ fn read_pack(repo: &Repository, id: &PackId, size: u64) -> PackRead {
     let mut errors = Vec::new();
     match read_blobs(repo, id, (size - tail.len() as u64, &tail), &entries, &mut errors) {
         Ok(actual) if actual == *id => {}
-        Ok(_) => errors.push((None, "contents do not match the pack's name".to_owned())),
+        Ok(_) => {
+            errors.push((None, Error::corrupt(format!("pack {id}"), "contents do not match the pack's name")))
+        }
         Err(e) => return PackRead { trailer: Err(e), errors },
     }
     PackRead { trailer: Ok(entries), errors }
@@ -289,12 +324,19 @@ fn read_blobs(
         bytes.extend_from_slice(s);
     })?;
     if let Err(e) = read_header(&bytes, PACK_MAGIC, repo.keys().scheme()) {
-        errors.push((None, format!("header: {e}")));
+        let object = format!("pack {id}");
+        errors.push((
+            None,
+            match e {
+                DecodeError::NewerVersion(_) => Error::decode(object, e),
+                damage => Error::corrupt(object, format!("header: {damage}")),
+            },
+        ));
     }
     for entry in entries {
         reader.read_stored(entry, &mut bytes, |s| hasher.update(s))?;
         if let Err(e) = pack::open(repo.keys(), entry, &bytes) {
-            errors.push((Some(entry.blob), e.detail()));
+            errors.push((Some(entry.blob), e));
         }
     }
     reader.read_to(end, |s| hasher.update(s))?;

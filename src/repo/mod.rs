@@ -40,6 +40,16 @@ pub struct Unreadable {
     pub name: String,
     /// What went wrong.
     pub error: String,
+    /// Whether that proves the object damaged ([`Error::proves_damage`]);
+    /// if not (an I/O error, a newer format), it may well be whole.
+    pub damaged: bool,
+}
+
+impl Unreadable {
+    /// The object `name` that failed to load with `error`.
+    pub fn new(name: impl Into<String>, error: &Error) -> Self {
+        Unreadable { name: name.into(), error: error.to_string(), damaged: error.proves_damage() }
+    }
 }
 
 /// An open repository holding its lock for as long as it lives.
@@ -208,13 +218,7 @@ impl Repository {
 
     /// Where a blob is stored; an error if it is not indexed.
     pub fn locate(&self, blob: &BlobId) -> Result<BlobLocation> {
-        self.with_index(|i| i.lookup(blob))?.ok_or_else(|| Error::NotFound {
-            kind: match blob {
-                BlobId::Chunk(_) => "chunk",
-                BlobId::Tree(_) => "tree",
-            },
-            id: blob.as_bytes().iter().map(|b| format!("{b:02x}")).collect(),
-        })
+        self.with_index(|i| i.lookup(blob))?.ok_or(Error::Missing(*blob))
     }
 
     /// From now on, trees come only from tree packs fetched anew from the
@@ -251,7 +255,7 @@ impl Repository {
     pub fn read_pack_range(&self, pack: &PackId, offset: u64, len: usize) -> Result<Vec<u8>> {
         let bytes = self.backend.get_range(FileKind::Pack, &pack.to_hex(), offset, len)?;
         if bytes.len() != len {
-            return Err(Error::corrupt(
+            return Err(Error::read_failed(
                 format!("pack {pack}"),
                 format!("short read: {} of {len} bytes at offset {offset}", bytes.len()),
             ));

@@ -55,7 +55,7 @@ impl PackReader<'_> {
     /// past the range.
     pub fn read_to(&mut self, offset: u64, mut each: impl FnMut(&[u8])) -> Result<()> {
         if offset < self.pos || offset > self.end {
-            return Err(self.corrupt(format!(
+            return Err(self.misread(format!(
                 "bytes up to offset {offset} lie outside the range still to read ({}..{})",
                 self.pos, self.end
             )));
@@ -65,7 +65,7 @@ impl PackReader<'_> {
                 self.piece = match self.pieces.next_piece()? {
                     Some(piece) => piece,
                     None => {
-                        return Err(self.corrupt(format!("short read: bytes stop at offset {}", self.pos)));
+                        return Err(self.misread(format!("short read: bytes stop at offset {}", self.pos)));
                     }
                 };
             }
@@ -77,8 +77,10 @@ impl PackReader<'_> {
         Ok(())
     }
 
-    fn corrupt(&self, detail: String) -> Error {
-        Error::corrupt(format!("pack {}", self.pack), detail)
+    /// A stream that runs short or past its range proves nothing about the
+    /// pack: the storage misbehaved.
+    fn misread(&self, detail: String) -> Error {
+        Error::read_failed(format!("pack {}", self.pack), detail)
     }
 }
 
@@ -118,8 +120,8 @@ mod tests {
         assert_eq!(read(&mut r, 12).unwrap(), b"");
         assert_eq!(read(&mut r, 18).unwrap(), b"llo wo");
         assert_eq!(read(&mut r, 18).unwrap(), b"", "the reader stands at 18");
-        assert!(matches!(read(&mut r, 15), Err(Error::Corrupt { .. })), "bytes already handed over");
-        assert!(matches!(read(&mut r, 22), Err(Error::Corrupt { .. })), "past the range");
+        assert!(matches!(read(&mut r, 15), Err(Error::ReadFailed { .. })), "bytes already handed over");
+        assert!(matches!(read(&mut r, 22), Err(Error::ReadFailed { .. })), "past the range");
         assert_eq!(read(&mut r, 21).unwrap(), b"rld");
     }
 

@@ -15,7 +15,7 @@ use crate::id::SnapshotId;
 pub struct SnapshotList {
     /// Snapshots sorted by time, then id.
     pub snapshots: Vec<(SnapshotId, Snapshot)>,
-    /// Snapshot files that failed to load.
+    /// Snapshot files that failed to load (proved damaged or not, as each says).
     pub damaged: Vec<Unreadable>,
 }
 
@@ -90,7 +90,7 @@ pub fn read_snapshots(backend: &dyn Backend, keys: &Keys) -> Result<SnapshotList
         match loaded {
             Ok(pair) => list.snapshots.push(pair),
             Err(Error::NotFound { .. }) => {}
-            Err(e) => list.damaged.push(Unreadable { name, error: e.to_string() }),
+            Err(e) => list.damaged.push(Unreadable::new(name, &e)),
         }
     }
     list.snapshots.sort_by_key(|(id, s)| (s.time, *id));

@@ -30,20 +30,28 @@ pub struct SyncReport {
 }
 
 impl Repository {
-    /// Brings the index in line with storage.
+    /// Brings the index in line with storage. The index is read before
+    /// storage is listed: a pack is written before its rows, so every pack
+    /// indexed then is in the listing unless it is really gone, whereas a
+    /// pack committed by another process between a listing and a later
+    /// read of the index would look missing.
     pub fn sync_index(&self) -> Result<SyncReport> {
         let mut report = SyncReport::default();
+        let indexed = self.with_index(|i| i.packs())?;
         let mut present: HashMap<PackId, u64> = HashMap::new();
         for (name, size) in self.backend().list(FileKind::Pack)? {
             match PackId::from_hex(&name) {
                 Ok(id) => drop(present.insert(id, size)),
-                Err(_) => report.unreadable.push(Unreadable { name, error: "not a pack name".into() }),
+                Err(_) => report.unreadable.push(Unreadable {
+                    name,
+                    error: "not a pack name".into(),
+                    damaged: true,
+                }),
             }
         }
         if let Some(cache) = &self.tree_cache {
             cache.retain(|id| present.contains_key(id));
         }
-        let indexed = self.with_index(|i| i.packs())?;
         for (id, size) in &indexed {
             if present.get(id) != Some(size) {
                 self.with_index(|i| i.mark_missing(id))?;
@@ -64,7 +72,7 @@ impl Repository {
                     self.with_index(|i| i.remove_pack(&id).and_then(|()| i.add_pack(&id, size, &entries)))?;
                     report.added.push(id);
                 }
-                Err(e) => report.unreadable.push(Unreadable { name: id.to_hex(), error: e.to_string() }),
+                Err(e) => report.unreadable.push(Unreadable::new(id.to_hex(), &e)),
             }
         }
         Ok(report)

@@ -81,7 +81,7 @@ impl TreeCache {
         let _ = self.store(pack, &whole);
         let range = usize::try_from(offset).ok().and_then(|start| whole.get(start..start.checked_add(len)?));
         range.map(<[u8]>::to_vec).ok_or_else(|| {
-            Error::corrupt(format!("pack {pack}"), format!("short read: {len} bytes at offset {offset}"))
+            Error::read_failed(format!("pack {pack}"), format!("short read: {len} bytes at offset {offset}"))
         })
     }
 

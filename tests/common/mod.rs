@@ -35,7 +35,7 @@ pub struct Run {
 }
 
 impl Run {
-    fn describe(&self) -> String {
+    pub fn describe(&self) -> String {
         format!(
             "snap {:?}\nexit code: {:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
             self.args, self.code, self.stdout, self.stderr

@@ -343,7 +343,7 @@ impl Backend for ObjectBackend {
         }
         let bytes = self.read(kind, name, Some(offset..offset + len as u64))?;
         if bytes.len() != len {
-            return Err(Error::corrupt(
+            return Err(Error::read_failed(
                 format!("{} {name}", kind.describe()),
                 format!("truncated: cannot read {len} bytes at offset {offset}"),
             ));
@@ -514,7 +514,7 @@ mod tests {
         assert_eq!(b.put(FileKind::Snapshot, &name('a'), Bytes::from_static(b"two")).unwrap(), Put::Existed);
         assert_eq!(b.get(FileKind::Snapshot, &name('a')).unwrap(), b"one");
         assert_eq!(b.get_range(FileKind::Snapshot, &name('a'), 1, 2).unwrap(), b"ne");
-        assert!(matches!(b.get_range(FileKind::Snapshot, &name('a'), 1, 5), Err(Error::Corrupt { .. })));
+        assert!(matches!(b.get_range(FileKind::Snapshot, &name('a'), 1, 5), Err(Error::ReadFailed { .. })));
         assert!(matches!(b.get(FileKind::Pack, &name('b')), Err(Error::NotFound { .. })));
         b.put(FileKind::Pack, &name('b'), Bytes::from_static(b"pack")).unwrap();
 
