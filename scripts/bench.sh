@@ -9,6 +9,7 @@
 #
 #   scripts/bench.sh [CORPUS_MIB]       (default 1024)
 #   TOOLS="snap snap-s3" scripts/bench.sh 512
+#   SNAP_BIN=/tmp/snap-old TOOLS=snap scripts/bench.sh 512
 #
 # The corpus is built once under $BENCH_DIR (default /tmp/snap-bench): real
 # files copied from /usr (library and share trees) up to CORPUS_MIB, plus a
@@ -27,8 +28,13 @@ export RESTIC_PASSWORD=bench-only-password
 export SNAP_PASSWORD=bench-only-password
 
 command -v restic >/dev/null || apt-get install -y restic >/dev/null
-cargo build --release --locked -q
-SNAP=$PWD/target/release/snap
+# SNAP_BIN measures another build (an older commit's, to compare) as it is.
+if [ -n "${SNAP_BIN:-}" ]; then
+  SNAP=$SNAP_BIN
+else
+  cargo build --release --locked -q
+  SNAP=$PWD/target/release/snap
+fi
 
 build_corpus() {
   [ -f "$BENCH_DIR/.corpus-$MIB" ] && return

@@ -18,9 +18,9 @@ pub const POINTS: &[&str] = &[
     "backup-before-snapshot",
     "backup-after-snapshot",
     "prune-after-forget",
-    "prune-after-repack",
-    "prune-after-index-update",
     "prune-after-pack-delete",
+    "prune-after-index-update",
+    "prune-after-repack",
 ];
 
 /// Aborts the process if `SNAP_CRASH_AT` names `point`.

@@ -11,13 +11,10 @@ use crate::id::BlobId;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// An operating-system call on a path failed.
-    #[error("{}: {source}", path.display())]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    /// An operating-system call on a path failed. The OS error is part of
+    /// the message, not a separate source, so it is said once.
+    #[error("{}: {error}", path.display())]
+    Io { path: PathBuf, error: std::io::Error },
     /// No repository at this location.
     #[error("no snap repository at {} (run `snap init` first)", .0.display())]
     RepoNotFound(PathBuf),
@@ -80,9 +77,25 @@ pub enum Error {
     /// The storage failed a request (network, server, permissions).
     #[error("storage {location}: {detail}")]
     Storage { location: String, detail: String },
+    /// A restore's target file system is full. What was written is whole;
+    /// the rest was not written at all.
+    #[error(
+        "restore stopped, the target is full ({detail}, writing {}): {whole} file(s) restored whole, \
+         {left} not written",
+        path.display()
+    )]
+    TargetFull { path: PathBuf, detail: String, whole: u64, left: u64 },
     /// The SQLite index failed.
     #[error("index database: {0}")]
-    Index(#[from] rusqlite::Error),
+    Index(rusqlite::Error),
+}
+
+/// By hand rather than `#[from]`, which would also make the SQLite error
+/// the source and have it said twice.
+impl From<rusqlite::Error> for Error {
+    fn from(e: rusqlite::Error) -> Self {
+        Error::Index(e)
+    }
 }
 
 /// Result with [`Error`].
@@ -91,7 +104,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 impl Error {
     /// Wraps an I/O error with the path it concerns.
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io { path: path.into(), source }
+        Error::Io { path: path.into(), error: source }
     }
 
     /// A decode failure of a named repository object.
@@ -109,7 +122,7 @@ impl Error {
     pub fn detail(&self) -> String {
         match self {
             Error::Corrupt { detail, .. } | Error::ReadFailed { detail, .. } => detail.clone(),
-            Error::Io { source, .. } => source.to_string(),
+            Error::Io { error, .. } => error.to_string(),
             other => other.to_string(),
         }
     }

@@ -144,9 +144,12 @@ fn skip_if_unchanged_writes_no_snapshot_until_something_changes() {
     assert_eq!(r.snapshots().len(), 2);
 }
 
-/// A tree pack lost and then written again by the same backup serves
-/// lookups again at once (it kept being taken for missing until the next
-/// run, and `--skip-if-unchanged` failed with "tree ... not found").
+/// A lost tree pack is stored again by the next backup, which succeeds
+/// (when that backup wrote the very same pack, it was taken for missing
+/// until the next run and `--skip-if-unchanged` failed with "tree ... not
+/// found"; whether the pack comes out byte for byte the same depends on the
+/// times of the directories above the source, so the index test
+/// `add_lookup_remove` pins that case down).
 #[test]
 fn skip_if_unchanged_after_a_lost_tree_pack_stores_the_trees_again() {
     let r = TempRepo::init();
@@ -168,8 +171,7 @@ fn skip_if_unchanged_after_a_lost_tree_pack_stores_the_trees_again() {
         .to_hex();
     drop(repo);
     fs::remove_file(r.repo.join("data").join(&trees[..2]).join(&trees)).unwrap();
-    let report = r.backup(&["--skip-if-unchanged"]);
-    assert!(r.repo.join("data").join(&trees[..2]).join(&trees).exists(), "{report:#}");
+    r.backup(&["--skip-if-unchanged"]);
     r.snap(["verify"]).assert_ok();
     r.snap(["restore", "latest", "--target", s(&r.target)]).assert_ok();
 }

@@ -576,3 +576,87 @@ fn objects_of_a_newer_format_are_not_damage() {
     assert!(run.stderr.contains("cannot tell, nothing changed"), "{}", run.describe());
     assert_eq!(common::repo_files(&r.repo), before, "repair changed a repository it cannot read whole");
 }
+
+/// Mounts a tmpfs of `size` (as `mount -o size=`) at `dir`; unmounted when
+/// dropped. Needs root, as CI runs.
+struct SmallDisk(PathBuf);
+
+impl SmallDisk {
+    fn mount(dir: &std::path::Path, size: &str) -> Self {
+        fs::create_dir_all(dir).unwrap();
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "none"])
+            .arg(dir)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "mounting a tmpfs needs root, as CI runs");
+        SmallDisk(dir.to_owned())
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// A restore onto a full file system stops at the first ENOSPC with one
+/// line saying how far it got (it went on and printed a warning per file),
+/// and every file it leaves is whole.
+#[test]
+fn a_restore_onto_a_full_disk_stops_at_once_leaving_only_whole_files() {
+    let r = TempRepo::init();
+    let mut rng = Rng::new(77);
+    for i in 0..40 {
+        write_random(&r.src.join(format!("f{i:02}")), &mut rng, 100_000);
+    }
+    r.backup(&[]);
+    let _disk = SmallDisk::mount(&r.target, "1m");
+    let run = r.snap(["restore", "latest", "--target", common::s(&r.target)]);
+    assert_eq!(run.code, Some(1), "{}", run.describe());
+    let line = run.assert_one_line_error();
+    assert!(line.contains("restore stopped, the target is full"), "{line}");
+    assert!(line.contains("not written"), "{line}");
+    let restored = r.restored(&r.target, &r.src);
+    let left: Vec<_> = fs::read_dir(&restored).unwrap().map(|e| e.unwrap().path()).collect();
+    assert!(left.len() < 40, "a 1 MiB disk holds 40 files of 100 kB: {}", left.len());
+    for path in left {
+        assert_eq!(fs::read(&path).unwrap(), fs::read(r.src.join(path.file_name().unwrap())).unwrap());
+    }
+}
+
+/// A repository on a full disk: the backup that fails leaves no staging
+/// file behind (it kept the disk full), and prune, which frees space, runs
+/// on a disk without a free byte (the index could not open there).
+#[test]
+fn a_full_repository_disk_keeps_no_leftovers_and_prune_frees_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let _disk = SmallDisk::mount(dir.path(), "6m");
+    let r = TempRepo::init();
+    let repo_dir = dir.path().join("repo");
+    let run = r.snap(["--repo", common::s(&repo_dir), "init"]);
+    run.assert_ok();
+    let mut rng = Rng::new(78);
+    write_random(&r.src.join("first"), &mut rng, 3_000_000);
+    r.snap(["--repo", common::s(&repo_dir), "backup", common::s(&r.src)]).assert_ok();
+    write_random(&r.src.join("second"), &mut rng, 4_000_000);
+    let run = r.snap(["--repo", common::s(&repo_dir), "backup", common::s(&r.src)]);
+    assert_ne!(run.code, Some(0), "{}", run.describe());
+    assert!(run.stderr.contains("No space left"), "{}", run.describe());
+    let staged: Vec<_> = fs::read_dir(repo_dir.join("tmp")).unwrap().collect();
+    assert!(staged.is_empty(), "staging files left on a full disk: {staged:?}");
+    fs::remove_file(r.src.join("second")).unwrap();
+    fs::remove_file(r.src.join("first")).unwrap();
+    r.snap(["--repo", common::s(&repo_dir), "forget", "latest"]).assert_ok();
+    let mut filler = fs::File::create(dir.path().join("filler")).unwrap();
+    let full = loop {
+        if let Err(e) = std::io::Write::write_all(&mut filler, &[1; 4096]) {
+            break e;
+        }
+    };
+    assert_eq!(full.raw_os_error(), Some(rustix::io::Errno::NOSPC.raw_os_error()));
+    let pruned = r.json(["--repo", common::s(&repo_dir), "prune"]);
+    assert!(pruned["report"]["packs_deleted"].as_u64().unwrap() >= 1, "{pruned:#}");
+    r.snap(["--repo", common::s(&repo_dir), "verify"]).assert_ok();
+}

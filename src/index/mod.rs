@@ -31,7 +31,23 @@ pub struct Index {
 impl Index {
     /// Opens (creating if needed) the database at `path` and migrates it.
     pub fn open(path: &Path) -> Result<Self> {
+        Self::open_with(path, false)
+    }
+
+    /// Opens the database for the only process that may use it (the
+    /// repository is locked exclusively): SQLite then keeps the WAL index in
+    /// its own memory instead of a shared-memory file, which it cannot grow
+    /// on a full disk, so prune can still run there and give space back.
+    pub fn open_exclusive(path: &Path) -> Result<Self> {
+        Self::open_with(path, true)
+    }
+
+    fn open_with(path: &Path, exclusive: bool) -> Result<Self> {
         let mut conn = Connection::open(path)?;
+        if exclusive {
+            // Must come before the first access to the database.
+            conn.pragma_update(None, "locking_mode", "EXCLUSIVE")?;
+        }
         // A second backup may be committing; wait for it rather than fail.
         conn.busy_timeout(std::time::Duration::from_secs(120))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;

@@ -5,12 +5,18 @@
 //!
 //! 1. decide (policy) and check: every kept snapshot's trees load and every
 //!    chunk they name is indexed, or prune stops before changing anything;
-//! 2. remove the forgotten snapshot files (their data is now garbage);
-//! 3. copy the live blobs out of mostly-unused packs into new packs, made
-//!    durable and indexed before anything old goes;
-//! 4. drop the old packs (and the records of packs that vanished from
-//!    storage) from the index, then delete their files;
-//! 5. sweep staging files left by interrupted writes.
+//! 2. sweep staging files left by interrupted writes, and remove the
+//!    forgotten snapshot files (their data is now garbage);
+//! 3. delete the packs no kept snapshot uses (and forget the records of
+//!    packs that vanished from storage);
+//! 4. copy the live blobs out of mostly-unused packs into new packs, made
+//!    durable and indexed before anything old goes, then delete the old.
+//!
+//! Space is given back before anything is written, so prune can run on a
+//! full disk: steps 2 and 3 only delete, and a pack's file goes before its
+//! index rows (the index needs room to write). A crash between the two
+//! leaves rows of a vanished pack, which the next open marks missing and the
+//! next prune forgets; none of them held a blob a kept snapshot needs.
 
 use std::collections::{HashMap, HashSet};
 
@@ -116,29 +122,37 @@ pub fn prune(repo: &Repository, opts: &PruneOptions, progress: &dyn Progress) ->
     if opts.dry_run {
         return Ok(report);
     }
+    report.leftovers_removed = repo.sync_report().leftovers_removed + repo.backend().remove_leftovers()?;
     let forgotten: Vec<SnapshotId> = report.decisions.iter().filter(|d| !d.keep).map(|d| d.id).collect();
     forget(repo, &forgotten)?;
     crate::crash::point("prune-after-forget");
-    let written = repack(repo, &plan.repack, &live, progress)?;
-    crate::crash::point("prune-after-repack");
-    report.packs_written = written.packs;
-    report.bytes_after += written.pack_bytes;
     // Records of packs gone from storage go too (with any truncated file
     // left under their name): the checks above proved nothing needs them.
     let missing = repo.with_index(|i| i.missing_packs())?;
     report.missing_packs_forgotten = missing.len() as u64;
-    let doomed: Vec<PackId> = plan.delete.iter().chain(&plan.repack).chain(&missing).copied().collect();
-    ensure_copies_elsewhere(repo, &doomed, &live)?;
-    for id in &doomed {
-        repo.with_index(|i| i.remove_pack(id))?;
-    }
-    crate::crash::point("prune-after-index-update");
-    for id in &doomed {
+    let unused: Vec<PackId> = plan.delete.iter().chain(&missing).copied().collect();
+    drop_packs(repo, &unused, &live)?;
+    let written = repack(repo, &plan.repack, &live, progress)?;
+    crate::crash::point("prune-after-repack");
+    report.packs_written = written.packs;
+    report.bytes_after += written.pack_bytes;
+    drop_packs(repo, &plan.repack, &live)?;
+    Ok(report)
+}
+
+/// Deletes packs, files first and then their index rows, once it is
+/// certain no live blob is only there.
+fn drop_packs(repo: &Repository, doomed: &[PackId], live: &HashSet<BlobId>) -> Result<()> {
+    ensure_copies_elsewhere(repo, doomed, live)?;
+    for id in doomed {
         repo.backend().remove(FileKind::Pack, &id.to_hex())?;
     }
     crate::crash::point("prune-after-pack-delete");
-    report.leftovers_removed = repo.backend().remove_leftovers()?;
-    Ok(report)
+    for id in doomed {
+        repo.with_index(|i| i.remove_pack(id))?;
+    }
+    crate::crash::point("prune-after-index-update");
+    Ok(())
 }
 
 /// Prune's refusal to go on: damage proved needs the user (`verify`, then

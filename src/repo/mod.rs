@@ -106,7 +106,7 @@ impl Repository {
             return Err(Error::RepoExists(location.into()));
         }
         let lock = backend.lock(LockMode::Shared)?;
-        Self::open_unlocked(backend, lock, config, keys, unlocked)
+        Self::open_unlocked(backend, (lock, false), config, keys, unlocked)
     }
 
     /// Opens an existing unencrypted repository (an encrypted one is
@@ -124,18 +124,28 @@ impl Repository {
         let (config, config_bytes) = read_config_bytes(backend.as_ref())?;
         let (keys, unlocked) = keys::unlock(backend.as_ref(), &config, &config_bytes, password)?;
         let lock = backend.lock(mode)?;
-        Self::open_unlocked(backend, lock, config, keys, unlocked)
+        // With no write running, what interrupted ones left goes before the
+        // index is opened, which on a full disk needs that room.
+        let leftovers = if mode == LockMode::Exclusive { backend.remove_leftovers()? } else { 0 };
+        let exclusive = mode == LockMode::Exclusive;
+        let mut repo = Self::open_unlocked(backend, (lock, exclusive), config, keys, unlocked)?;
+        repo.sync.leftovers_removed = leftovers;
+        Ok(repo)
     }
 
     fn open_unlocked(
         backend: Box<dyn Backend>,
-        lock: Box<dyn LockGuard>,
+        (lock, exclusive): (Box<dyn LockGuard>, bool),
         config: Config,
         keys: Keys,
         unlocked: Option<keys::Unlocked>,
     ) -> Result<Self> {
-        let index = Index::open(&backend.index_path(&config.local_name())?).map_err(|e| match e {
-            Error::Index(inner) => Error::corrupt(
+        let path = backend.index_path(&config.local_name())?;
+        let index = if exclusive { Index::open_exclusive(&path) } else { Index::open(&path) };
+        let index = index.map_err(|e| match e {
+            // Only a database SQLite found malformed is damaged; a full
+            // disk or an I/O error says nothing about it.
+            Error::Index(inner) if index_damaged(&inner) => Error::corrupt(
                 "index database",
                 format!("{inner}; run `snap repair index` to rebuild it from the packs"),
             ),
@@ -279,9 +289,17 @@ impl Repository {
         let (keys, unlocked) = keys::unlock(backend.as_ref(), &config, &config_bytes, password)?;
         let lock = backend.lock(LockMode::Exclusive)?;
         Index::destroy(&backend.index_path(&config.local_name())?)?;
-        let repo = Self::open_unlocked(backend, lock, config, keys, unlocked)?;
+        let repo = Self::open_unlocked(backend, (lock, true), config, keys, unlocked)?;
         Ok(repo.sync)
     }
+}
+
+/// Whether SQLite found the database itself malformed.
+fn index_damaged(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase)
+    )
 }
 
 /// The keys of a repository, without locking or opening it (for reading

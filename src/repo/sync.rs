@@ -27,6 +27,8 @@ pub struct SyncReport {
     pub missing: Vec<PackId>,
     /// Packs whose trailer could not be read.
     pub unreadable: Vec<Unreadable>,
+    /// Staging files of interrupted writes removed on an exclusive open.
+    pub leftovers_removed: u64,
 }
 
 impl Repository {

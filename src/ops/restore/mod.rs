@@ -25,8 +25,8 @@ use std::io::ErrorKind;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, AtomicUsize};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
 
 use rayon::prelude::*;
 use serde::Serialize;
@@ -146,6 +146,9 @@ struct Ctx<'a> {
     unwritten: Vec<AtomicUsize>,
     warnings: Warnings,
     failed: Mutex<HashSet<usize>>,
+    /// Set by the first write that found the target full: every later
+    /// write would fail the same way, so the restore stops there.
+    full: OnceLock<(PathBuf, std::io::Error)>,
     progress: &'a dyn Progress,
     bytes: AtomicU64,
 }
@@ -173,7 +176,7 @@ pub fn restore(
         _ => None,
     };
     create_dirs(&plan)?;
-    let mut report = write_plan(repo, plan, &located, opts.verify, progress);
+    let mut report = write_plan(repo, plan, &located, opts.verify, progress)?;
     report.safety_snapshot_needed = safety_needed;
     if let Some((id, warnings)) = safety {
         report.safety_snapshot = Some(id);
@@ -190,17 +193,21 @@ fn write_plan(
     located: &Located,
     verify: bool,
     progress: &dyn Progress,
-) -> RestoreReport {
+) -> Result<RestoreReport> {
     let ctx = Ctx {
         repo,
         unwritten: plan.files.iter().map(|f| AtomicUsize::new(f.chunks.len())).collect(),
         plan,
         warnings: Warnings::default(),
         failed: Mutex::new(HashSet::new()),
+        full: OnceLock::new(),
         progress,
         bytes: AtomicU64::new(0),
     };
     repo.in_io_pool(|| write_contents(&ctx, located));
+    if let Some((path, error)) = ctx.full.get() {
+        return Err(stopped_full(&ctx, path, error));
+    }
     remove_failed(&ctx);
     let (links, others) = create_others(&ctx);
     apply_all_metadata(&ctx);
@@ -209,13 +216,29 @@ fn write_plan(
     let failed = failed.into_inner().unwrap_or_else(|p| p.into_inner()).len() as u64;
     let warnings = warnings.into_vec();
     let files_made = plan.files.iter().filter(|f| f.action.writes()).count() as u64 - failed;
-    RestoreReport {
+    Ok(RestoreReport {
         bytes: bytes.into_inner(),
         verified_files: verified,
         incomplete: warnings.iter().any(|w| w.kind == WarningKind::Failed),
         warnings,
         ..counts(&plan, files_made + links, others)
+    })
+}
+
+/// Ends a restore whose target is full: every file not written whole is
+/// removed (a partial file must not look like a good one), and one error
+/// says how far it got.
+fn stopped_full(ctx: &Ctx, path: &Path, error: &std::io::Error) -> Error {
+    let (mut whole, mut left) = (0, 0);
+    for (i, file) in ctx.plan.files.iter().enumerate().filter(|(_, f)| f.action.writes()) {
+        if ctx.unwritten[i].load(Ordering::Acquire) == 0 && !ctx.is_failed(i) {
+            whole += 1;
+        } else {
+            let _ = fs::remove_file(&file.path);
+            left += 1;
+        }
     }
+    Error::TargetFull { path: path.to_path_buf(), detail: error.to_string(), whole, left }
 }
 
 /// What a restore would do, from its plan alone.
@@ -420,6 +443,24 @@ fn create_sized(path: &Path, len: u64, action: Action) -> std::io::Result<fs::Fi
 }
 
 impl Ctx<'_> {
+    /// A file that could not be written: one warning, unless the target is
+    /// full, which stops the restore instead.
+    fn write_failed(&self, file: usize, error: std::io::Error) {
+        let full = [rustix::io::Errno::NOSPC, rustix::io::Errno::DQUOT]
+            .iter()
+            .any(|e| error.raw_os_error() == Some(e.raw_os_error()));
+        if !full {
+            return self.fail(file, error);
+        }
+        self.failed.lock().unwrap_or_else(|p| p.into_inner()).insert(file);
+        let _ = self.full.set((self.plan.files[file].path.clone(), error));
+    }
+
+    /// Whether the restore stopped (the target is full).
+    fn stopped(&self) -> bool {
+        self.full.get().is_some()
+    }
+
     fn fail(&self, file: usize, why: impl ToString) {
         if self.failed.lock().unwrap_or_else(|p| p.into_inner()).insert(file) {
             self.warnings.push(&self.plan.files[file].path, WarningKind::Failed, why);
