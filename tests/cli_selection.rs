@@ -144,38 +144,6 @@ fn skip_if_unchanged_writes_no_snapshot_until_something_changes() {
     assert_eq!(r.snapshots().len(), 2);
 }
 
-/// A lost tree pack is stored again by the next backup, which succeeds
-/// (when that backup wrote the very same pack, it was taken for missing
-/// until the next run and `--skip-if-unchanged` failed with "tree ... not
-/// found"; whether the pack comes out byte for byte the same depends on the
-/// times of the directories above the source, so the index test
-/// `add_lookup_remove` pins that case down).
-#[test]
-fn skip_if_unchanged_after_a_lost_tree_pack_stores_the_trees_again() {
-    let r = TempRepo::init();
-    write(&r.src.join("a"), 10);
-    r.backup(&[]);
-    let repo = snap::Repository::open(
-        Box::new(snap::backend::local::LocalBackend::new(&r.repo)),
-        snap::backend::LockMode::Shared,
-    )
-    .unwrap();
-    let packs = repo.with_index(|i| i.packs()).unwrap();
-    let trees = packs
-        .keys()
-        .find(|p| {
-            let entries = repo.with_index(|i| i.pack_entries(p)).unwrap();
-            entries.iter().all(|e| matches!(e.blob, snap::id::BlobId::Tree(_)))
-        })
-        .unwrap()
-        .to_hex();
-    drop(repo);
-    fs::remove_file(r.repo.join("data").join(&trees[..2]).join(&trees)).unwrap();
-    r.backup(&["--skip-if-unchanged"]);
-    r.snap(["verify"]).assert_ok();
-    r.snap(["restore", "latest", "--target", s(&r.target)]).assert_ok();
-}
-
 #[test]
 fn git_ignore_follows_gitignore_files_like_git_does() {
     let r = TempRepo::init();
