@@ -144,6 +144,33 @@ fn skip_if_unchanged_writes_no_snapshot_until_something_changes() {
     assert_eq!(r.snapshots().len(), 2);
 }
 
+/// The directories above a source change whenever anything beside it does;
+/// a `--skip-if-unchanged` backup that writes no snapshot stores nothing
+/// (it stored their new nodes, a pack no snapshot uses).
+#[test]
+fn skip_if_unchanged_stores_nothing_when_only_the_surroundings_changed() {
+    let r = TempRepo::init();
+    let source = r.src.join("kept");
+    write(&source.join("a"), 10);
+    r.backup(&[]);
+    let packs = common::pack_files(&r.repo).len();
+    write(&r.src.join("beside"), 10);
+    let run = r.json(["backup", s(&source), "--skip-if-unchanged"]);
+    assert!(run["snapshot"].is_string(), "another source set: {run:#}");
+    let packs = common::pack_files(&r.repo).len().max(packs);
+    fs::write(r.src.join("beside"), b"changed").unwrap();
+    fs::remove_file(r.src.join("beside")).unwrap();
+    let report = r.json(["backup", s(&source), "--skip-if-unchanged"]);
+    assert!(report["snapshot"].is_null(), "{report:#}");
+    assert_eq!(
+        common::pack_files(&r.repo).len(),
+        packs,
+        "a backup without a snapshot left a pack: {report:#}"
+    );
+    assert_eq!(report["packs_written"], 0, "{report:#}");
+    r.snap(["verify"]).assert_ok();
+}
+
 #[test]
 fn git_ignore_follows_gitignore_files_like_git_does() {
     let r = TempRepo::init();

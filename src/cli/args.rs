@@ -814,6 +814,29 @@ Examples:
     /// whole again, and repair drops only what is really gone. Takes the exclusive lock;
     /// --dry-run takes the shared lock and changes nothing.
     Snapshots(RepairSnapshotsArgs),
+    /// Move the intact data out of damaged packs, then delete them
+    ///
+    /// `verify --read-data`, restore and prune mark every stored copy whose bytes they proved
+    /// damaged; such a copy is never used again, so the next backup stores that data anew.
+    /// This moves every other blob of those packs into new packs and deletes the damaged
+    /// packs. A damaged blob with no intact copy is lost with its pack and listed: run
+    /// `snap repair snapshots` afterwards to drop what uses it. Takes the exclusive lock;
+    /// --dry-run takes the shared lock and changes nothing.
+    #[command(after_long_help = "\
+Examples:
+  snap verify --read-data
+  snap backup ~            # stores anew what is still on disk
+  snap repair packs --dry-run
+  snap repair packs
+  snap repair snapshots    # drops what is really lost")]
+    Packs(RepairPacksArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RepairPacksArgs {
+    /// Show what would be moved and lost; change nothing
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Args)]

@@ -68,6 +68,7 @@ pub fn run(cli: &Cli) -> Result<ExitCode> {
         Command::Status(a) => stats::run_status(g, a),
         Command::Repair(RepairCommand::Index) => repair_index(g),
         Command::Repair(RepairCommand::Snapshots(a)) => verify::repair_snapshots(g, a),
+        Command::Repair(RepairCommand::Packs(a)) => verify::repair_packs(g, a),
         Command::Key(k) => key::run(g, k),
         Command::Unlock(a) => unlock(g, a),
     }

@@ -6,7 +6,7 @@ use anyhow::Result;
 use snap::backend::LockMode;
 use snap::ops::verify::{ReadData, VerifyReport, parse_subset, verify};
 
-use super::args::{Global, RepairSnapshotsArgs, VerifyArgs};
+use super::args::{Global, RepairPacksArgs, RepairSnapshotsArgs, VerifyArgs};
 use super::{EXIT_DAMAGED, output, progress::Bar};
 
 pub fn run(g: &Global, a: &VerifyArgs) -> Result<ExitCode> {
@@ -101,6 +101,34 @@ pub fn repair_snapshots(g: &Global, a: &RepairSnapshotsArgs) -> Result<ExitCode>
     }
     if report.repaired.is_empty() && report.removed_corrupt.is_empty() {
         output::line("no snapshot uses lost or damaged data; nothing to repair")?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn repair_packs(g: &Global, a: &RepairPacksArgs) -> Result<ExitCode> {
+    let mode = if a.dry_run { LockMode::Shared } else { LockMode::Exclusive };
+    let (repo, _) = super::open(g, mode)?;
+    let report = snap::ops::repair::repair_packs(&repo, a.dry_run, &Bar::new(g))?;
+    if g.json {
+        output::json(&report)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if report.packs.is_empty() {
+        output::line("no pack holds data known to be damaged; nothing to repair")?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let verb = if a.dry_run { "would move" } else { "moved" };
+    output::line(&format!(
+        "{verb} {} intact blob(s) out of {} damaged pack(s), which {} deleted",
+        report.blobs_moved,
+        report.packs.len(),
+        if a.dry_run { "would be" } else { "were" }
+    ))?;
+    for blob in &report.blobs_lost {
+        output::line(&format!("lost (no intact copy): {blob}"))?;
+    }
+    if !report.blobs_lost.is_empty() {
+        output::warn("run `snap repair snapshots` to drop what uses the lost data");
     }
     Ok(ExitCode::SUCCESS)
 }

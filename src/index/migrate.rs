@@ -8,6 +8,7 @@ use crate::error::{Error, Result};
 const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0001_init.sql"),
     include_str!("../../migrations/0002_missing_packs.sql"),
+    include_str!("../../migrations/0003_damaged_blobs.sql"),
 ];
 
 /// Brings the schema up to date, refusing a database from a newer snap.

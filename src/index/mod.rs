@@ -5,7 +5,7 @@
 
 mod migrate;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 use rusqlite::{Connection, OptionalExtension, params};
@@ -92,11 +92,11 @@ impl Index {
         result
     }
 
-    /// Whether the blob is stored in some indexed pack.
+    /// Whether an intact copy of the blob is stored in some indexed pack.
     pub fn contains(&self, blob: &BlobId) -> Result<bool> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT 1 FROM blobs b JOIN packs p ON p.id = b.pack
-             WHERE b.id = ?1 AND b.kind = ?2 AND p.missing = 0 LIMIT 1",
+             WHERE b.id = ?1 AND b.kind = ?2 AND p.missing = 0 AND b.damaged = 0 LIMIT 1",
         )?;
         Ok(stmt.exists(params![&blob.as_bytes()[..], blob.kind().code()])?)
     }
@@ -106,7 +106,7 @@ impl Index {
         let mut stmt = self.conn.prepare_cached(
             "SELECT p.name, b.offset, b.stored_len, b.raw_len, b.compression
              FROM blobs b JOIN packs p ON p.id = b.pack
-             WHERE b.id = ?1 AND b.kind = ?2 AND p.missing = 0 LIMIT 1",
+             WHERE b.id = ?1 AND b.kind = ?2 AND p.missing = 0 AND b.damaged = 0 LIMIT 1",
         )?;
         let row = stmt
             .query_row(params![&blob.as_bytes()[..], blob.kind().code()], |r| {
@@ -134,6 +134,9 @@ impl Index {
         )?;
         let rowid: i64 =
             tx.query_row("SELECT id FROM packs WHERE name = ?1", [&pack.as_bytes()[..]], |r| r.get(0))?;
+        // Its bytes were just written whole (a damaged file under the name
+        // is replaced), so no copy in it is damaged any more.
+        tx.execute("UPDATE blobs SET damaged = 0 WHERE pack = ?1", [rowid])?;
         {
             let mut stmt = tx.prepare_cached(
                 "INSERT OR IGNORE INTO blobs (id, kind, pack, offset, stored_len, raw_len, compression)
@@ -159,7 +162,7 @@ impl Index {
     pub fn packs_holding(&self, blob: &BlobId) -> Result<Vec<PackId>> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT p.name FROM blobs b JOIN packs p ON p.id = b.pack
-             WHERE b.id = ?1 AND b.kind = ?2 AND p.missing = 0",
+             WHERE b.id = ?1 AND b.kind = ?2 AND p.missing = 0 AND b.damaged = 0",
         )?;
         let rows =
             stmt.query_map(params![&blob.as_bytes()[..], blob.kind().code()], |r| r.get::<_, Vec<u8>>(0))?;
@@ -185,14 +188,11 @@ impl Index {
         let mut out = Vec::new();
         for row in rows {
             let (id, kind, offset, stored_len, raw_len, comp) = row?;
-            let bad = || {
-                Error::corrupt("index", format!("row of pack {pack} has kind {kind} / compression {comp}"))
-            };
-            let kind = crate::id::BlobKind::from_code(kind).ok_or_else(bad)?;
-            let compression = Compression::from_code(comp).ok_or_else(bad)?;
-            let id: [u8; 32] =
-                id.try_into().map_err(|_| Error::corrupt("index", "blob id is not 32 bytes"))?;
-            out.push(PackEntry { blob: BlobId::new(kind, id), offset, stored_len, raw_len, compression });
+            let blob = row_blob(id, kind)?;
+            let compression = Compression::from_code(comp).ok_or_else(|| {
+                Error::corrupt("index", format!("row of pack {pack} has compression {comp}"))
+            })?;
+            out.push(PackEntry { blob, offset, stored_len, raw_len, compression });
         }
         Ok(out)
     }
@@ -201,6 +201,49 @@ impl Index {
     pub fn remove_pack(&mut self, pack: &PackId) -> Result<()> {
         self.conn.execute("DELETE FROM packs WHERE name = ?1", [&pack.as_bytes()[..]])?;
         Ok(())
+    }
+
+    /// Marks the copy of `blob` in `pack` as proved damaged: it serves no
+    /// lookup from now on.
+    pub fn mark_damaged(&mut self, pack: &PackId, blob: &BlobId) -> Result<()> {
+        self.conn.execute(
+            "UPDATE blobs SET damaged = 1
+             WHERE id = ?1 AND kind = ?2 AND pack = (SELECT id FROM packs WHERE name = ?3)",
+            params![&blob.as_bytes()[..], blob.kind().code(), &pack.as_bytes()[..]],
+        )?;
+        Ok(())
+    }
+
+    /// The blobs of `pack` marked damaged.
+    pub fn damaged_in(&self, pack: &PackId) -> Result<HashSet<BlobId>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT b.id, b.kind FROM blobs b JOIN packs p ON p.id = b.pack
+             WHERE p.name = ?1 AND b.damaged = 1",
+        )?;
+        let rows =
+            stmt.query_map([&pack.as_bytes()[..]], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, u8>(1)?)))?;
+        rows.map(|row| row.map_err(Error::from).and_then(|(id, kind)| row_blob(id, kind))).collect()
+    }
+
+    /// Present packs holding a copy of `blob` marked damaged.
+    pub fn damaged_copies(&self, blob: &BlobId) -> Result<Vec<PackId>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT p.name FROM blobs b JOIN packs p ON p.id = b.pack
+             WHERE b.id = ?1 AND b.kind = ?2 AND p.missing = 0 AND b.damaged = 1",
+        )?;
+        let rows =
+            stmt.query_map(params![&blob.as_bytes()[..], blob.kind().code()], |r| r.get::<_, Vec<u8>>(0))?;
+        rows.map(|r| PackId::from_slice(&r?)).collect()
+    }
+
+    /// Present packs holding a blob marked damaged.
+    pub fn damaged_packs(&self) -> Result<Vec<PackId>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT DISTINCT p.name FROM blobs b JOIN packs p ON p.id = b.pack
+             WHERE b.damaged = 1 AND p.missing = 0 ORDER BY p.name",
+        )?;
+        let rows = stmt.query_map([], |r| r.get::<_, Vec<u8>>(0))?;
+        rows.map(|r| PackId::from_slice(&r?)).collect()
     }
 
     /// Marks a pack as gone from storage: its rows stay for `verify` to
@@ -261,6 +304,14 @@ pub struct IndexCounts {
     pub stored: u64,
 }
 
+/// A blob id and kind as stored in a row.
+fn row_blob(id: Vec<u8>, kind: u8) -> Result<BlobId> {
+    let kind =
+        BlobKind::from_code(kind).ok_or_else(|| Error::corrupt("index", format!("blob kind {kind}")))?;
+    let id: [u8; 32] = id.try_into().map_err(|_| Error::corrupt("index", "blob id is not 32 bytes"))?;
+    Ok(BlobId::new(kind, id))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -292,6 +343,12 @@ mod tests {
         idx.add_pack(&pack, 100, &[entry(1, 8), entry(2, 18)]).unwrap();
         assert!(idx.contains(&entry(1, 0).blob).unwrap(), "a pack written again serves lookups");
         assert!(idx.missing_packs().unwrap().is_empty());
+        idx.mark_damaged(&pack, &entry(2, 0).blob).unwrap();
+        assert!(idx.lookup(&entry(2, 0).blob).unwrap().is_none(), "a damaged copy serves no lookup");
+        assert!(idx.contains(&entry(1, 0).blob).unwrap(), "the rest of the pack does");
+        assert_eq!(idx.damaged_in(&pack).unwrap(), HashSet::from([entry(2, 0).blob]));
+        assert_eq!(idx.damaged_packs().unwrap(), vec![pack]);
+        assert_eq!(idx.damaged_copies(&entry(2, 0).blob).unwrap(), vec![pack]);
         idx.mark_missing(&pack).unwrap();
         assert!(idx.lookup(&entry(1, 0).blob).unwrap().is_none());
         assert_eq!(idx.missing_packs().unwrap(), vec![pack]);

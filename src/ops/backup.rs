@@ -14,7 +14,8 @@ use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
 use rayon::prelude::*;
@@ -114,6 +115,13 @@ struct Ctx<'a> {
     /// Parent entries changed (ctime) before this have their extended
     /// attributes reused; `None`: always read them.
     xattrs_reusable_before: Option<Timestamp>,
+    /// With `skip_if_unchanged` and a parent: the nodes of the directories
+    /// above the sources, held back until it is known whether a snapshot
+    /// will be written (their times change whenever anything beside the
+    /// sources does, so storing them first left a pack no snapshot used).
+    above_sources: Option<Mutex<Vec<Tree>>>,
+    /// Whether some source's entry differs from the parent's.
+    source_changed: AtomicBool,
 }
 
 /// The source paths arranged as a tree from `/`.
@@ -137,7 +145,7 @@ pub fn backup(repo: &Repository, opts: &BackupOptions, progress: &dyn Progress) 
     let xattrs_reusable_before = parent.as_ref().and_then(|(_, p)| xattrs_reusable_before(p, opts));
     let parent = parent.map(|(id, p)| (id, p.tree));
     progress.begin("backup", None);
-    let ((root, counters, warnings), written) = BlobWriter::write(repo, |writer| {
+    let ((root, source_changed, counters, warnings), written) = BlobWriter::write(repo, |writer| {
         let ctx = Ctx {
             repo,
             writer,
@@ -149,12 +157,27 @@ pub fn backup(repo: &Repository, opts: &BackupOptions, progress: &dyn Progress) 
             filter,
             source_devices,
             xattrs_reusable_before,
+            above_sources: (opts.skip_if_unchanged && parent.is_some()).then(Mutex::default),
+            source_changed: AtomicBool::new(false),
         };
+        let parent_root = parent_tree.as_ref().map(|(id, _)| *id);
         let root = match build_trie(&sources) {
-            Trie::Source(path) => backup_dir(&ctx, &path, parent_tree, &source_ignores(&ctx, &path))?,
+            Trie::Source(path) => {
+                let root = backup_dir(&ctx, &path, parent_tree, &source_ignores(&ctx, &path))?;
+                ctx.source_changed.fetch_or(Some(root) != parent_root, Ordering::Relaxed);
+                root
+            }
             Trie::Inner(children) => store_inner(&ctx, Path::new("/"), &children, parent_tree)?,
         };
-        Ok((root, ctx.counters, ctx.warnings))
+        let changed = ctx.source_changed.load(Ordering::Relaxed);
+        if let Some(held) = &ctx.above_sources
+            && changed
+        {
+            for tree in held.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+                writer.save_tree(tree)?;
+            }
+        }
+        Ok((root, changed, ctx.counters, ctx.warnings))
     })?;
     progress.end();
     let warnings = warnings.into_vec();
@@ -186,12 +209,7 @@ pub fn backup(repo: &Repository, opts: &BackupOptions, progress: &dyn Progress) 
         extra: opts.extra.clone(),
     };
     let incomplete = warnings.iter().any(|w| w.kind == WarningKind::Failed);
-    let unchanged = match parent {
-        Some((_, parent_root)) if opts.skip_if_unchanged && !incomplete => {
-            sources_unchanged(repo, &sources, root, parent_root)?
-        }
-        _ => false,
-    };
+    let unchanged = opts.skip_if_unchanged && parent.is_some() && !source_changed && !incomplete;
     let id = if unchanged {
         None
     } else {
@@ -290,30 +308,6 @@ fn xattrs_reusable_before(parent: &Snapshot, opts: &BackupOptions) -> Option<Tim
     (parent.username == opts.username).then_some(parent.time)
 }
 
-/// Whether every source path has exactly the same entry (contents and
-/// metadata) under both roots. The directories above the sources are not
-/// compared: their times change whenever anything else in them does.
-fn sources_unchanged(
-    repo: &Repository,
-    sources: &[PathBuf],
-    root: TreeId,
-    parent_root: TreeId,
-) -> Result<bool> {
-    for src in sources {
-        let names: Vec<Vec<u8>> = src.iter().skip(1).map(|c| c.as_bytes().to_vec()).collect();
-        let same =
-            match (crate::tree::find(repo, root, &names)?, crate::tree::find(repo, parent_root, &names)) {
-                (crate::tree::Found::Root(a), Ok(crate::tree::Found::Root(b))) => a == b,
-                (crate::tree::Found::Entry(a), Ok(crate::tree::Found::Entry(b))) => a == b,
-                _ => false,
-            };
-        if !same {
-            return Ok(false);
-        }
-    }
-    Ok(true)
-}
-
 fn build_trie(sources: &[PathBuf]) -> Trie {
     let mut root = Trie::Inner(BTreeMap::new());
     for src in sources {
@@ -348,16 +342,20 @@ fn store_inner(
             let parent_entry = parent.as_ref().and_then(|(_, t)| t.find(name));
             let child_path = path.join(std::ffi::OsStr::from_bytes(name));
             match child {
-                Trie::Source(src) => backup_entry(
-                    ctx,
-                    src,
-                    walk::lstat(src),
-                    name,
-                    parent_entry,
-                    true,
-                    &source_ignores(ctx, src),
-                    &HashSet::new(),
-                ),
+                Trie::Source(src) => {
+                    let entry = backup_entry(
+                        ctx,
+                        src,
+                        walk::lstat(src),
+                        name,
+                        parent_entry,
+                        true,
+                        &source_ignores(ctx, src),
+                        &HashSet::new(),
+                    )?;
+                    ctx.source_changed.fetch_or(entry.as_ref() != parent_entry, Ordering::Relaxed);
+                    Ok(entry)
+                }
                 Trie::Inner(grand) => {
                     let mut stat = walk::lstat(&child_path)?;
                     stat.meta.xattrs = read_xattrs(ctx, &child_path);
@@ -370,7 +368,15 @@ fn store_inner(
             }
         })
         .collect::<Result<Vec<_>>>()?;
-    store_tree(ctx, Tree { entries: entries.into_iter().flatten().collect() }, parent.map(|(id, _)| id))
+    let tree = Tree { entries: entries.into_iter().flatten().collect() };
+    match &ctx.above_sources {
+        Some(held) => {
+            let id = ctx.repo.keys().hasher().tree_id(&tree.encode());
+            held.lock().unwrap_or_else(|p| p.into_inner()).push(tree);
+            Ok(id)
+        }
+        None => store_tree(ctx, tree, parent.map(|(id, _)| id)),
+    }
 }
 
 /// The `.gitignore` files above a source, when they are honoured.

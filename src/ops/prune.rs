@@ -27,7 +27,6 @@ use crate::backend::FileKind;
 use crate::error::{Error, Result};
 use crate::format::pack::{PackEntry, decode_pack};
 use crate::id::{BlobId, PackId, SnapshotId};
-use crate::pack;
 use crate::progress::Progress;
 use crate::repo::{BlobWriter, Repository};
 use crate::tree;
@@ -142,7 +141,7 @@ pub fn prune(repo: &Repository, opts: &PruneOptions, progress: &dyn Progress) ->
 
 /// Deletes packs, files first and then their index rows, once it is
 /// certain no live blob is only there.
-fn drop_packs(repo: &Repository, doomed: &[PackId], live: &HashSet<BlobId>) -> Result<()> {
+pub(crate) fn drop_packs(repo: &Repository, doomed: &[PackId], live: &HashSet<BlobId>) -> Result<()> {
     ensure_copies_elsewhere(repo, doomed, live)?;
     for id in doomed {
         repo.backend().remove(FileKind::Pack, &id.to_hex())?;
@@ -230,15 +229,16 @@ fn plan_packs(repo: &Repository, live: &HashSet<BlobId>, repack_percent: u8) -> 
 }
 
 /// What repacking wrote.
-struct Written {
-    packs: u64,
-    pack_bytes: u64,
+pub(crate) struct Written {
+    pub(crate) packs: u64,
+    pub(crate) pack_bytes: u64,
 }
 
 /// Moves the live blobs of `packs` into new packs, durable and indexed when
-/// this returns. A live blob that fails its check stops prune: its pack is
-/// then kept, since it may still be the best copy there is.
-fn repack(
+/// this returns. A copy proved damaged (marked before, or now) is left
+/// behind when an intact one is indexed elsewhere; otherwise prune stops,
+/// keeping the pack, since it may still be the best copy there is.
+pub(crate) fn repack(
     repo: &Repository,
     packs: &[PackId],
     live: &HashSet<BlobId>,
@@ -254,9 +254,18 @@ fn repack(
             let bytes = repo.backend().get(FileKind::Pack, &id.to_hex())?;
             let entries =
                 decode_pack(&bytes, repo.keys()).map_err(|e| Error::decode(format!("pack {id}"), e))?;
+            let damaged = repo.with_index(|i| i.damaged_in(id))?;
             for entry in entries.iter().filter(|e| live.contains(&e.blob)) {
+                let intact_elsewhere = || repo.with_index(|i| i.contains(&entry.blob));
+                if damaged.contains(&entry.blob) && intact_elsewhere()? {
+                    continue;
+                }
                 let stored = &bytes[entry.offset as usize..(entry.offset + entry.stored_len) as usize];
-                writer.save(entry.blob, &pack::open(repo.keys(), entry, stored)?)?;
+                match repo.open_blob(id, entry, stored) {
+                    Ok(raw) => drop(writer.save(entry.blob, &raw)?),
+                    Err(e) if e.proves_damage() && intact_elsewhere()? => {}
+                    Err(e) => return Err(e),
+                }
             }
             progress.advance(1, bytes.len() as u64);
         }

@@ -13,10 +13,53 @@ use serde::Serialize;
 use crate::backend::FileKind;
 use crate::error::{Error, Result};
 use crate::format::tree::{Entry, Node, Tree};
-use crate::id::{BlobId, SnapshotId, TreeId};
+use crate::id::{BlobId, PackId, SnapshotId, TreeId};
 use crate::names;
 use crate::ops::verify::VerifyReport;
+use crate::progress::Progress;
 use crate::repo::{BlobWriter, Repository, Unreadable};
+
+/// What `repair packs` did (or would do, when `dry_run`).
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct PackRepairReport {
+    pub dry_run: bool,
+    /// Packs holding a copy proved damaged: their intact blobs moved out,
+    /// then the packs deleted.
+    pub packs: Vec<String>,
+    /// Intact blobs moved into new packs.
+    pub blobs_moved: u64,
+    /// Damaged blobs with no intact copy anywhere: lost with the pack
+    /// (`repair snapshots` then drops what uses them).
+    pub blobs_lost: Vec<String>,
+}
+
+/// Moves every intact blob out of the packs where a copy was proved
+/// damaged (by verify, restore or prune), then deletes those packs; `repo`
+/// must be open exclusively. A blob found damaged only now is marked and
+/// stops the run before anything is deleted; the next run leaves it behind.
+pub fn repair_packs(repo: &Repository, dry_run: bool, progress: &dyn Progress) -> Result<PackRepairReport> {
+    let packs = repo.with_index(|i| i.damaged_packs())?;
+    let names = packs.iter().map(PackId::to_hex).collect();
+    let mut report = PackRepairReport { dry_run, packs: names, ..Default::default() };
+    let mut salvage = HashSet::new();
+    for pack in &packs {
+        let damaged = repo.with_index(|i| i.damaged_in(pack))?;
+        for entry in repo.with_index(|i| i.pack_entries(pack))? {
+            if !damaged.contains(&entry.blob) {
+                salvage.insert(entry.blob);
+            } else if !repo.with_index(|i| i.contains(&entry.blob))? {
+                report.blobs_lost.push(entry.blob.to_string());
+            }
+        }
+    }
+    report.blobs_moved = salvage.len() as u64;
+    if dry_run || packs.is_empty() {
+        return Ok(report);
+    }
+    super::prune::repack(repo, &packs, &salvage, progress)?;
+    super::prune::drop_packs(repo, &packs, &salvage)?;
+    Ok(report)
+}
 
 /// Tag given to snapshots this command rewrote.
 pub const REPAIRED_TAG: &str = "repaired";

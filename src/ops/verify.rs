@@ -20,7 +20,6 @@ use crate::format::{DecodeError, HEADER_LEN, read_header};
 use crate::hash;
 use crate::id::{BlobId, ChunkId, PackId, SnapshotId, TreeId};
 use crate::names;
-use crate::pack;
 use crate::progress::Progress;
 use crate::repo::Repository;
 use crate::tree;
@@ -157,9 +156,15 @@ pub fn verify(repo: &Repository, read: ReadData, progress: &dyn Progress) -> Res
     report.trees = trees.len() as u64;
     report.chunks = chunks.len() as u64;
     for chunk in &chunks {
-        if !repo.with_index(|i| i.contains(&BlobId::Chunk(*chunk)))? {
-            found.bad.insert(BlobId::Chunk(*chunk));
-            found.add(format!("chunk {chunk}"), "not in any pack");
+        let blob = BlobId::Chunk(*chunk);
+        if !repo.with_index(|i| i.contains(&blob))? {
+            found.bad.insert(blob);
+            let damaged = repo.with_index(|i| i.damaged_copies(&blob))?;
+            let detail = match damaged.first() {
+                Some(pack) => format!("no intact copy: pack {pack} holds one found damaged"),
+                None => "not in any pack".to_owned(),
+            };
+            found.add(format!("chunk {chunk}"), detail);
         }
     }
     check_missing_packs(repo, &chunks, &mut found)?;
@@ -192,11 +197,13 @@ pub fn verify(repo: &Repository, read: ReadData, progress: &dyn Progress) -> Res
         report.bytes_read += size;
         judge_trailer(repo, &id, trailer, &mut found)?;
         for (blob, e) in errors {
-            found.failed(
-                blob.map_or_else(|| format!("pack {id}"), |b| format!("{b} in pack {id}")),
-                &e,
-                blob,
-            );
+            // A damaged copy costs nothing while an intact one is indexed.
+            let lost = match blob {
+                Some(b) => (!repo.with_index(|i| i.contains(&b))?).then_some(b),
+                None => None,
+            };
+            let object = blob.map_or_else(|| format!("pack {id}"), |b| format!("{b} in pack {id}"));
+            found.failed(object, &e, lost);
         }
     }
     report.unused_packs = unused_packs(repo, &packs, &trees, &chunks)?;
@@ -335,7 +342,7 @@ fn read_blobs(
     }
     for entry in entries {
         reader.read_stored(entry, &mut bytes, |s| hasher.update(s))?;
-        if let Err(e) = pack::open(repo.keys(), entry, &bytes) {
+        if let Err(e) = repo.open_blob(id, entry, &bytes) {
             errors.push((Some(entry.blob), e));
         }
     }

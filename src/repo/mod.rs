@@ -28,6 +28,7 @@ use crate::crypto::{Keys, Scheme};
 use crate::error::{Error, Result};
 use crate::format::DecodeError;
 use crate::format::config::Config;
+use crate::format::pack::PackEntry;
 use crate::format::tree::Tree;
 use crate::id::{BlobId, PackId, TreeId};
 use crate::index::{BlobLocation, Index};
@@ -256,7 +257,21 @@ impl Repository {
         }
         let stored =
             self.read_pack_range(&loc.pack, u64::from(loc.entry.offset), loc.entry.stored_len as usize)?;
-        pack::open(&self.keys, &loc.entry, &stored)
+        self.open_blob(&loc.pack, &loc.entry, &stored)
+    }
+
+    /// Opens the stored bytes of a blob read from `pack`. Bytes proved
+    /// damaged get that copy marked in the index: no lookup serves it
+    /// again, so the next backup stores the data anew and readers take
+    /// another copy.
+    pub fn open_blob(&self, pack: &PackId, entry: &PackEntry, stored: &[u8]) -> Result<Vec<u8>> {
+        pack::open(&self.keys, entry, stored).inspect_err(|e| {
+            if e.proves_damage() {
+                // The finding is not lost if this fails: the error goes back
+                // to the caller, and the next read finds the damage again.
+                let _ = self.with_index(|i| i.mark_damaged(pack, &entry.blob));
+            }
+        })
     }
 
     /// Exactly `len` bytes of a pack from `offset`. Backends promise that,

@@ -17,7 +17,6 @@ use crate::format::pack::PackEntry;
 use crate::hash::BlobHasher;
 use crate::id::{BlobId, ChunkId, PackId};
 use crate::ops::WarningKind;
-use crate::pack;
 use crate::repo::Repository;
 
 /// Pack regions closer than this are read in one request (which holds one
@@ -148,7 +147,7 @@ fn restore_region(ctx: &Ctx, pack: &PackId, group: &[Need]) {
         if let Err(e) = reader.read_stored(need.entry, &mut stored, |_| {}) {
             return fail(&group[i..], unreadable(e));
         }
-        match pack::open(ctx.repo.keys(), need.entry, &stored) {
+        match ctx.repo.open_blob(pack, need.entry, &stored) {
             Ok(raw) => write_places(ctx, need, &raw),
             Err(e) => fail(std::slice::from_ref(need), format!("in pack {pack}: {e}")),
         }
