@@ -158,14 +158,20 @@ impl Index {
         Ok(())
     }
 
-    /// Every present (not missing) indexed pack holding a copy of the blob.
+    /// Every present (not missing) indexed pack holding an intact copy of the blob.
     pub fn packs_holding(&self, blob: &BlobId) -> Result<Vec<PackId>> {
+        self.packs_with_copy(blob, false)
+    }
+
+    /// Present packs holding a copy of `blob`, intact or marked damaged.
+    fn packs_with_copy(&self, blob: &BlobId, damaged: bool) -> Result<Vec<PackId>> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT p.name FROM blobs b JOIN packs p ON p.id = b.pack
-             WHERE b.id = ?1 AND b.kind = ?2 AND p.missing = 0 AND b.damaged = 0",
+             WHERE b.id = ?1 AND b.kind = ?2 AND p.missing = 0 AND b.damaged = ?3",
         )?;
-        let rows =
-            stmt.query_map(params![&blob.as_bytes()[..], blob.kind().code()], |r| r.get::<_, Vec<u8>>(0))?;
+        let rows = stmt.query_map(params![&blob.as_bytes()[..], blob.kind().code(), damaged], |r| {
+            r.get::<_, Vec<u8>>(0)
+        })?;
         rows.map(|r| PackId::from_slice(&r?)).collect()
     }
 
@@ -227,13 +233,7 @@ impl Index {
 
     /// Present packs holding a copy of `blob` marked damaged.
     pub fn damaged_copies(&self, blob: &BlobId) -> Result<Vec<PackId>> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT p.name FROM blobs b JOIN packs p ON p.id = b.pack
-             WHERE b.id = ?1 AND b.kind = ?2 AND p.missing = 0 AND b.damaged = 1",
-        )?;
-        let rows =
-            stmt.query_map(params![&blob.as_bytes()[..], blob.kind().code()], |r| r.get::<_, Vec<u8>>(0))?;
-        rows.map(|r| PackId::from_slice(&r?)).collect()
+        self.packs_with_copy(blob, true)
     }
 
     /// Present packs holding a blob marked damaged.
