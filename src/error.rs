@@ -85,6 +85,10 @@ pub enum Error {
         path.display()
     )]
     TargetFull { path: PathBuf, detail: String, whole: u64, left: u64 },
+    /// The local index database holds rows that make no sense. Proves
+    /// nothing about the repository: the index is a cache of the packs.
+    #[error("index database: {0}; run `snap repair index` to rebuild it from the packs")]
+    IndexDamaged(String),
     /// The SQLite index failed.
     #[error("index database: {0}")]
     Index(rusqlite::Error),

@@ -71,7 +71,7 @@ macro_rules! id_type {
             pub fn from_slice(bytes: &[u8]) -> Result<Self> {
                 let arr: [u8; ID_LEN] = bytes
                     .try_into()
-                    .map_err(|_| Error::corrupt($kind, format!("id of {} bytes", bytes.len())))?;
+                    .map_err(|_| Error::IndexDamaged(format!("{} id of {} bytes", $kind, bytes.len())))?;
                 Ok(Self(arr))
             }
         }

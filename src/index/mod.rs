@@ -115,7 +115,7 @@ impl Index {
             .optional()?;
         let Some((pack, offset, stored_len, raw_len, comp)) = row else { return Ok(None) };
         let compression = Compression::from_code(comp)
-            .ok_or_else(|| Error::corrupt("index", format!("compression code {comp}")))?;
+            .ok_or_else(|| Error::IndexDamaged(format!("compression code {comp}")))?;
         Ok(Some(BlobLocation {
             pack: PackId::from_slice(&pack)?,
             entry: PackEntry { blob: *blob, offset, stored_len, raw_len, compression },
@@ -195,9 +195,8 @@ impl Index {
         for row in rows {
             let (id, kind, offset, stored_len, raw_len, comp) = row?;
             let blob = row_blob(id, kind)?;
-            let compression = Compression::from_code(comp).ok_or_else(|| {
-                Error::corrupt("index", format!("row of pack {pack} has compression {comp}"))
-            })?;
+            let compression = Compression::from_code(comp)
+                .ok_or_else(|| Error::IndexDamaged(format!("row of pack {pack} has compression {comp}")))?;
             out.push(PackEntry { blob, offset, stored_len, raw_len, compression });
         }
         Ok(out)
@@ -306,9 +305,8 @@ pub struct IndexCounts {
 
 /// A blob id and kind as stored in a row.
 fn row_blob(id: Vec<u8>, kind: u8) -> Result<BlobId> {
-    let kind =
-        BlobKind::from_code(kind).ok_or_else(|| Error::corrupt("index", format!("blob kind {kind}")))?;
-    let id: [u8; 32] = id.try_into().map_err(|_| Error::corrupt("index", "blob id is not 32 bytes"))?;
+    let kind = BlobKind::from_code(kind).ok_or_else(|| Error::IndexDamaged(format!("blob kind {kind}")))?;
+    let id: [u8; 32] = id.try_into().map_err(|_| Error::IndexDamaged("blob id is not 32 bytes".into()))?;
     Ok(BlobId::new(kind, id))
 }
 

@@ -221,9 +221,10 @@ impl Dumper<'_> {
             ),
             Err(e) => {
                 return Err(match data.take_error() {
-                    Some(read) => {
+                    Some(read) if read.proves_damage() => {
                         Error::corrupt(format!("data of {}", names::display_components(names)), read)
                     }
+                    Some(read) => read,
                     None => Error::io(self.dest, e),
                 });
             }

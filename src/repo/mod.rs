@@ -146,10 +146,7 @@ impl Repository {
         let index = index.map_err(|e| match e {
             // Only a database SQLite found malformed is damaged; a full
             // disk or an I/O error says nothing about it.
-            Error::Index(inner) if index_damaged(&inner) => Error::corrupt(
-                "index database",
-                format!("{inner}; run `snap repair index` to rebuild it from the packs"),
-            ),
+            Error::Index(inner) if index_damaged(&inner) => Error::IndexDamaged(inner.to_string()),
             other => other,
         })?;
         let io_pool = match backend.parallelism() {
