@@ -64,6 +64,13 @@ pub enum Error {
 
     #[error("index database: {0}")]
     Index(#[from] rusqlite::Error),
+    /// The repository lock may have been taken for stale by another
+    /// process (a pause, a suspend, failed refreshes, a removed lock object),
+    /// so what would have been committed was not.
+    #[error(
+        "the repository lock may have been lost ({detail}); stopped before committing: no snapshot was written and nothing more was deleted"
+    )]
+    LockLost { detail: String },
 }
 
 /// Result with [`Error`].

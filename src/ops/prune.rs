@@ -77,6 +77,7 @@ impl PruneReport {
 
 /// Removes the named snapshots; their space is freed by the next prune.
 pub fn forget(repo: &Repository, ids: &[SnapshotId]) -> Result<()> {
+    repo.check_lock()?;
     for id in ids {
         repo.backend().remove(FileKind::Snapshot, &id.to_hex())?;
     }
@@ -129,14 +130,17 @@ pub fn prune(repo: &Repository, opts: &PruneOptions, progress: &dyn Progress) ->
     report.missing_packs_forgotten = missing.len() as u64;
     let doomed: Vec<PackId> = plan.delete.iter().chain(&plan.repack).chain(&missing).copied().collect();
     ensure_copies_elsewhere(repo, &doomed, &live)?;
+    repo.check_lock()?;
     for id in &doomed {
         repo.with_index(|i| i.remove_pack(id))?;
     }
     crate::crash::point("prune-after-index-update");
     for id in &doomed {
+        repo.check_lock()?;
         repo.backend().remove(FileKind::Pack, &id.to_hex())?;
     }
     crate::crash::point("prune-after-pack-delete");
+    repo.check_lock()?;
     report.leftovers_removed = repo.backend().remove_leftovers()?;
     Ok(report)
 }
