@@ -1,7 +1,7 @@
-//! The lock protocol on a real S3 server (issue 15, item 2): a
+//! The lock protocol on a real S3 server (issue 15, items 2 and 8): a
 //! writer that may have lost its lock does not commit, staleness is judged
 //! by the store's clock and a pid only within its own kernel and pid
-//! namespace.
+//! namespace, and `snap status` looks at the lock without taking one.
 //! Every command here runs with SNAP_TEST_LOCK_STALE_SECS, so a lock goes
 //! stale in seconds rather than half an hour.
 
@@ -55,6 +55,17 @@ impl Bucket {
         let found: Vec<object_store::ObjectMeta> =
             self.runtime.block_on(self.store.list(Some(&base)).try_collect()).unwrap();
         found.into_iter().map(|m| m.location).collect()
+    }
+
+    /// The lock records now in `locks/` (one removed while read is skipped).
+    fn locks(&self) -> Vec<snap::format::lock::LockRecord> {
+        self.keys("locks")
+            .iter()
+            .filter_map(|key| {
+                let got = self.runtime.block_on(async { self.store.get(key).await?.bytes().await }).ok()?;
+                snap::format::lock::LockRecord::decode(&got).ok()
+            })
+            .collect()
     }
 
     fn plant_lock(&self, name: &str, record: &snap::format::lock::LockRecord) {
@@ -219,4 +230,40 @@ fn locks_from_another_kernel_are_judged_by_the_stores_clock_alone() {
     snap(&r, ["backup", s(&r.src)]).assert_ok();
     let removed = snap(&r, ["unlock"]).assert_ok().stdout.clone();
     assert!(removed.contains(&format!("process {} is gone", dead_pid())), "{removed}");
+}
+
+/// Issue 15 item 8: `snap status` on S3 used to probe the lock by writing
+/// an exclusive lock object, so a monitoring job made other hosts'
+/// backups fail at random. While status runs over and over, no exclusive
+/// lock ever appears and every backup succeeds.
+#[test]
+fn status_never_takes_an_exclusive_lock() {
+    let Some((r, bucket)) = s3_repo() else { return };
+    write_random_tree(&r.src, 4, 10, 50_000);
+    snap(&r, ["backup", s(&r.src)]).assert_ok();
+    let done = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let watcher = scope.spawn(|| {
+            let mut exclusive_seen = 0;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                exclusive_seen += bucket.locks().iter().filter(|l| l.exclusive).count();
+            }
+            exclusive_seen
+        });
+        let status = scope.spawn(|| {
+            let other = r.root.join("monitor");
+            std::fs::create_dir(&other).unwrap();
+            for _ in 0..15 {
+                run_command(command(&r, &other), ["status"]).assert_ok();
+            }
+        });
+        for i in 0..4 {
+            std::fs::write(r.src.join(format!("new-{i}")), format!("{i}")).unwrap();
+            let backup = snap(&r, ["backup", s(&r.src)]);
+            assert!(backup.code == Some(0), "a backup failed beside status: {}", backup.stderr);
+        }
+        status.join().unwrap();
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(watcher.join().unwrap(), 0, "status wrote an exclusive lock");
+    });
 }
