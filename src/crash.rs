@@ -52,3 +52,20 @@ pub fn fsync_fault() -> std::io::Result<()> {
         _ => Ok(()),
     }
 }
+
+/// The environment variable that shortens how long an object-store lock
+/// lasts without a refresh before others may take it for stale (whole
+/// seconds; the refresh interval and the holder's margin follow from it):
+/// tests use it to let a paused backup's lock go stale in seconds rather
+/// than half an hour. Unset or unreadable, the real age applies.
+pub const LOCK_STALE_ENV: &str = "SNAP_TEST_LOCK_STALE_SECS";
+
+/// How long a lock object lasts without a refresh (30 minutes unless
+/// `SNAP_TEST_LOCK_STALE_SECS` says otherwise). Read once.
+pub fn lock_stale_after() -> std::time::Duration {
+    static STALE: OnceLock<std::time::Duration> = OnceLock::new();
+    *STALE.get_or_init(|| {
+        let secs = std::env::var(LOCK_STALE_ENV).ok().and_then(|v| v.trim().parse::<u64>().ok());
+        std::time::Duration::from_secs(secs.filter(|s| *s > 0).unwrap_or(30 * 60))
+    })
+}

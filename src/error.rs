@@ -92,6 +92,13 @@ pub enum Error {
     /// The SQLite index failed.
     #[error("index database: {0}")]
     Index(rusqlite::Error),
+    /// The repository lock may have been taken for stale by another
+    /// process (a pause, a suspend, failed refreshes, a removed lock object),
+    /// so what would have been committed was not.
+    #[error(
+        "the repository lock may have been lost ({detail}); stopped before committing: no snapshot was written and nothing more was deleted"
+    )]
+    LockLost { detail: String },
 }
 
 /// By hand rather than `#[from]`, which would also make the SQLite error

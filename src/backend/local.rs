@@ -15,14 +15,15 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{ErrorKind, Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 
 use super::{
-    Backend, CONFIG, FileKind, LockGuard, LockMode, Pieces, Put, Unlock, check_name, kind_dir, object_key,
+    Backend, CONFIG, FileKind, LockGuard, LockMode, LockState, Pieces, Put, Unlock, check_name, kind_dir,
+    object_key,
 };
 use crate::error::{Error, IoContext, Result};
 
@@ -40,7 +41,14 @@ pub struct LocalBackend {
 }
 
 struct FileLock(#[allow(dead_code)] File);
-impl LockGuard for FileLock {}
+
+impl LockGuard for FileLock {
+    /// The kernel keeps a flock for as long as its holder lives: nobody can
+    /// take it for stale or remove it.
+    fn still_held(&self) -> Result<()> {
+        Ok(())
+    }
+}
 
 impl LocalBackend {
     /// A backend rooted at `root` (which need not exist yet).
@@ -268,10 +276,60 @@ impl Backend for LocalBackend {
         Ok(Vec::new())
     }
 
+    /// Without taking a lock anyone could trip over: an exclusive try-lock,
+    /// however brief, makes a backup starting in that instant fail, so only
+    /// a shared one is tried (it fails while an exclusive holder exists; a
+    /// prune starting in that instant fails, as with any reader). Shared
+    /// holders are counted in `/proc/locks`, where the kernel lists every
+    /// flock; where that cannot be read or matched to the file, they are
+    /// unknown.
+    fn lock_holders(&self) -> Result<LockState> {
+        let path = self.root.join(LOCK_FILE);
+        let file = match File::open(&path) {
+            Ok(f) => f,
+            // Never locked since the repository was made.
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(LockState::Free),
+            Err(e) => return Err(Error::io(path, e)),
+        };
+        match file.try_lock_shared() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => return Ok(LockState::Exclusive),
+            Err(fs::TryLockError::Error(e)) => return Err(Error::io(path, e)),
+        }
+        // Counted while this probe holds its own shared lock, which is how
+        // the file's entries are told from the others.
+        let others = file.metadata().ok().and_then(|m| {
+            let locks = fs::read_to_string("/proc/locks").ok()?;
+            flock_holders(&locks, m.dev(), m.ino())?.checked_sub(1)
+        });
+        Ok(match others {
+            Some(0) => LockState::Free,
+            Some(_) => LockState::Shared,
+            None => LockState::NotExclusive,
+        })
+    }
+
     /// Beside the data: a local repository carries its own cache.
     fn index_path(&self, _repo_id: &str) -> Result<PathBuf> {
         Ok(self.root.join(INDEX_FILE))
     }
+}
+
+/// How many flocks `/proc/locks` lists on the file `dev`/`ino` (lines like
+/// `1: FLOCK  ADVISORY  READ 9578 fe:00:5341217 0 EOF`; waiters, marked
+/// `->`, hold nothing). `None` if none: the caller holds one itself, so the
+/// file's entries are not recognisable here (an overlay file system, say).
+fn flock_holders(locks: &str, dev: u64, ino: u64) -> Option<usize> {
+    let id = format!("{:02x}:{:02x}:{ino}", libc::major(dev), libc::minor(dev));
+    let held = locks
+        .lines()
+        .filter(|line| !line.contains("->"))
+        .filter(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            fields.get(1) == Some(&"FLOCK") && fields.get(5) == Some(&id.as_str())
+        })
+        .count();
+    (held > 0).then_some(held)
 }
 
 /// Adds the well-formed object names in `dir` (temp files and strays are
@@ -407,5 +465,43 @@ mod tests {
         let _second = b.lock(LockMode::Shared).unwrap();
         assert!(matches!(b.lock(LockMode::Exclusive), Err(Error::Locked { .. })));
         drop(shared);
+    }
+
+    #[test]
+    fn holders_are_seen_without_taking_a_lock_anyone_could_trip_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = LocalBackend::new(dir.path());
+        b.create().unwrap();
+        assert_eq!(b.lock_holders().unwrap(), LockState::Free);
+        let exclusive = b.lock(LockMode::Exclusive).unwrap();
+        assert_eq!(b.lock_holders().unwrap(), LockState::Exclusive);
+        drop(exclusive);
+        let shared = b.lock(LockMode::Shared).unwrap();
+        // Where /proc/locks shows this file's flocks, the holder is seen.
+        let seen = b.lock_holders().unwrap();
+        assert!(matches!(seen, LockState::Shared | LockState::NotExclusive), "{seen:?}");
+        if std::fs::read_to_string("/proc/locks").is_ok_and(|l| l.contains("FLOCK")) {
+            assert_eq!(seen, LockState::Shared);
+        }
+        // Looking took nothing that stays: a second reader and then a
+        // prune get their locks.
+        drop(b.lock(LockMode::Shared).unwrap());
+        drop(shared);
+        assert_eq!(b.lock_holders().unwrap(), LockState::Free);
+        drop(b.lock(LockMode::Exclusive).unwrap());
+    }
+
+    #[test]
+    fn proc_locks_lines_are_matched_by_device_and_inode() {
+        let dev = libc::makedev(0xfe, 0);
+        let locks = "1: FLOCK  ADVISORY  READ 9578 fe:00:5341217 0 EOF\n\
+                     2: FLOCK  ADVISORY  READ 9579 fe:00:5341217 0 EOF\n\
+                     2: -> FLOCK  ADVISORY  WRITE 9600 fe:00:5341217 0 EOF\n\
+                     3: POSIX  ADVISORY  WRITE 9578 fe:00:5341217 0 EOF\n\
+                     4: FLOCK  ADVISORY  WRITE 9578 fe:00:10133507 0 EOF\n";
+        assert_eq!(flock_holders(locks, dev, 5341217), Some(2));
+        assert_eq!(flock_holders(locks, dev, 10133507), Some(1));
+        assert_eq!(flock_holders(locks, dev, 7), None);
+        assert_eq!(flock_holders(locks, libc::makedev(8, 1), 5341217), None);
     }
 }

@@ -56,13 +56,43 @@ pub enum LockMode {
 }
 
 /// Held while a lock is held; dropping it releases the lock.
-pub trait LockGuard: Send + Sync {}
+pub trait LockGuard: Send + Sync {
+    /// Whether no other process can have taken this lock for stale or
+    /// removed it: called right before a commit (a snapshot written,
+    /// anything deleted), which must not happen after an error
+    /// ([`crate::Error::LockLost`] when the lock may have been lost).
+    fn still_held(&self) -> Result<()>;
+}
+
+/// Who holds the repository lock, as far as a look that takes no lock
+/// can tell.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LockState {
+    /// No other snap process is using the repository.
+    Free,
+    /// Another snap process is using it (a backup, restore or other reader).
+    Shared,
+    /// Another snap process holds it exclusively (prune or repair).
+    Exclusive,
+    /// No process holds it exclusively; whether others share it cannot be
+    /// seen from here.
+    NotExclusive,
+}
+
+impl LockState {
+    /// Whether another snap process is (or may be) using the repository.
+    pub fn in_use(self) -> bool {
+        self != LockState::Free
+    }
+}
 
 /// Which locks `snap unlock` removes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Unlock {
-    /// Only locks whose holder is gone: a dead process on this host, or a
-    /// lock not refreshed for far longer than its refresh interval.
+    /// Only locks whose holder is gone: a dead process of this kernel and
+    /// pid namespace, or a lock the store shows not rewritten for far
+    /// longer than its refresh interval.
     Stale,
     /// Every lock, whoever holds it (the user vouches that none is running).
     All,
@@ -141,6 +171,20 @@ pub trait Backend: Send + Sync {
     /// Removes locks left by processes that are gone; returns a line about
     /// each lock removed.
     fn unlock(&self, which: Unlock) -> Result<Vec<String>>;
+
+    /// Who holds the lock, found without taking it exclusively: even a
+    /// brief exclusive lock taken to look would make another process's
+    /// backup fail. By default a shared lock is tried and released, which
+    /// tells an exclusive holder from none (a prune starting in that
+    /// instant fails, as beside any reader); backends that can list their
+    /// holders say more.
+    fn lock_holders(&self) -> Result<LockState> {
+        match self.lock(LockMode::Shared) {
+            Ok(_probe) => Ok(LockState::NotExclusive),
+            Err(Error::Locked { .. }) => Ok(LockState::Exclusive),
+            Err(e) => Err(e),
+        }
+    }
 
     /// Where the local index database of the repository with this id lives
     /// (its directory is created).

@@ -427,8 +427,10 @@ Examples:
     ///
     /// A repository in a bucket is locked with lock objects (locks/ beside the data), which
     /// name their host, process and user and are rewritten every 5 minutes while held. One
-    /// whose process is gone (same host, no such process) or that was not rewritten for 30
-    /// minutes is stale: it blocks nobody, and `unlock` removes it and says which. --all
+    /// whose process is gone (same kernel and pid namespace, no such process) or that the
+    /// store shows not rewritten for 30 minutes is stale: it blocks nobody, and `unlock`
+    /// removes it and says which. A process that could not rewrite its lock for 15 minutes
+    /// (paused, suspended, cut off) commits nothing, since its lock may look stale. --all
     /// removes every lock, for when you know no snap is running (a lock from another host
     /// that is not yet stale). A local repository is locked with flock, which the system
     /// releases when a process ends, so it never has stale locks.

@@ -177,6 +177,7 @@ fn print_status(r: &StatusReport) -> Result<()> {
         LockState::Free => "free: no other snap process is using the repository",
         LockState::Shared => "in use by another snap process (a backup, restore or other reader)",
         LockState::Exclusive => "in use by another snap process, exclusively (prune or repair)",
+        LockState::NotExclusive => "not held exclusively (whether others share it cannot be seen here)",
     };
     output::line(&format!("lock        {lock}"))?;
     let index = match &r.index {

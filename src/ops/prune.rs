@@ -82,6 +82,7 @@ impl PruneReport {
 
 /// Removes the named snapshots; their space is freed by the next prune.
 pub fn forget(repo: &Repository, ids: &[SnapshotId]) -> Result<()> {
+    repo.check_lock()?;
     for id in ids {
         repo.backend().remove(FileKind::Snapshot, &id.to_hex())?;
     }
@@ -121,6 +122,7 @@ pub fn prune(repo: &Repository, opts: &PruneOptions, progress: &dyn Progress) ->
     if opts.dry_run {
         return Ok(report);
     }
+    repo.check_lock()?;
     report.leftovers_removed = repo.sync_report().leftovers_removed + repo.backend().remove_leftovers()?;
     let forgotten: Vec<SnapshotId> = report.decisions.iter().filter(|d| !d.keep).map(|d| d.id).collect();
     forget(repo, &forgotten)?;
@@ -144,9 +146,13 @@ pub fn prune(repo: &Repository, opts: &PruneOptions, progress: &dyn Progress) ->
 pub(crate) fn drop_packs(repo: &Repository, doomed: &[PackId], live: &HashSet<BlobId>) -> Result<()> {
     ensure_copies_elsewhere(repo, doomed, live)?;
     for id in doomed {
+        // Each delete is checked: a prune paused in this loop must not go
+        // on once a backup may have taken its lock for stale.
+        repo.check_lock()?;
         repo.backend().remove(FileKind::Pack, &id.to_hex())?;
     }
     crate::crash::point("prune-after-pack-delete");
+    repo.check_lock()?;
     for id in doomed {
         repo.with_index(|i| i.remove_pack(id))?;
     }

@@ -158,6 +158,7 @@ fn remove_corrupt(repo: &Repository, damaged: Vec<Unreadable>, dry_run: bool) ->
         let Ok(id) = SnapshotId::from_hex(&d.name) else { continue };
         if repo.load_snapshot(&id).is_err_and(|e| e.proves_damage()) {
             if !dry_run {
+                repo.check_lock()?;
                 repo.backend().remove(FileKind::Snapshot, &d.name)?;
             }
             removed.push(d);

@@ -9,7 +9,9 @@
 //!
 //! Status: when each (host, source paths) group was last backed up, whether
 //! another snap process holds the repository lock, and what opening the
-//! index found. It never waits for the lock: it probes it, then holds the
+//! index found. It never waits for the lock: it looks at who holds it
+//! without taking it (`Backend::lock_holders`: an exclusive probe would make
+//! other hosts' backups fail), then holds the
 //! shared lock only while it reads the index and snapshots (a prune starting
 //! in that moment fails at once, as with any reader); while an exclusive
 //! operation (prune, repair) holds the lock it still reads the snapshot
@@ -22,7 +24,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::backend::{Backend, LockMode};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::format::snapshot::Snapshot;
 use crate::format::tree::Node;
 use crate::id::{BlobId, ChunkId, PackId, SnapshotId, TreeId};
@@ -300,24 +302,7 @@ fn totals(root: TreeId, trees: &HashMap<TreeId, Loaded>, memo: &mut HashMap<Tree
 // status
 // ---------------------------------------------------------------------------
 
-/// Who holds the repository lock, as far as a probe can tell.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum LockState {
-    /// No other snap process is using the repository.
-    Free,
-    /// Another snap process is using it (a backup, restore or other reader).
-    Shared,
-    /// Another snap process holds it exclusively (prune or repair).
-    Exclusive,
-}
-
-impl LockState {
-    /// Whether another snap process is using the repository.
-    pub fn in_use(self) -> bool {
-        self != LockState::Free
-    }
-}
+pub use crate::backend::LockState;
 
 /// The snapshots of one host and set of source paths.
 #[derive(Clone, Debug, Serialize)]
@@ -398,7 +383,7 @@ pub fn status(
 ) -> Result<StatusReport> {
     // The config first: a directory that is not a repository gets no lock file.
     let config = crate::repo::read_config(backend.as_ref())?;
-    let lock = probe_lock(backend.as_ref())?;
+    let lock = backend.lock_holders()?;
     let repository = backend.location();
     let (list, index) = if lock == LockState::Exclusive {
         let keys = crate::repo::read_keys(backend.as_ref(), password)?;
@@ -464,27 +449,6 @@ fn groups(
         .collect();
     out.sort_by(|a, b| (&a.hostname, &a.paths).cmp(&(&b.hostname, &b.paths)));
     out
-}
-
-/// Whether another snap process holds the lock, and how. The probes are
-/// released at once.
-fn probe_lock(backend: &dyn Backend) -> Result<LockState> {
-    match backend.lock(LockMode::Exclusive) {
-        Ok(guard) => {
-            drop(guard);
-            return Ok(LockState::Free);
-        }
-        Err(Error::Locked { .. }) => {}
-        Err(e) => return Err(e),
-    }
-    match backend.lock(LockMode::Shared) {
-        Ok(guard) => {
-            drop(guard);
-            Ok(LockState::Shared)
-        }
-        Err(Error::Locked { .. }) => Ok(LockState::Exclusive),
-        Err(e) => Err(e),
-    }
 }
 
 #[cfg(test)]

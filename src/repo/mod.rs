@@ -65,7 +65,7 @@ pub struct Repository {
     io_pool: Option<rayon::ThreadPool>,
     /// Local copies of a remote repository's tree packs.
     tree_cache: Option<tree_cache::TreeCache>,
-    _lock: Box<dyn LockGuard>,
+    lock: Box<dyn LockGuard>,
 }
 
 /// How `init` protects a new repository.
@@ -172,7 +172,7 @@ impl Repository {
             unlocked,
             index: Mutex::new(index),
             sync: SyncReport::default(),
-            _lock: lock,
+            lock,
         };
         repo.sync = repo.sync_index()?;
         Ok(repo)
@@ -202,6 +202,14 @@ impl Repository {
     /// The storage backend.
     pub fn backend(&self) -> &dyn Backend {
         self.backend.as_ref()
+    }
+
+    /// Fails ([`Error::LockLost`]) unless the lock taken at open is surely
+    /// still this process's: called right before every commit (a snapshot
+    /// written, snapshots or packs deleted), which must not happen once
+    /// another process may have taken the lock for stale.
+    pub fn check_lock(&self) -> Result<()> {
+        self.lock.still_held()
     }
 
     /// What opening found out about packs and index.

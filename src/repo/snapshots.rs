@@ -26,6 +26,7 @@ impl Repository {
     pub fn save_snapshot(&self, snap: &Snapshot) -> Result<SnapshotId> {
         let bytes = snap.encode(self.keys())?;
         let id = hash::snapshot_id(&bytes);
+        self.check_lock()?;
         self.backend().put(FileKind::Snapshot, &id.to_hex(), bytes.into())?;
         Ok(id)
     }

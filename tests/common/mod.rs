@@ -196,6 +196,21 @@ impl S3Server {
             .env_remove("AWS_ENDPOINT_URL_S3");
     }
 
+    /// A client of the server's bucket, for tests that read or plant
+    /// objects behind snap's back.
+    pub fn store(&self) -> object_store::aws::AmazonS3 {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        object_store::aws::AmazonS3Builder::new()
+            .with_endpoint(&self.endpoint)
+            .with_allow_http(true)
+            .with_bucket_name(&self.bucket)
+            .with_region(&self.region)
+            .with_access_key_id(&self.access_key)
+            .with_secret_access_key(&self.secret_key)
+            .build()
+            .expect("an S3 client")
+    }
+
     /// A key prefix no other test (or earlier run) uses.
     pub fn fresh_url(&self) -> String {
         static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
@@ -368,6 +383,13 @@ impl TempRepo {
             Value::Array(list) => list,
             other => panic!("snapshots --json is not an array: {other}"),
         }
+    }
+
+    /// The key prefix of a repository on S3, within its bucket.
+    pub fn s3_prefix(&self) -> String {
+        let bucket = &self.s3.as_ref().expect("a repository on S3").bucket;
+        let url = self.location.to_str().unwrap();
+        url.strip_prefix(&format!("s3://{bucket}/")).expect("an s3:// location").to_owned()
     }
 
     /// Where an absolute source path lands when restored into `target`.

@@ -35,8 +35,8 @@ use object_store::{
 use tokio::runtime::Runtime;
 
 use super::{
-    Backend, CONFIG, FileKind, LockGuard, LockMode, Pieces, Put, Unlock, Whole, check_name, is_object_id,
-    kind_dir, object_key,
+    Backend, CONFIG, FileKind, LockGuard, LockMode, LockState, Pieces, Put, Unlock, Whole, check_name,
+    is_object_id, kind_dir, object_key,
 };
 use crate::error::{Error, IoContext, Result};
 
@@ -408,6 +408,10 @@ impl Backend for ObjectBackend {
 
     fn unlock(&self, which: Unlock) -> Result<Vec<String>> {
         lock::remove(self, which)
+    }
+
+    fn lock_holders(&self) -> Result<LockState> {
+        lock::holders(self)
     }
 
     fn index_path(&self, repo_id: &str) -> Result<PathBuf> {
