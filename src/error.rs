@@ -41,8 +41,8 @@ pub enum Error {
     Missing(BlobId),
     /// An object was written by a newer snap. Proves nothing about it: a
     /// newer snap reads it.
-    #[error("{object} has format version {version}, newer than this snap reads; upgrade snap")]
-    NewerObject { object: String, version: u8 },
+    #[error("{object} is of a newer format than this snap reads ({detail}); upgrade snap")]
+    NewerObject { object: String, detail: String },
     /// The storage handed back fewer or other bytes than asked for (a flaky
     /// disk, a misbehaving server). Proves nothing: the object may be whole.
     #[error("could not read {object}: {detail}")]
@@ -133,6 +133,7 @@ impl Error {
     pub fn detail(&self) -> String {
         match self {
             Error::Corrupt { detail, .. } | Error::ReadFailed { detail, .. } => detail.clone(),
+            Error::Missing(_) => "not found in any pack present".to_owned(),
             Error::Io { error, .. } => error.to_string(),
             other => other.to_string(),
         }
@@ -142,7 +143,12 @@ impl Error {
     /// a newer format version, else [`Error::Corrupt`].
     pub fn decode(object: impl Into<String>, err: DecodeError) -> Self {
         match err {
-            DecodeError::NewerVersion(version) => Error::NewerObject { object: object.into(), version },
+            DecodeError::NewerVersion(v) => {
+                Error::NewerObject { object: object.into(), detail: format!("format version {v}") }
+            }
+            unknown @ DecodeError::Unknown { .. } => {
+                Error::NewerObject { object: object.into(), detail: unknown.to_string() }
+            }
             other => Error::corrupt(object, other),
         }
     }

@@ -515,3 +515,60 @@ fn a_damaged_chunk_is_stored_anew_and_its_pack_repaired() {
         assert_trees_equal(&r.src, &r.restored(&target, &r.src));
     }
 }
+
+/// A damage mark is a finding, not a verdict for ever: a pack put back
+/// whole, or a copy marked through a wrong index row, is read again before
+/// anything is deleted on that mark (`repair packs` deleted the only,
+/// intact copy, and `repair snapshots` then dropped the file).
+#[test]
+fn a_stale_or_wrong_damage_mark_deletes_nothing() {
+    let r = TempRepo::init();
+    let mut rng = Rng::new(92);
+    write_random(&r.src.join("f"), &mut rng, 300_000);
+    r.backup(&[]);
+    let pack = largest_pack(&r.repo);
+    let good = fs::read(&pack).unwrap();
+    flip_byte(&pack, good.len() as u64 / 2);
+    assert_eq!(verify(&r, &["--read-data"]).0, EXIT_DAMAGED);
+    fs::write(&pack, &good).unwrap();
+    // Put back: repair packs reads it again and keeps it.
+    let repaired = r.json(["repair", "packs"]);
+    assert_eq!(repaired["packs"], serde_json::json!([]), "{repaired:#}");
+    assert!(pack.exists());
+    assert_eq!(verify(&r, &["--read-data"]).0, 0);
+
+    // A wrong index row makes restore "prove" an intact copy damaged.
+    let db = rusqlite::Connection::open(r.repo.join("index.sqlite")).unwrap();
+    db.execute("UPDATE blobs SET raw_len = raw_len + 1 WHERE kind = 0", []).unwrap();
+    drop(db);
+    let run = r.snap(["restore", "latest", "--target", s(&r.target)]);
+    assert_ne!(run.code, Some(0), "{}", run.describe());
+    let repaired = r.json(["repair", "packs"]);
+    assert_eq!(repaired["packs"], serde_json::json!([]), "{repaired:#}");
+    assert!(pack.exists());
+    r.snap(["repair", "index"]).assert_ok();
+    assert_eq!(verify(&r, &["--read-data"]).0, 0);
+}
+
+/// Rows missing from the local index prove nothing about the packs: verify
+/// cannot tell, repair snapshots and prune change nothing (before, the file
+/// was dropped and its pack deleted as unused).
+#[test]
+fn rows_lost_from_the_index_cost_no_data() {
+    let r = TempRepo::init();
+    write_random(&r.src.join("f"), &mut Rng::new(93), 300_000);
+    r.backup(&[]);
+    let before = repo_files(&r.repo);
+    let db = rusqlite::Connection::open(r.repo.join("index.sqlite")).unwrap();
+    db.execute("DELETE FROM blobs WHERE kind = 0", []).unwrap();
+    drop(db);
+    let run = r.snap(["verify"]);
+    assert_eq!(run.code, Some(1), "{}", run.describe());
+    assert!(run.stderr.contains("cannot tell"), "{}", run.describe());
+    let run = r.snap(["repair", "snapshots"]);
+    assert!(run.stderr.contains("cannot tell, nothing changed"), "{}", run.describe());
+    assert_ne!(r.snap(["prune"]).code, Some(0), "prune went on with chunks it cannot find");
+    assert_eq!(repo_files(&r.repo), before);
+    r.snap(["repair", "index"]).assert_ok();
+    assert_eq!(verify(&r, &["--read-data"]).0, 0);
+}

@@ -660,3 +660,34 @@ fn a_full_repository_disk_keeps_no_leftovers_and_prune_frees_it() {
     assert!(pruned["report"]["packs_deleted"].as_u64().unwrap() >= 1, "{pruned:#}");
     r.snap(["--repo", common::s(&repo_dir), "verify"]).assert_ok();
 }
+
+/// A restore stopped by a full target removes only files it began: what
+/// was there before and was never reached stays as it was (every file the
+/// plan would replace was deleted).
+#[test]
+fn a_restore_stopped_by_a_full_disk_leaves_files_it_never_reached() {
+    let r = TempRepo::init();
+    for i in 0..10 {
+        fs::write(r.src.join(format!("a{i}")), format!("new a{i}")).unwrap();
+        fs::write(r.src.join(format!("z{i}")), format!("new z{i}")).unwrap();
+    }
+    r.backup(&[]);
+    let _disk = SmallDisk::mount(&r.target, "10m,nr_inodes=16");
+    let restored = r.target.join(r.src.strip_prefix("/").unwrap());
+    fs::create_dir_all(&restored).unwrap();
+    for i in 0..10 {
+        fs::write(restored.join(format!("z{i}")), format!("old z{i}")).unwrap();
+    }
+    let run = r.snap(["restore", "latest", "--target", common::s(&r.target), "--no-safety-snapshot"]);
+    assert_eq!(run.code, Some(1), "{}", run.describe());
+    let mut old = 0;
+    for i in 0..10 {
+        let name = format!("z{i}");
+        match fs::read_to_string(restored.join(&name)) {
+            Ok(text) if text == format!("old {name}") => old += 1,
+            Ok(text) => assert_eq!(text, format!("new {name}"), "a file is old or new, whole"),
+            Err(_) => {}
+        }
+    }
+    assert!(old > 0, "every file the restore would replace is gone: {}", run.describe());
+}

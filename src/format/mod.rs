@@ -49,6 +49,10 @@ pub enum DecodeError {
     BadMagic { found: [u8; 4], expected: [u8; 4] },
     #[error("format version {0} is newer than this snap supports ({FORMAT_VERSION})")]
     NewerVersion(u8),
+    /// A code this snap does not know in an otherwise sound object (its
+    /// checksum holds): a newer snap wrote it.
+    #[error("unknown {what} {code}")]
+    Unknown { what: &'static str, code: u8 },
     #[error("encryption byte {0} does not match the repository's scheme")]
     UnknownEncryption(u8),
     #[error("checksum mismatch")]

@@ -183,10 +183,10 @@ fn check_entry(
     data_end: u64,
     overhead: u32,
 ) -> Result<PackEntry, DecodeError> {
-    let kind = BlobKind::from_code(w.kind)
-        .ok_or_else(|| DecodeError::invalid("pack entry", format!("blob kind {}", w.kind)))?;
+    // The trailer's checksum held, so an unknown code was written so.
+    let kind = BlobKind::from_code(w.kind).ok_or(DecodeError::Unknown { what: "blob kind", code: w.kind })?;
     let compression = Compression::from_code(w.compression)
-        .ok_or_else(|| DecodeError::invalid("pack entry", format!("compression {}", w.compression)))?;
+        .ok_or(DecodeError::Unknown { what: "compression", code: w.compression })?;
     for (what, len, max) in
         [("stored blob", w.stored_len, MAX_BLOB_LEN + overhead), ("raw blob", w.raw_len, MAX_BLOB_LEN)]
     {

@@ -219,6 +219,23 @@ impl Index {
         Ok(())
     }
 
+    /// Takes back the marks of `pack`'s copies: of `blob`, or of all of
+    /// them, once they were read again and found whole.
+    pub fn clear_damaged(&mut self, pack: &PackId, blob: Option<&BlobId>) -> Result<()> {
+        let pack = &pack.as_bytes()[..];
+        let in_pack = "pack = (SELECT id FROM packs WHERE name = ?1)";
+        match blob {
+            Some(b) => self.conn.execute(
+                &format!("UPDATE blobs SET damaged = 0 WHERE {in_pack} AND id = ?2 AND kind = ?3"),
+                params![pack, &b.as_bytes()[..], b.kind().code()],
+            )?,
+            None => {
+                self.conn.execute(&format!("UPDATE blobs SET damaged = 0 WHERE {in_pack}"), params![pack])?
+            }
+        };
+        Ok(())
+    }
+
     /// The blobs of `pack` marked damaged.
     pub fn damaged_in(&self, pack: &PackId) -> Result<HashSet<BlobId>> {
         let mut stmt = self.conn.prepare_cached(
@@ -347,6 +364,12 @@ mod tests {
         assert_eq!(idx.damaged_in(&pack).unwrap(), HashSet::from([entry(2, 0).blob]));
         assert_eq!(idx.damaged_packs().unwrap(), vec![pack]);
         assert_eq!(idx.damaged_copies(&entry(2, 0).blob).unwrap(), vec![pack]);
+        idx.clear_damaged(&pack, Some(&entry(2, 0).blob)).unwrap();
+        assert!(idx.damaged_packs().unwrap().is_empty(), "read again and found whole");
+        idx.mark_damaged(&pack, &entry(2, 0).blob).unwrap();
+        idx.clear_damaged(&pack, None).unwrap();
+        assert!(idx.contains(&entry(2, 0).blob).unwrap());
+        idx.mark_damaged(&pack, &entry(2, 0).blob).unwrap();
         idx.mark_missing(&pack).unwrap();
         assert!(idx.lookup(&entry(1, 0).blob).unwrap().is_none());
         assert_eq!(idx.missing_packs().unwrap(), vec![pack]);

@@ -145,7 +145,7 @@ pub fn backup(repo: &Repository, opts: &BackupOptions, progress: &dyn Progress) 
     let xattrs_reusable_before = parent.as_ref().and_then(|(_, p)| xattrs_reusable_before(p, opts));
     let parent = parent.map(|(id, p)| (id, p.tree));
     progress.begin("backup", None);
-    let ((root, source_changed, counters, warnings), written) = BlobWriter::write(repo, |writer| {
+    let ((root, must_commit, counters, warnings), written) = BlobWriter::write(repo, |writer| {
         let ctx = Ctx {
             repo,
             writer,
@@ -169,7 +169,9 @@ pub fn backup(repo: &Repository, opts: &BackupOptions, progress: &dyn Progress) 
             }
             Trie::Inner(children) => store_inner(&ctx, Path::new("/"), &children, parent_tree)?,
         };
-        let changed = ctx.source_changed.load(Ordering::Relaxed);
+        // An incomplete run writes its snapshot even when nothing changed,
+        // so the held nodes are stored whenever a snapshot will be written.
+        let changed = ctx.source_changed.load(Ordering::Relaxed) || ctx.warnings.any_failed();
         if let Some(held) = &ctx.above_sources
             && changed
         {
@@ -209,7 +211,7 @@ pub fn backup(repo: &Repository, opts: &BackupOptions, progress: &dyn Progress) 
         extra: opts.extra.clone(),
     };
     let incomplete = warnings.iter().any(|w| w.kind == WarningKind::Failed);
-    let unchanged = opts.skip_if_unchanged && parent.is_some() && !source_changed && !incomplete;
+    let unchanged = opts.skip_if_unchanged && parent.is_some() && !must_commit;
     let id = if unchanged {
         None
     } else {

@@ -112,6 +112,11 @@ impl Warnings {
         });
     }
 
+    /// Whether something could not be backed up or restored at all.
+    pub(crate) fn any_failed(&self) -> bool {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).iter().any(|w| w.kind == WarningKind::Failed)
+    }
+
     pub(crate) fn into_vec(self) -> Vec<Warning> {
         let mut v = self.0.into_inner().unwrap_or_else(|p| p.into_inner());
         v.sort_by(|a, b| a.path.cmp(&b.path));

@@ -223,6 +223,11 @@ fn plan_packs(repo: &Repository, live: &HashSet<BlobId>, repack_percent: u8) -> 
         // Only the bytes of unused blobs count: header and trailer are not
         // garbage, and a pack without unused blobs would repack to itself.
         let unused: u64 = dead_entries.iter().map(|e| u64::from(e.stored_len)).sum();
+        // A pack always holds a blob: one without rows was dropped from the
+        // index, not emptied, and what it holds is unknown.
+        if entries.is_empty() {
+            continue;
+        }
         if live_entries.is_empty() {
             plan.delete.push(*id);
         } else if unused > 0 && unused * 100 >= size * u64::from(repack_percent) {

@@ -12,6 +12,7 @@ use serde::Serialize;
 
 use crate::backend::FileKind;
 use crate::error::{Error, Result};
+use crate::format::pack::PackEntry;
 use crate::format::tree::{Entry, Node, Tree};
 use crate::id::{BlobId, PackId, SnapshotId, TreeId};
 use crate::names;
@@ -38,7 +39,12 @@ pub struct PackRepairReport {
 /// must be open exclusively. A blob found damaged only now is marked and
 /// stops the run before anything is deleted; the next run leaves it behind.
 pub fn repair_packs(repo: &Repository, dry_run: bool, progress: &dyn Progress) -> Result<PackRepairReport> {
-    let packs = repo.with_index(|i| i.damaged_packs())?;
+    let mut packs = Vec::new();
+    for pack in repo.with_index(|i| i.damaged_packs())? {
+        if still_damaged(repo, &pack)? {
+            packs.push(pack);
+        }
+    }
     let names = packs.iter().map(PackId::to_hex).collect();
     let mut report = PackRepairReport { dry_run, packs: names, ..Default::default() };
     let mut salvage = HashSet::new();
@@ -59,6 +65,39 @@ pub fn repair_packs(repo: &Repository, dry_run: bool, progress: &dyn Progress) -
     super::prune::repack(repo, &packs, &salvage, progress)?;
     super::prune::drop_packs(repo, &packs, &salvage)?;
     Ok(report)
+}
+
+/// Reads a pack marked damaged again, whole, before anything is deleted on
+/// that finding: a mark may be stale (the pack was put back) or come from a
+/// wrong index row. Marks the pack's bytes no longer bear out are taken
+/// back, judged against the pack's own trailer; whether any remain is the
+/// answer.
+fn still_damaged(repo: &Repository, pack: &PackId) -> Result<bool> {
+    let bytes = repo.backend().get(FileKind::Pack, &pack.to_hex())?;
+    if crate::hash::pack_id(&bytes) == *pack {
+        repo.with_index(|i| i.clear_damaged(pack, None))?;
+        return Ok(false);
+    }
+    let Ok(entries) = crate::format::pack::decode_pack(&bytes, repo.keys()) else {
+        // The trailer itself is damaged: the marks cannot be checked, and
+        // stand as the readers that set them proved.
+        return Ok(true);
+    };
+    let mut damaged = false;
+    for blob in repo.with_index(|i| i.damaged_in(pack))? {
+        let proved = entries.iter().find(|e| e.blob == blob).is_some_and(|entry: &PackEntry| {
+            let start = entry.offset as usize;
+            let stored = bytes.get(start..start + entry.stored_len as usize);
+            stored.is_none_or(|s| crate::pack::open(repo.keys(), entry, s).is_err())
+        });
+        // A blob the trailer does not list was marked through a wrong row.
+        if proved {
+            damaged = true;
+        } else {
+            repo.with_index(|i| i.clear_damaged(pack, Some(&blob)))?;
+        }
+    }
+    Ok(damaged)
 }
 
 /// Tag given to snapshots this command rewrote.

@@ -104,6 +104,11 @@ struct Findings {
     unverified: Vec<Problem>,
     /// Blobs proved missing or damaged.
     bad: HashSet<BlobId>,
+    /// Chunks the index has no intact copy of, with why; proved missing
+    /// only if the index agrees with every trailer read.
+    absent: Vec<(ChunkId, String)>,
+    /// Whether the index disagrees with some pack's own trailer.
+    index_disagrees: bool,
 }
 
 impl Findings {
@@ -158,13 +163,12 @@ pub fn verify(repo: &Repository, read: ReadData, progress: &dyn Progress) -> Res
     for chunk in &chunks {
         let blob = BlobId::Chunk(*chunk);
         if !repo.with_index(|i| i.contains(&blob))? {
-            found.bad.insert(blob);
             let damaged = repo.with_index(|i| i.damaged_copies(&blob))?;
             let detail = match damaged.first() {
                 Some(pack) => format!("no intact copy: pack {pack} holds one found damaged"),
                 None => "not in any pack".to_owned(),
             };
-            found.add(format!("chunk {chunk}"), detail);
+            found.absent.push((*chunk, detail));
         }
     }
     check_missing_packs(repo, &chunks, &mut found)?;
@@ -206,7 +210,14 @@ pub fn verify(repo: &Repository, read: ReadData, progress: &dyn Progress) -> Res
             found.failed(object, &e, lost);
         }
     }
-    report.unused_packs = unused_packs(repo, &packs, &trees, &chunks)?;
+    for (chunk, detail) in std::mem::take(&mut found.absent) {
+        let (object, proved) = (format!("chunk {chunk}"), !found.index_disagrees);
+        found.note(object, detail, proved, [BlobId::Chunk(chunk)]);
+    }
+    // With something unread, what is used is not known either.
+    if found.unverified.is_empty() {
+        report.unused_packs = unused_packs(repo, &packs, &trees, &chunks)?;
+    }
     report.affected = trace(repo, &list.snapshots, &found.bad)?;
     report.problems = found.problems;
     report.unverified = found.unverified;
@@ -255,11 +266,14 @@ fn judge_trailer(
     match trailer {
         Ok(mut entries) => {
             entries.sort_by_key(|e| e.offset);
+            // The local index is wrong, not the pack; and what the index
+            // lacks (a blob "not in any pack") is then not proved missing.
             if entries != indexed {
-                found.add(
-                    format!("pack {id}"),
-                    "index disagrees with the pack's trailer; run `snap repair index`",
-                );
+                found.index_disagrees = true;
+                found.unverified.push(Problem {
+                    object: format!("pack {id}"),
+                    detail: "the index disagrees with the pack's trailer; run `snap repair index`".into(),
+                });
             }
         }
         Err(e) => found.failed(format!("pack {id}"), &e, indexed.iter().map(|e| e.blob)),
@@ -304,6 +318,13 @@ fn read_pack(repo: &Repository, id: &PackId, size: u64) -> PackRead {
     };
     let mut errors = Vec::new();
     match read_blobs(repo, id, (size - tail.len() as u64, &tail), &entries, &mut errors) {
+        // Every byte is as written: whatever was marked damaged in it
+        // before (a pack since put back, an index row that was wrong) is not.
+        Ok(actual) if actual == *id && errors.is_empty() => {
+            if let Err(e) = repo.with_index(|i| i.clear_damaged(id, None)) {
+                errors.push((None, e));
+            }
+        }
         Ok(actual) if actual == *id => {}
         Ok(_) => {
             errors.push((None, Error::corrupt(format!("pack {id}"), "contents do not match the pack's name")))

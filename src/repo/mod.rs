@@ -49,7 +49,7 @@ pub struct Unreadable {
 impl Unreadable {
     /// The object `name` that failed to load with `error`.
     pub fn new(name: impl Into<String>, error: &Error) -> Self {
-        Unreadable { name: name.into(), error: error.to_string(), damaged: error.proves_damage() }
+        Unreadable { name: name.into(), error: error.detail(), damaged: error.proves_damage() }
     }
 }
 

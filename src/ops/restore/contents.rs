@@ -73,6 +73,8 @@ pub(super) fn write_contents(ctx: &Ctx, located: &Located) {
     // chunks arrive (pack order, one open less) measured 20-40 % slower.
     sizes.par_iter().enumerate().filter(|(i, _)| writes(i) && !ctx.stopped()).for_each(|(i, len)| {
         let file = &ctx.plan.files[i];
+        // Set first: creating may clear what was there before it fails.
+        ctx.touched[i].store(true, Ordering::Release);
         match create_sized(&file.path, *len, file.action) {
             // Nothing more will be written to it.
             Ok(f) if file.chunks.is_empty() => apply_metadata(ctx, &file.path, &file.meta, Applied::Open(&f)),

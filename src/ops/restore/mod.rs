@@ -144,6 +144,9 @@ struct Ctx<'a> {
     /// Per planned file, the chunks not yet written: the write that takes
     /// it to zero completes the file and applies its metadata.
     unwritten: Vec<AtomicUsize>,
+    /// Per planned file, whether this restore created it (or cleared what
+    /// was there): only such a file may be removed when it is not whole.
+    touched: Vec<std::sync::atomic::AtomicBool>,
     warnings: Warnings,
     failed: Mutex<HashSet<usize>>,
     /// Set by the first write that found the target full: every later
@@ -197,6 +200,7 @@ fn write_plan(
     let ctx = Ctx {
         repo,
         unwritten: plan.files.iter().map(|f| AtomicUsize::new(f.chunks.len())).collect(),
+        touched: plan.files.iter().map(|_| Default::default()).collect(),
         plan,
         warnings: Warnings::default(),
         failed: Mutex::new(HashSet::new()),
@@ -225,18 +229,21 @@ fn write_plan(
     })
 }
 
-/// Ends a restore whose target is full: every file not written whole is
-/// removed (a partial file must not look like a good one), and one error
-/// says how far it got.
+/// Ends a restore whose target is full: every file it began and did not
+/// write whole is removed (a partial file must not look like a good one),
+/// files it never reached are left as they were, and one error says how
+/// far it got.
 fn stopped_full(ctx: &Ctx, path: &Path, error: &std::io::Error) -> Error {
     let (mut whole, mut left) = (0, 0);
     for (i, file) in ctx.plan.files.iter().enumerate().filter(|(_, f)| f.action.writes()) {
         if ctx.unwritten[i].load(Ordering::Acquire) == 0 && !ctx.is_failed(i) {
             whole += 1;
-        } else {
-            let _ = fs::remove_file(&file.path);
-            left += 1;
+            continue;
         }
+        if ctx.touched[i].load(Ordering::Acquire) {
+            let _ = fs::remove_file(&file.path);
+        }
+        left += 1;
     }
     Error::TargetFull { path: path.to_path_buf(), detail: error.to_string(), whole, left }
 }
