@@ -16,7 +16,7 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) if cli::is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("snap: {e:#}");
+            cli::output::error_line(&format!("{e:#}"));
             ExitCode::from(cli::exit_code_of(&e))
         }
     }

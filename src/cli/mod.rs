@@ -7,7 +7,7 @@ mod copy;
 mod dump;
 mod find;
 mod key;
-mod output;
+pub mod output;
 mod password;
 mod progress;
 mod prune;

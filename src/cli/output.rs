@@ -29,7 +29,14 @@ pub fn json<T: Serialize + ?Sized>(value: &T) -> Result<()> {
 
 /// Prints a warning on stderr.
 pub fn warn(text: &str) {
-    eprintln!("snap: warning: {text}");
+    error_line(&format!("warning: {text}"));
+}
+
+/// Writes `snap: LINE` to stderr. A stderr that cannot be written (closed,
+/// a full disk) is given up on quietly: `eprintln!` would panic there, and
+/// the exit code still tells.
+pub fn error_line(line: &str) {
+    let _ = writeln!(std::io::stderr().lock(), "snap: {line}");
 }
 
 /// Prints per-path warnings from a report.
