@@ -83,6 +83,11 @@ pub enum Error {
     /// The SQLite index failed.
     #[error("index database: {0}")]
     Index(#[from] rusqlite::Error),
+    /// A tree too deep, or naming shared subtrees too often, to walk (see
+    /// `tree::Guard`): refused as hostile. Proves no damage (every node may
+    /// decode), so nothing is dropped for it.
+    #[error("{path}: {detail}")]
+    TreeLimit { path: String, detail: String },
 }
 
 /// Result with [`Error`].

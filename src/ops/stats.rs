@@ -120,9 +120,10 @@ struct Totals {
 
 impl std::ops::AddAssign for Totals {
     fn add_assign(&mut self, o: Totals) {
-        self.files += o.files;
-        self.dirs += o.dirs;
-        self.others += o.others;
+        // Saturating: a hostile DAG can name 2^64 files with 128 entries.
+        self.files = self.files.saturating_add(o.files);
+        self.dirs = self.dirs.saturating_add(o.dirs);
+        self.others = self.others.saturating_add(o.others);
         self.bytes = self.bytes.saturating_add(o.bytes);
     }
 }
