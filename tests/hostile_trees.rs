@@ -171,4 +171,3 @@ fn a_dag_of_exponential_paths_ends_with_a_clear_error() {
     let stats = r.json(["stats", "latest~1"]);
     assert_eq!(stats["files"], serde_json::json!(u64::MAX), "{stats}");
 }
-

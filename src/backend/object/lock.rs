@@ -136,7 +136,7 @@ fn found_locks(backend: &ObjectBackend, except: Option<&str>) -> Result<Vec<(Str
             continue;
         }
         let key = backend.key(&format!("{LOCK_DIR}/{name}"));
-        let bytes = match backend.fetch(&key, None) {
+        let bytes = match backend.fetch_capped(&key, crate::format::lock::MAX_LOCK_LEN) {
             Ok(b) => b,
             // Released between the listing and the read.
             Err(object_store::Error::NotFound { .. }) => continue,
