@@ -171,3 +171,53 @@ fn a_dag_of_exponential_paths_ends_with_a_clear_error() {
     let stats = r.json(["stats", "latest~1"]);
     assert_eq!(stats["files"], serde_json::json!(u64::MAX), "{stats}");
 }
+
+/// Snapshot times are whatever the file says: the extremes must not make
+/// any command overflow (debug builds panic on it).
+#[test]
+fn snapshots_at_the_ends_of_time_break_no_command() {
+    let r = TempRepo::init();
+    for secs in [i64::MIN, i64::MAX, 0] {
+        let repo = Repository::open(Box::new(LocalBackend::new(&r.repo)), LockMode::Shared).unwrap();
+        let (root, _) =
+            BlobWriter::write(&repo, |w| w.save_tree(&Tree { entries: vec![empty_file("f")] })).unwrap();
+        let mut snap = Snapshot::new(Timestamp { secs, nanos: 999_999_999 }, root);
+        // One group each (host and paths): each is its group's newest, whose age status computes.
+        snap.paths = vec![serde_bytes::ByteBuf::from(format!("/t{secs}").into_bytes())];
+        repo.save_snapshot(&snap).unwrap();
+    }
+    let target = r.root.join("restored");
+    for args in [
+        vec!["snapshots"],
+        vec!["--json", "snapshots"],
+        vec!["snapshots", "--tree"],
+        vec!["status"],
+        vec!["--json", "status"],
+        vec!["status", "--max-age", "1d"],
+        vec!["stats"],
+        vec!["ls", "latest"],
+        vec!["find", "f"],
+        vec!["log", "/f"],
+        vec!["diff", "latest", "latest~2"],
+        vec!["restore", "latest", "--target", s(&target)],
+        vec!["prune", "--keep-within", "1d", "--dry-run"],
+        vec![
+            "prune",
+            "--keep-daily",
+            "1",
+            "--keep-weekly",
+            "1",
+            "--keep-monthly",
+            "1",
+            "--keep-yearly",
+            "1",
+            "--dry-run",
+        ],
+        vec!["prune", "--keep-within", "4000000000y", "--dry-run"],
+        vec!["verify"],
+    ] {
+        let run = r.snap(&args);
+        assert_ended(&run);
+        assert!(run.code == Some(0) || run.stderr.starts_with("snap: "), "{}", run.describe());
+    }
+}

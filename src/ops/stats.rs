@@ -457,7 +457,8 @@ fn groups(
                 hostname: newest.hostname.clone(),
                 paths: latest.paths.clone(),
                 snapshots: members.len() as u64,
-                age_seconds: now.timestamp() - newest.time.secs,
+                // Saturating: a snapshot's time is whatever its file says.
+                age_seconds: now.timestamp().saturating_sub(newest.time.secs),
                 latest,
                 stale,
             }
