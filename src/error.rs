@@ -99,6 +99,11 @@ pub enum Error {
         "the repository lock may have been lost ({detail}); stopped before committing: no snapshot was written and nothing more was deleted"
     )]
     LockLost { detail: String },
+    /// A tree too deep, or naming shared subtrees too often, to walk (see
+    /// `tree::Guard`): refused as hostile. Proves no damage (every node may
+    /// decode), so nothing is dropped for it.
+    #[error("{path}: {detail}")]
+    TreeLimit { path: String, detail: String },
 }
 
 /// By hand rather than `#[from]`, which would also make the SQLite error

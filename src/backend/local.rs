@@ -173,6 +173,17 @@ impl Backend for LocalBackend {
         Ok(out)
     }
 
+    fn get_capped(&self, kind: FileKind, name: &str, max: usize) -> Result<Vec<u8>> {
+        let (f, path) = self.open(kind, name)?;
+        super::check_cap(kind, name, f.metadata().at(&path)?.len(), max)?;
+        // The file may grow after the check: never read more than one byte
+        // past the cap.
+        let mut out = Vec::new();
+        f.take(max as u64 + 1).read_to_end(&mut out).at(&path)?;
+        super::check_cap(kind, name, out.len() as u64, max)?;
+        Ok(out)
+    }
+
     fn get_range(&self, kind: FileKind, name: &str, offset: u64, len: usize) -> Result<Vec<u8>> {
         let (mut f, path) = self.open(kind, name)?;
         f.seek(SeekFrom::Start(offset)).at(&path)?;
@@ -405,6 +416,19 @@ mod tests {
             super::super::all_pieces(b.stream_range(FileKind::Pack, &name('c'), len, 1000).unwrap()).unwrap();
         assert_eq!(tail.concat(), data[len as usize..]);
         assert!(matches!(b.stream_range(FileKind::Pack, &name('d'), 0, 1), Err(Error::NotFound { .. })));
+    }
+
+    #[test]
+    fn capped_reads_refuse_what_is_too_large() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = LocalBackend::new(dir.path());
+        b.create().unwrap();
+        b.put(FileKind::Snapshot, &name('a'), Bytes::from(vec![7u8; 101])).unwrap();
+        assert_eq!(b.get_capped(FileKind::Snapshot, &name('a'), 101).unwrap().len(), 101);
+        let err = b.get_capped(FileKind::Snapshot, &name('a'), 100).unwrap_err();
+        assert!(matches!(err, Error::Corrupt { .. }), "{err}");
+        assert!(err.to_string().contains("larger than the limit of 100"), "{err}");
+        assert!(matches!(b.get_capped(FileKind::Snapshot, &name('b'), 100), Err(Error::NotFound { .. })));
     }
 
     #[test]

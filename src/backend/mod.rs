@@ -37,6 +37,17 @@ impl FileKind {
     }
 }
 
+/// The error for an object of `len` bytes where at most `max` may be.
+pub(crate) fn check_cap(kind: FileKind, name: &str, len: u64, max: usize) -> Result<()> {
+    if len > max as u64 {
+        return Err(Error::corrupt(
+            format!("{} {name}", kind.describe()),
+            format!("{len} bytes or more, larger than the limit of {max}: refused before reading it"),
+        ));
+    }
+    Ok(())
+}
+
 /// Whether a create-only put made a new object.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Put {
@@ -137,6 +148,18 @@ pub trait Backend: Send + Sync {
 
     /// Reads a whole object. A missing object is [`crate::Error::NotFound`].
     fn get(&self, kind: FileKind, name: &str) -> Result<Vec<u8>>;
+
+    /// Reads a whole object of a kind with a size cap (config, key files,
+    /// snapshots), refusing one larger than `max` bytes with
+    /// [`crate::Error::Corrupt`] before reading it whole: a planted huge
+    /// object must not be downloaded or held only to be rejected. This
+    /// default (for wrappers) reads it whole and then checks; both real
+    /// backends check the size first and never read past the cap.
+    fn get_capped(&self, kind: FileKind, name: &str, max: usize) -> Result<Vec<u8>> {
+        let bytes = self.get(kind, name)?;
+        check_cap(kind, name, bytes.len() as u64, max)?;
+        Ok(bytes)
+    }
 
     /// Reads exactly `len` bytes at `offset`; a short object is an error.
     fn get_range(&self, kind: FileKind, name: &str, offset: u64, len: usize) -> Result<Vec<u8>>;

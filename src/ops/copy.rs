@@ -8,7 +8,7 @@
 //! the destination until every blob is durable, and then each snapshot file
 //! is written: the same commit order as a backup.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use std::sync::Mutex;
 
@@ -114,8 +114,9 @@ pub fn copy(
     let (prepared, written) = BlobWriter::write(dst, |writer| {
         let ctx = Ctx { src, writer, dst, rechunk, done: Mutex::new(HashMap::new()), progress };
         let mut prepared = Vec::with_capacity(todo.len());
+        let mut seen = HashSet::new();
         for (id, snap) in todo {
-            let tree = copy_tree(&ctx, snap.tree)?;
+            let tree = copy_tree(&ctx, &mut seen, snap.tree)?;
             let mut copy = Snapshot { tree, parent: None, ..snap };
             copy.extra.entry(COPIED_FROM.to_owned()).or_insert_with(|| id.to_hex());
             prepared.push((id, copy));
@@ -150,44 +151,80 @@ fn find_copy(existing: &[(SnapshotId, Snapshot)], id: &SnapshotId, snap: &Snapsh
     existing.iter().find(|(d, s)| origin(d, s) == wanted).map(|(d, _)| *d)
 }
 
-fn copy_tree(ctx: &Ctx, id: TreeId) -> Result<TreeId> {
-    if let Some(done) = ctx.done.lock().unwrap_or_else(|p| p.into_inner()).get(&id) {
-        return Ok(*done);
+/// Copies every tree at and below `root` not in `seen` (trees of earlier
+/// snapshots of this run), children before parents, and returns the
+/// destination id of `root`. The walk is iterative (no depth overflows the
+/// stack) and handles each distinct tree once, so a DAG costs its size;
+/// the entries of one node are copied in parallel.
+fn copy_tree(ctx: &Ctx, seen: &mut HashSet<TreeId>, root: TreeId) -> Result<TreeId> {
+    let store = Keeping { src: ctx.src, raw: Mutex::default() };
+    crate::tree::post_order(&store, root, seen, &mut |id, tree| {
+        let new = if ctx.rechunk {
+            rechunk_tree(ctx, tree)?
+        } else {
+            let raw = lock(&store.raw)
+                .remove(&id)
+                .ok_or_else(|| Error::NotFound { kind: "tree bytes", id: id.to_hex() })?;
+            move_tree(ctx, id, &tree, &raw)?
+        };
+        lock(&ctx.done).insert(id, new);
+        Ok(())
+    })?;
+    copied(ctx, &root)
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The destination id of a source tree already copied.
+fn copied(ctx: &Ctx, id: &TreeId) -> Result<TreeId> {
+    lock(&ctx.done).get(id).copied().ok_or_else(|| Error::NotFound { kind: "copied tree", id: id.to_hex() })
+}
+
+/// The source, keeping the exact bytes of each tree loaded until it is
+/// copied: blobs move as they were stored, never re-encoded.
+struct Keeping<'a> {
+    src: &'a Repository,
+    raw: Mutex<HashMap<TreeId, Vec<u8>>>,
+}
+
+impl crate::tree::TreeStore for Keeping<'_> {
+    fn load_tree(&self, id: &TreeId) -> Result<Tree> {
+        let raw = self.src.read_blob(&BlobId::Tree(*id))?;
+        let tree = Tree::decode(&raw).map_err(|e| Error::decode(format!("tree {id}"), e))?;
+        lock(&self.raw).insert(*id, raw);
+        Ok(tree)
     }
-    let new = if ctx.rechunk { rechunk_tree(ctx, id)? } else { move_tree(ctx, id)? };
-    ctx.done.lock().unwrap_or_else(|p| p.into_inner()).insert(id, new);
-    Ok(new)
 }
 
 /// Same ids on both sides: blobs move as they are. A tree the destination
 /// has is walked all the same: trees and chunks live in different packs,
 /// so a lost pack or a failed backup can leave a tree without its chunks,
 /// and only the index (cheap to ask) knows which are there.
-fn move_tree(ctx: &Ctx, id: TreeId) -> Result<TreeId> {
-    let blob = BlobId::Tree(id);
-    let raw = ctx.src.read_blob(&blob)?;
-    let tree = Tree::decode(&raw).map_err(|e| Error::decode(format!("tree {id}"), e))?;
-    tree.entries.par_iter().try_for_each(|entry| match &entry.node {
-        Node::File { size, chunks } => {
-            for chunk in chunks {
-                let blob = BlobId::Chunk(*chunk);
-                if !ctx.writer.is_known(&blob)? {
-                    ctx.writer.save(blob, &ctx.src.read_blob(&blob)?)?;
+fn move_tree(ctx: &Ctx, id: TreeId, tree: &Tree, raw: &[u8]) -> Result<TreeId> {
+    tree.entries.par_iter().try_for_each(|entry| -> Result<()> {
+        match &entry.node {
+            Node::File { size, chunks } => {
+                for chunk in chunks {
+                    let blob = BlobId::Chunk(*chunk);
+                    if !ctx.writer.is_known(&blob)? {
+                        ctx.writer.save(blob, &ctx.src.read_blob(&blob)?)?;
+                    }
                 }
+                ctx.progress.advance(1, *size);
+                Ok(())
             }
-            ctx.progress.advance(1, *size);
-            Ok(())
+            // Copied before this node (children first).
+            _ => Ok(()),
         }
-        Node::Dir { tree } => copy_tree(ctx, *tree).map(drop),
-        _ => Ok(()),
     })?;
-    ctx.writer.save(blob, &raw)?;
+    ctx.writer.save(BlobId::Tree(id), raw)?;
     Ok(id)
 }
 
 /// Different ids: every file is re-read and re-cut, every node rebuilt.
-fn rechunk_tree(ctx: &Ctx, id: TreeId) -> Result<TreeId> {
-    let tree = ctx.src.load_tree(&id)?;
+fn rechunk_tree(ctx: &Ctx, tree: Tree) -> Result<TreeId> {
     let entries = tree
         .entries
         .into_par_iter()
@@ -209,7 +246,7 @@ fn rechunk_tree(ctx: &Ctx, id: TreeId) -> Result<TreeId> {
                     ctx.progress.advance(1, size);
                     Node::File { size, chunks: stored.chunks }
                 }
-                Node::Dir { tree } => Node::Dir { tree: copy_tree(ctx, tree)? },
+                Node::Dir { tree } => Node::Dir { tree: copied(ctx, &tree)? },
                 other => other,
             };
             Ok(entry)

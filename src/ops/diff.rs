@@ -13,7 +13,7 @@ use crate::format::tree::{Entry, Metadata, Node, Tree};
 use crate::id::{BlobId, ChunkId, TreeId};
 use crate::names;
 use crate::repo::Repository;
-use crate::tree::{self, Found};
+use crate::tree::{self, Found, Guard};
 
 /// How one path changed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -77,17 +77,35 @@ pub struct DiffReport {
 struct Differ<'a> {
     repo: &'a Repository,
     report: DiffReport,
+    guard: Guard,
 }
+
+/// Two directories being merged by name: the entries of each side and the
+/// position in each.
+struct Frame {
+    a: Vec<Entry>,
+    b: Vec<Entry>,
+    i: usize,
+    j: usize,
+}
+
+/// The two subtrees (either may be absent) a changed entry leads into.
+type Below = Option<(Option<TreeId>, Option<TreeId>)>;
 
 /// Compares two root trees, optionally only below `path`.
 pub fn diff(repo: &Repository, a: TreeId, b: TreeId, path: Option<&Path>) -> Result<DiffReport> {
-    let mut d = Differ { repo, report: DiffReport::default() };
+    let mut d = Differ { repo, report: DiffReport::default(), guard: Guard::new() };
     let prefix = names::split_optional_path(path)?;
     let left = find_optional(repo, a, &prefix)?;
     let right = find_optional(repo, b, &prefix)?;
     match (left, right) {
-        (Some(Found::Root(x)), Some(Found::Root(y))) => d.trees(Some(x), Some(y), &mut prefix.clone())?,
-        (l, r) => d.entries(&mut prefix.clone(), as_entry(l).as_ref(), as_entry(r).as_ref())?,
+        (Some(Found::Root(x)), Some(Found::Root(y))) => {
+            d.run(&mut prefix.clone(), Some((Some(x), Some(y))))?
+        }
+        (l, r) => {
+            let below = d.entries(&prefix, as_entry(l).as_ref(), as_entry(r).as_ref())?;
+            d.run(&mut prefix.clone(), below)?
+        }
     }
     Ok(d.report)
 }
@@ -118,45 +136,81 @@ impl Differ<'_> {
         id.map_or_else(|| Ok(Tree::default()), |id| self.repo.load_tree(&id))
     }
 
-    /// Merges two directories' entries by name.
-    fn trees(&mut self, a: Option<TreeId>, b: Option<TreeId>, prefix: &mut Vec<Vec<u8>>) -> Result<()> {
+    /// Loads the two sides of a pair of subtrees into a frame; `None` when
+    /// they are the same tree (nothing below differs, nothing is loaded).
+    fn open(&mut self, a: Option<TreeId>, b: Option<TreeId>) -> Result<Option<Frame>> {
         if a == b {
-            return Ok(());
+            return Ok(None);
         }
         let (ta, tb) = (self.load(a)?, self.load(b)?);
-        let (mut i, mut j) = (0, 0);
-        while i < ta.entries.len() || j < tb.entries.len() {
-            let (ea, eb) = (ta.entries.get(i), tb.entries.get(j));
+        for (id, t) in [(a, &ta), (b, &tb)] {
+            if let Some(id) = id {
+                self.guard.loaded(&id, t.entries.len());
+            }
+        }
+        Ok(Some(Frame { a: ta.entries, b: tb.entries, i: 0, j: 0 }))
+    }
+
+    /// Merges the directories of `start` (and everything below them that
+    /// differs) by name, depth first in path order. Iterative, one frame
+    /// per directory level, with the limits of [`Guard`]; `path` is the
+    /// path of `start`.
+    fn run(&mut self, path: &mut Vec<Vec<u8>>, start: Below) -> Result<()> {
+        let Some((a, b)) = start else { return Ok(()) };
+        let mut stack: Vec<Frame> = self.open(a, b)?.into_iter().collect();
+        while let Some(f) = stack.last_mut() {
+            let (ea, eb) = (f.a.get(f.i), f.b.get(f.j));
             let order = match (ea, eb) {
                 (Some(x), Some(y)) => x.name.cmp(&y.name),
                 (Some(_), None) => std::cmp::Ordering::Less,
-                _ => std::cmp::Ordering::Greater,
+                (None, Some(_)) => std::cmp::Ordering::Greater,
+                (None, None) => {
+                    stack.pop();
+                    if !stack.is_empty() {
+                        path.pop();
+                    }
+                    continue;
+                }
             };
             let (left, right) = match order {
-                std::cmp::Ordering::Less => (ea, None),
-                std::cmp::Ordering::Greater => (None, eb),
-                std::cmp::Ordering::Equal => (ea, eb),
+                std::cmp::Ordering::Less => (ea.cloned(), None),
+                std::cmp::Ordering::Greater => (None, eb.cloned()),
+                std::cmp::Ordering::Equal => (ea.cloned(), eb.cloned()),
             };
-            i += usize::from(left.is_some());
-            j += usize::from(right.is_some());
-            let name = left.or(right).expect("one side present").name.clone();
-            prefix.push(name);
-            self.entries(prefix, left, right)?;
-            prefix.pop();
+            f.i += usize::from(left.is_some());
+            f.j += usize::from(right.is_some());
+            let name = left.as_ref().or(right.as_ref()).map(|e| e.name.clone()).unwrap_or_default();
+            path.push(name);
+            self.guard.visit(path)?;
+            let below = self.entries(path, left.as_ref(), right.as_ref())?;
+            let frame = match below {
+                Some((x, y)) => {
+                    self.guard.descend(stack.len(), path)?;
+                    self.open(x, y)?
+                }
+                None => None,
+            };
+            match frame {
+                Some(frame) => stack.push(frame),
+                None => {
+                    path.pop();
+                }
+            }
         }
         Ok(())
     }
 
-    fn entries(&mut self, path: &mut Vec<Vec<u8>>, a: Option<&Entry>, b: Option<&Entry>) -> Result<()> {
+    /// Reports how one path changed; returns the subtrees to merge below it.
+    fn entries(&mut self, path: &[Vec<u8>], a: Option<&Entry>, b: Option<&Entry>) -> Result<Below> {
         match (a, b) {
-            (None, None) => Ok(()),
-            (Some(a), None) => self.whole(path, a, Change::Removed),
-            (None, Some(b)) => self.whole(path, b, Change::Added),
+            (None, None) => Ok(None),
+            (Some(a), None) => Ok(self.whole(path, a, Change::Removed)),
+            (None, Some(b)) => Ok(self.whole(path, b, Change::Added)),
             (Some(a), Some(b)) if a.node.type_char() != b.node.type_char() => {
                 self.push(path, b, Change::TypeChanged);
                 self.data_delta(a, b)?;
-                self.children(path, a, Change::Removed)?;
-                self.children(path, b, Change::Added)
+                // Types differ, so at most one side is a directory.
+                Ok(children(a, Change::Removed).or_else(|| children(b, Change::Added)))
             }
             (Some(a), Some(b)) => {
                 if content_differs(&a.node, &b.node) {
@@ -165,33 +219,29 @@ impl Differ<'_> {
                 } else if metadata_differs(&a.meta, &b.meta) {
                     self.push(path, b, Change::Metadata);
                 }
-                match (&a.node, &b.node) {
-                    (Node::Dir { tree: x }, Node::Dir { tree: y }) => self.trees(Some(*x), Some(*y), path),
-                    _ => Ok(()),
-                }
+                Ok(match (&a.node, &b.node) {
+                    (Node::Dir { tree: x }, Node::Dir { tree: y }) => Some((Some(*x), Some(*y))),
+                    _ => None,
+                })
             }
         }
     }
 
-    /// An entry that exists on one side only, with everything below it.
-    fn whole(&mut self, path: &mut Vec<Vec<u8>>, e: &Entry, change: Change) -> Result<()> {
+    /// An entry that exists on one side only; everything below it follows.
+    fn whole(&mut self, path: &[Vec<u8>], e: &Entry, change: Change) -> Below {
         self.push(path, e, change);
         if let Node::File { size, .. } = e.node {
             self.count_bytes(change, size);
         }
-        self.children(path, e, change)
-    }
-
-    fn children(&mut self, path: &mut Vec<Vec<u8>>, e: &Entry, change: Change) -> Result<()> {
-        let Node::Dir { tree } = e.node else { return Ok(()) };
-        let (a, b) = if change == Change::Added { (None, Some(tree)) } else { (Some(tree), None) };
-        self.trees(a, b, path)
+        children(e, change)
     }
 
     fn count_bytes(&mut self, change: Change, bytes: u64) {
         match change {
-            Change::Added => self.report.summary.bytes_added += bytes,
-            _ => self.report.summary.bytes_removed += bytes,
+            Change::Added => {
+                self.report.summary.bytes_added = self.report.summary.bytes_added.saturating_add(bytes)
+            }
+            _ => self.report.summary.bytes_removed = self.report.summary.bytes_removed.saturating_add(bytes),
         }
     }
 
@@ -228,6 +278,12 @@ impl Differ<'_> {
         }
         self.report.changes.push(DiffLine { change, path: shown });
     }
+}
+
+/// The subtree of a directory that is only on one side, as a pair.
+fn children(e: &Entry, change: Change) -> Below {
+    let Node::Dir { tree } = e.node else { return None };
+    Some(if change == Change::Added { (None, Some(tree)) } else { (Some(tree), None) })
 }
 
 fn chunks(node: &Node) -> HashSet<ChunkId> {

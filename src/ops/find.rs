@@ -12,7 +12,7 @@
 //! previous snapshot of the same host and source paths, or, for the first
 //! snapshot of such a group, the newest earlier snapshot holding the path.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::rc::Rc;
 
@@ -27,7 +27,7 @@ use crate::id::{SnapshotId, TreeId};
 use crate::names;
 use crate::progress::Progress;
 use crate::repo::{Repository, SnapshotList, Unreadable};
-use crate::tree::TreeStore;
+use crate::tree::{Guard, TreeStore};
 
 // ---------------------------------------------------------------------------
 // Shared pieces
@@ -187,7 +187,7 @@ pub fn find(repo: &Repository, opts: &FindOptions, progress: &dyn Progress) -> R
     for (id, snap) in &chosen {
         let at = SnapshotRef::new(id, snap);
         let before = report.matches.len();
-        search.snapshot(snap.tree, &at, &mut report.matches, &mut report.unreadable);
+        search.snapshot(snap.tree, &at, &mut report.matches, &mut report.unreadable)?;
         if report.matches.len() > before {
             report.snapshots_matched += 1;
         }
@@ -234,15 +234,16 @@ impl<'a> Search<'a> {
         Search { store, pattern, cache: HashMap::new() }
     }
 
-    /// Appends the matches of the snapshot with root `root`.
+    /// Appends the matches of the snapshot with root `root`. An error only
+    /// for a tree refused as hostile (too deep, or too shared to expand).
     fn snapshot(
         &mut self,
         root: TreeId,
         at: &SnapshotRef,
         matches: &mut Vec<FindMatch>,
         unreadable: &mut Vec<UnreadableDir>,
-    ) {
-        let found = self.node(root, &mut String::new());
+    ) -> Result<()> {
+        let found = self.node(root)?;
         if let Some(error) = &found.error {
             unreadable.push(UnreadableDir {
                 snapshot: at.short_id.clone(),
@@ -250,53 +251,123 @@ impl<'a> Search<'a> {
                 error: error.clone(),
             });
         }
-        expand(&found, &mut String::new(), at, matches, unreadable);
+        expand(&found, at, matches, unreadable)
     }
 
-    /// The result of the node `id` whose escaped path is `path` ("" for the root).
-    fn node(&mut self, id: TreeId, path: &mut String) -> Rc<Found> {
-        let key = (id, self.pattern.whole_path.then(|| path.clone()));
-        if let Some(found) = self.cache.get(&key) {
-            return Rc::clone(found);
-        }
+    /// A node's search frame: loaded, or its error kept as its result.
+    fn open(&self, id: TreeId, path: &str, guard: &mut Guard) -> Frame {
+        let key = (id, self.pattern.whole_path.then(|| path.to_owned()));
         let mut found = Found::default();
-        match self.store.load_tree(&id) {
-            Err(e) => found.error = Some(e.to_string()),
-            Ok(tree) => {
-                for entry in &tree.entries {
-                    let name = names::escape(&entry.name);
-                    let len = path.len();
-                    path.push('/');
-                    path.push_str(&name);
-                    let is_dir = matches!(entry.node, Node::Dir { .. });
-                    if self.pattern.is_match(&name, path, is_dir) {
-                        found.items.push(Item::Hit(name.clone(), EntryInfo::new(entry)));
-                    }
-                    if let Node::Dir { tree } = entry.node {
-                        let below = self.node(tree, path);
-                        if !below.is_empty() {
-                            found.items.push(Item::Below(name, below));
-                        }
-                    }
-                    path.truncate(len);
-                }
+        let entries = match self.store.load_tree(&id) {
+            Ok(tree) => tree.entries,
+            Err(e) => {
+                found.error = Some(e.to_string());
+                Vec::new()
             }
+        };
+        guard.loaded(&id, entries.len());
+        Frame { key, entries: entries.into_iter(), found, path_len: path.len(), name: String::new() }
+    }
+
+    /// The result of the snapshot root `root`, each node's computed once
+    /// per cache key. Iterative (a frame per directory on the way down),
+    /// with the depth limit and visit budget of [`Guard`].
+    fn node(&mut self, root: TreeId) -> Result<Rc<Found>> {
+        if let Some(found) = self.cache.get(&(root, self.pattern.whole_path.then(String::new))) {
+            return Ok(Rc::clone(found));
         }
-        let found = Rc::new(found);
-        self.cache.insert(key, Rc::clone(&found));
-        found
+        let mut guard = Guard::new();
+        let mut path = String::new();
+        // Raw names of the directories on the stack, for error messages.
+        let mut names: Vec<Vec<u8>> = Vec::new();
+        let mut stack = vec![self.open(root, &path, &mut guard)];
+        while let Some(frame) = stack.last_mut() {
+            let Some(entry) = frame.entries.next() else {
+                let Some(done) = stack.pop() else { break };
+                let found = Rc::new(done.found);
+                self.cache.insert(done.key, Rc::clone(&found));
+                path.truncate(done.path_len);
+                names.pop();
+                match stack.last_mut() {
+                    Some(parent) if !found.is_empty() => {
+                        parent.found.items.push(Item::Below(done.name, found))
+                    }
+                    Some(_) => {}
+                    None => return Ok(found),
+                }
+                continue;
+            };
+            guard.visit(&names)?;
+            let name = names::escape(&entry.name);
+            let len = path.len();
+            path.push('/');
+            path.push_str(&name);
+            let is_dir = matches!(entry.node, Node::Dir { .. });
+            if self.pattern.is_match(&name, &path, is_dir) {
+                frame.found.items.push(Item::Hit(name.clone(), EntryInfo::new(&entry)));
+            }
+            let Node::Dir { tree } = entry.node else {
+                path.truncate(len);
+                continue;
+            };
+            let key = (tree, self.pattern.whole_path.then(|| path.clone()));
+            if let Some(below) = self.cache.get(&key) {
+                if !below.is_empty() {
+                    frame.found.items.push(Item::Below(name, Rc::clone(below)));
+                }
+                path.truncate(len);
+                continue;
+            }
+            names.push(entry.name);
+            guard.descend(stack.len(), &names)?;
+            let mut below = self.open(tree, &path, &mut guard);
+            below.path_len = len;
+            below.name = name;
+            stack.push(below);
+        }
+        Ok(Rc::new(Found::default()))
     }
 }
 
-/// Turns a cached result into matches with full paths.
+/// A directory being searched.
+struct Frame {
+    key: (TreeId, Option<String>),
+    entries: std::vec::IntoIter<Entry>,
+    found: Found,
+    /// Length of the escaped path before this directory's name.
+    path_len: usize,
+    /// Its escaped name (empty for the root).
+    name: String,
+}
+
+/// Turns a cached result into matches with full paths. Cached results are
+/// shared, so a DAG's results expand to as many paths as it has: counted
+/// against a [`Guard`] (each distinct result's items once as stored).
 fn expand(
-    found: &Found,
-    path: &mut String,
+    found: &Rc<Found>,
     at: &SnapshotRef,
     matches: &mut Vec<FindMatch>,
     unreadable: &mut Vec<UnreadableDir>,
-) {
-    for item in &found.items {
+) -> Result<()> {
+    let mut guard = Guard::new();
+    let mut distinct: HashSet<*const Found> = HashSet::new();
+    let mut path = String::new();
+    let mut names: Vec<Vec<u8>> = Vec::new();
+    // (result, next item, path length before its name)
+    let mut stack: Vec<(Rc<Found>, usize, usize)> = vec![(Rc::clone(found), 0, 0)];
+    if distinct.insert(Rc::as_ptr(found)) {
+        guard.stored(found.items.len());
+    }
+    while let Some((found, next, _)) = stack.last_mut() {
+        let Some(item) = found.items.get(*next) else {
+            if let Some((_, _, len)) = stack.pop() {
+                path.truncate(len);
+                names.pop();
+            }
+            continue;
+        };
+        *next += 1;
+        guard.visit(&names)?;
         match item {
             Item::Hit(name, entry) => matches.push(FindMatch {
                 snapshot: at.clone(),
@@ -304,9 +375,12 @@ fn expand(
                 entry: entry.clone(),
             }),
             Item::Below(name, below) => {
+                let below = Rc::clone(below);
                 let len = path.len();
                 path.push('/');
                 path.push_str(name);
+                names.push(name.clone().into_bytes());
+                guard.descend(stack.len(), &names)?;
                 if let Some(error) = &below.error {
                     unreadable.push(UnreadableDir {
                         snapshot: at.short_id.clone(),
@@ -314,11 +388,14 @@ fn expand(
                         error: error.clone(),
                     });
                 }
-                expand(below, path, at, matches, unreadable);
-                path.truncate(len);
+                if distinct.insert(Rc::as_ptr(&below)) {
+                    guard.stored(below.items.len());
+                }
+                stack.push((below, 0, len));
             }
         }
     }
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------
@@ -622,7 +699,9 @@ mod tests {
         let mut search = Search::new(&store, &pattern);
         let (mut matches, mut unreadable) = (Vec::new(), Vec::new());
         for (root, name) in [(1, "s1"), (1, "s2"), (2, "s3")] {
-            search.snapshot(TreeId::from_bytes([root; 32]), &at(name), &mut matches, &mut unreadable);
+            search
+                .snapshot(TreeId::from_bytes([root; 32]), &at(name), &mut matches, &mut unreadable)
+                .unwrap();
         }
         let got: Vec<(String, String)> =
             matches.iter().map(|m| (m.snapshot.short_id.clone(), m.path.clone())).collect();
@@ -645,7 +724,7 @@ mod tests {
         let pattern = Pattern::new("/e/*.txt", false).unwrap();
         let mut search = Search::new(&store, &pattern);
         let mut matches = Vec::new();
-        search.snapshot(TreeId::from_bytes([2; 32]), &at("s3"), &mut matches, &mut Vec::new());
+        search.snapshot(TreeId::from_bytes([2; 32]), &at("s3"), &mut matches, &mut Vec::new()).unwrap();
         assert_eq!(matches.iter().map(|m| m.path.as_str()).collect::<Vec<_>>(), ["/e/a.txt"]);
     }
 

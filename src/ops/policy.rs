@@ -54,7 +54,7 @@ impl Span {
 
     /// The time this span before `t` (`None` if out of range).
     pub(crate) fn before(&self, t: DateTime<Local>) -> Option<DateTime<Local>> {
-        t.checked_sub_months(Months::new(self.years * 12 + self.months))?
+        t.checked_sub_months(Months::new(self.years.saturating_mul(12).saturating_add(self.months)))?
             .checked_sub_days(Days::new(self.days.into()))?
             .checked_sub_signed(chrono::Duration::hours(self.hours.into()))
     }

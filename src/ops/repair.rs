@@ -13,12 +13,13 @@ use serde::Serialize;
 use crate::backend::FileKind;
 use crate::error::{Error, Result};
 use crate::format::pack::PackEntry;
-use crate::format::tree::{Entry, Node, Tree};
+use crate::format::tree::{Node, Tree};
 use crate::id::{BlobId, PackId, SnapshotId, TreeId};
 use crate::names;
 use crate::ops::verify::VerifyReport;
 use crate::progress::Progress;
 use crate::repo::{BlobWriter, Repository, Unreadable};
+use crate::tree;
 
 /// What `repair packs` did (or would do, when `dry_run`).
 #[derive(Clone, Debug, Default, Serialize)]
@@ -133,8 +134,27 @@ struct Rewriter<'a> {
     bad: &'a HashSet<BlobId>,
     /// Compute ids only; store nothing.
     dry_run: bool,
-    /// Trees already rewritten, with what they lost below them.
-    done: HashMap<TreeId, (TreeId, Vec<RelPath>)>,
+    /// Trees already rewritten: old id -> new id (the same when nothing
+    /// below was lost).
+    done: HashMap<TreeId, TreeId>,
+    /// Trees handled by [`tree::post_order`] so far, in every snapshot.
+    seen: HashSet<TreeId>,
+}
+
+/// The repository, with every node proved damaged reading as empty: that
+/// is what repair makes of it, and such a node cannot be loaded anyway.
+struct Repairing<'a> {
+    repo: &'a Repository,
+    bad: &'a HashSet<BlobId>,
+}
+
+impl tree::TreeStore for Repairing<'_> {
+    fn load_tree(&self, id: &TreeId) -> Result<Tree> {
+        if self.bad.contains(&BlobId::Tree(*id)) {
+            return Ok(Tree::default());
+        }
+        self.repo.load_tree(id)
+    }
 }
 
 /// Rewrites the snapshots that use any blob `found` proved damaged; `repo`
@@ -156,7 +176,7 @@ pub fn repair_snapshots(repo: &Repository, found: &VerifyReport, dry_run: bool) 
     report.removed_corrupt = remove_corrupt(repo, list.damaged, dry_run)?;
     let snapshots = list.snapshots;
     let (replacements, _) = BlobWriter::write(repo, |writer| {
-        let mut rw = Rewriter { repo, writer, bad, dry_run, done: HashMap::new() };
+        let mut rw = Rewriter { repo, writer, bad, dry_run, done: HashMap::new(), seen: HashSet::new() };
         let mut replacements = Vec::new();
         for (id, snap) in snapshots {
             let (root, lost) = rw.tree(snap.tree)?;
@@ -211,11 +231,11 @@ fn remove_corrupt(repo: &Repository, damaged: Vec<Unreadable>, dry_run: bool) ->
 fn recount(repo: &Repository, snap: &mut crate::format::snapshot::Snapshot) -> Result<()> {
     let s = &mut snap.summary;
     (s.files, s.dirs, s.others, s.bytes) = (0, 0, 0, 0);
-    crate::tree::walk(repo, snap.tree, &mut Vec::new(), &mut |_, e| {
+    tree::walk(repo, snap.tree, &mut Vec::new(), &mut |_, e| {
         match e.node {
             Node::File { size, .. } => {
                 s.files += 1;
-                s.bytes += size;
+                s.bytes = s.bytes.saturating_add(size);
             }
             Node::Dir { .. } => s.dirs += 1,
             _ => s.others += 1,
@@ -226,45 +246,76 @@ fn recount(repo: &Repository, snap: &mut crate::format::snapshot::Snapshot) -> R
 
 impl Rewriter<'_> {
     /// The repaired version of a tree and the paths (relative to it) lost.
+    /// Each distinct tree is rewritten once, children first (iteratively:
+    /// no depth overflows the stack); the lost paths are then found by a
+    /// walk of the old tree that enters only the subtrees that changed,
+    /// so a DAG naming a damaged subtree 2^64 times stops at the walk's
+    /// visit budget instead of listing them all.
     fn tree(&mut self, id: TreeId) -> Result<(TreeId, Vec<RelPath>)> {
-        if let Some(done) = self.done.get(&id) {
-            return Ok(done.clone());
+        let store = Repairing { repo: self.repo, bad: self.bad };
+        let mut seen = std::mem::take(&mut self.seen);
+        let rewritten = tree::post_order(&store, id, &mut seen, &mut |old, tree| {
+            let new = self.rewrite(old, tree)?;
+            self.done.insert(old, new);
+            Ok(())
+        });
+        self.seen = seen;
+        rewritten?;
+        let new = self.mapped(&id)?;
+        if self.bad.contains(&BlobId::Tree(id)) {
+            return Ok((new, vec![vec![]]));
         }
-        let result = if self.bad.contains(&BlobId::Tree(id)) {
-            (self.store(Tree::default())?, vec![vec![]])
-        } else {
-            let tree = self.repo.load_tree(&id)?;
-            let mut lost = Vec::new();
-            let mut entries = Vec::with_capacity(tree.entries.len());
-            for entry in tree.entries {
-                if let Some(kept) = self.entry(entry, &mut lost)? {
-                    entries.push(kept);
-                }
-            }
-            let new_id = if lost.is_empty() { id } else { self.store(Tree { entries })? };
-            (new_id, lost)
-        };
-        self.done.insert(id, result.clone());
-        Ok(result)
+        let mut lost = Vec::new();
+        if new != id {
+            let (bad, done) = (self.bad, &self.done);
+            tree::walk_pruned(&store, id, &mut Vec::new(), &mut |path, entry| {
+                Ok(match &entry.node {
+                    Node::File { chunks, .. } if chunks.iter().any(|c| bad.contains(&BlobId::Chunk(*c))) => {
+                        lost.push(path.to_vec());
+                        false
+                    }
+                    Node::Dir { tree } if bad.contains(&BlobId::Tree(*tree)) => {
+                        lost.push(path.to_vec());
+                        false
+                    }
+                    Node::Dir { tree } => done.get(tree) != Some(tree),
+                    _ => false,
+                })
+            })?;
+        }
+        Ok((new, lost))
     }
 
-    fn entry(&mut self, mut entry: Entry, lost: &mut Vec<RelPath>) -> Result<Option<Entry>> {
-        match &mut entry.node {
-            Node::File { chunks, .. } if chunks.iter().any(|c| self.bad.contains(&BlobId::Chunk(*c))) => {
-                lost.push(vec![entry.name.clone()]);
-                return Ok(None);
-            }
-            Node::Dir { tree } => {
-                let (new, below) = self.tree(*tree)?;
-                *tree = new;
-                lost.extend(below.into_iter().map(|mut p| {
-                    p.insert(0, entry.name.clone());
-                    p
-                }));
-            }
-            _ => {}
+    /// The new id of a tree already rewritten.
+    fn mapped(&self, id: &TreeId) -> Result<TreeId> {
+        self.done.get(id).copied().ok_or_else(|| Error::NotFound { kind: "rewritten tree", id: id.to_hex() })
+    }
+
+    /// One node with its files that lost chunks left out and its
+    /// subdirectories replaced by their rewritten versions (a damaged node
+    /// reads as empty, see [`Repairing`]).
+    fn rewrite(&self, id: TreeId, tree: Tree) -> Result<TreeId> {
+        if self.bad.contains(&BlobId::Tree(id)) {
+            return self.store(Tree::default());
         }
-        Ok(Some(entry))
+        let mut changed = false;
+        let mut entries = Vec::with_capacity(tree.entries.len());
+        for mut entry in tree.entries {
+            match &mut entry.node {
+                Node::File { chunks, .. } if chunks.iter().any(|c| self.bad.contains(&BlobId::Chunk(*c))) => {
+                    changed = true;
+                    continue;
+                }
+                Node::Dir { tree } => {
+                    let new = self.mapped(tree)?;
+                    changed |= new != *tree;
+                    *tree = new;
+                }
+                _ => {}
+            }
+            entries.push(entry);
+        }
+        if changed { self.store(Tree { entries }) } else { Ok(id) }
     }
 
     fn store(&self, tree: Tree) -> Result<TreeId> {

@@ -122,9 +122,10 @@ struct Totals {
 
 impl std::ops::AddAssign for Totals {
     fn add_assign(&mut self, o: Totals) {
-        self.files += o.files;
-        self.dirs += o.dirs;
-        self.others += o.others;
+        // Saturating: a hostile DAG can name 2^64 files with 128 entries.
+        self.files = self.files.saturating_add(o.files);
+        self.dirs = self.dirs.saturating_add(o.dirs);
+        self.others = self.others.saturating_add(o.others);
         self.bytes = self.bytes.saturating_add(o.bytes);
     }
 }
@@ -441,7 +442,8 @@ fn groups(
                 hostname: newest.hostname.clone(),
                 paths: latest.paths.clone(),
                 snapshots: members.len() as u64,
-                age_seconds: now.timestamp() - newest.time.secs,
+                // Saturating: a snapshot's time is whatever its file says.
+                age_seconds: now.timestamp().saturating_sub(newest.time.secs),
                 latest,
                 stale,
             }

@@ -15,7 +15,7 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::format::pack::{PACK_MAGIC, PackEntry};
-use crate::format::tree::{Entry, Node};
+use crate::format::tree::Node;
 use crate::format::{DecodeError, HEADER_LEN, read_header};
 use crate::hash;
 use crate::id::{BlobId, ChunkId, PackId, SnapshotId, TreeId};
@@ -424,20 +424,21 @@ fn trace_tree(
     bad: &HashSet<BlobId>,
     push: &mut dyn FnMut(&[Vec<u8>]),
 ) -> Result<()> {
-    let Ok(node) = repo.load_tree(&tree) else { return Ok(()) };
-    for Entry { name, node, .. } in node.entries {
-        prefix.push(name);
-        match node {
+    // Through the shared walker (iterative, depth- and visit-bounded); a
+    // node that does not load was reported already and is passed over.
+    tree::walk_pruned(&tree::Lenient(repo), tree, prefix, &mut |path, entry| {
+        Ok(match &entry.node {
             Node::File { chunks, .. } if chunks.iter().any(|c| bad.contains(&BlobId::Chunk(*c))) => {
-                push(prefix)
+                push(path);
+                false
             }
-            Node::Dir { tree } if bad.contains(&BlobId::Tree(tree)) => push(prefix),
-            Node::Dir { tree } => trace_tree(repo, tree, prefix, bad, push)?,
-            _ => {}
-        }
-        prefix.pop();
-    }
-    Ok(())
+            Node::Dir { tree } if bad.contains(&BlobId::Tree(*tree)) => {
+                push(path);
+                false
+            }
+            _ => true,
+        })
+    })
 }
 
 /// Parses `10%` or `2/5` for `--read-data-subset`.

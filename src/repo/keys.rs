@@ -66,7 +66,7 @@ fn key_name(bytes: &[u8]) -> String {
 
 /// Reads a key file, checking its bytes against its name.
 fn load_key(backend: &dyn Backend, name: &str) -> Result<KeyFile> {
-    let bytes = backend.get(FileKind::Key, name)?;
+    let bytes = backend.get_capped(FileKind::Key, name, crate::format::keyfile::MAX_KEYFILE_LEN)?;
     if key_name(&bytes) != name {
         return Err(Error::corrupt(format!("key {name}"), "contents do not match the name"));
     }
@@ -163,7 +163,8 @@ impl Repository {
     /// Adds a key file for another password; returns its id.
     pub fn add_key(&self, password: &str, owner: &KeyOwner) -> Result<String> {
         let unlocked = self.unlocked()?;
-        let config_bytes = self.backend.get(FileKind::Config, "config")?;
+        let config_bytes =
+            self.backend.get_capped(FileKind::Config, "config", crate::format::config::MAX_CONFIG_LEN)?;
         let mac = self.keys.config_mac(&config_bytes).expect("an unlocked repository has a config MAC key");
         let key = keyfile::create(&unlocked.master, password, &self.config.id_bytes(), mac, owner)?;
         put_key(self.backend(), &key)

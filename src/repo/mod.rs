@@ -342,7 +342,7 @@ fn read_config_bytes(backend: &dyn Backend) -> Result<(Config, Vec<u8>)> {
     if !backend.exists()? {
         return Err(Error::RepoNotFound(location.into()));
     }
-    let bytes = backend.get(FileKind::Config, "config")?;
+    let bytes = backend.get_capped(FileKind::Config, "config", crate::format::config::MAX_CONFIG_LEN)?;
     let config = Config::decode(&bytes).map_err(|e| match e {
         DecodeError::NewerVersion(v) => Error::UnsupportedFormat {
             found: format!("version {v}"),

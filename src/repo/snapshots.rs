@@ -73,7 +73,8 @@ impl Repository {
 }
 
 fn load_snapshot(backend: &dyn Backend, keys: &Keys, id: &SnapshotId) -> Result<Snapshot> {
-    let bytes = backend.get(FileKind::Snapshot, &id.to_hex())?;
+    let bytes =
+        backend.get_capped(FileKind::Snapshot, &id.to_hex(), crate::format::snapshot::MAX_SNAPSHOT_LEN)?;
     let object = || format!("snapshot {id}");
     if hash::snapshot_id(&bytes) != *id {
         return Err(Error::corrupt(object(), "contents do not match the name"));
