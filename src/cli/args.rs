@@ -700,7 +700,9 @@ Examples:
 
 Exit status:
   0   no problems found
-  1   error: the check could not be done
+  1   error, or cannot tell: something could not be read (an I/O or storage
+      error, a newer format) and no damage was proved; such objects are
+      listed as not checked
   2   usage error
   4   damage found: the damaged packs, chunks and snapshots, and the paths
       they hold, are listed on standard output
