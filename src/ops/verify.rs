@@ -270,10 +270,8 @@ fn judge_trailer(
             // lacks (a blob "not in any pack") is then not proved missing.
             if entries != indexed {
                 found.index_disagrees = true;
-                found.unverified.push(Problem {
-                    object: format!("pack {id}"),
-                    detail: "the index disagrees with the pack's trailer; run `snap repair index`".into(),
-                });
+                let detail = "the index disagrees with the pack's trailer; run `snap repair index`";
+                found.note(format!("pack {id}"), detail.into(), false, []);
             }
         }
         Err(e) => found.failed(format!("pack {id}"), &e, indexed.iter().map(|e| e.blob)),
