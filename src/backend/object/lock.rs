@@ -714,13 +714,16 @@ mod tests {
     }
 
     impl Watched {
-        fn age(&self, key_part: &str, by: Duration) {
-            guarded(&self.aged).push((key_part.to_owned(), chrono::TimeDelta::from_std(by).unwrap()));
+        /// Ages the object whose key ends in `key_end`. A match on the end,
+        /// not a substring: `locks/a` must not also age a random lock name
+        /// that happens to begin with `a`.
+        fn age(&self, key_end: &str, by: Duration) {
+            guarded(&self.aged).push((key_end.to_owned(), chrono::TimeDelta::from_std(by).unwrap()));
         }
 
         fn shift(&self, mut meta: ObjectMeta) -> ObjectMeta {
             for (part, by) in guarded(&self.aged).iter() {
-                if meta.location.as_ref().contains(part.as_str()) {
+                if meta.location.as_ref().ends_with(part.as_str()) {
                     meta.last_modified -= *by;
                 }
             }
