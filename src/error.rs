@@ -77,10 +77,11 @@ pub enum Error {
     /// The storage failed a request (network, server, permissions).
     #[error("storage {location}: {detail}")]
     Storage { location: String, detail: String },
-    /// A restore's target file system is full. What was written is whole;
-    /// the rest was not written at all.
+    /// A restore's target file system is full (space, inodes or quota).
+    /// What was written is whole; the rest was not written at all. The
+    /// counts are of files, hardlinks, symlinks and nodes.
     #[error(
-        "restore stopped, the target is full ({detail}, writing {}): {whole} file(s) restored whole, \
+        "restore stopped, the target is full ({detail}, writing {}): {whole} entries restored whole, \
          {left} not written",
         path.display()
     )]

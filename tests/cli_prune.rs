@@ -356,3 +356,38 @@ fn prune_keeps_the_data_of_small_packs_whose_blobs_are_all_still_used() {
     assert_verifies(&r);
     assert_restores(&r, &list[2], &kept);
 }
+
+#[test]
+fn prune_refuses_to_count_a_snapshot_dated_past_the_clock_as_the_newest() {
+    let r = TempRepo::init();
+    let real = four_snapshots(&r);
+    // A host with its clock ten years fast backs up the same paths.
+    let repo = snap::repo::Repository::open(
+        Box::new(snap::backend::local::LocalBackend::new(&r.repo)),
+        snap::backend::LockMode::Shared,
+    )
+    .unwrap();
+    let (_, mut skewed) = repo.resolve("latest").unwrap();
+    skewed.time.secs += 10 * 365 * 86_400;
+    let planted = repo.save_snapshot(&skewed).unwrap().to_hex();
+    drop(repo);
+
+    for args in [&["prune", "--keep", "1"][..], &["prune", "--keep-within", "1d", "--dry-run"]] {
+        let run = r.snap(args);
+        assert_eq!(run.code, Some(1), "{}", run.describe());
+        assert!(run.stderr.contains("more than a day after this machine's clock"), "{}", run.describe());
+        assert!(run.stderr.contains(&format!("snap forget {}", &planted[..8])), "{}", run.describe());
+    }
+    let mut all = real.clone();
+    all.push(planted.clone());
+    assert_eq!(ids(&r).into_iter().collect::<BTreeSet<_>>(), all.into_iter().collect(), "nothing forgotten");
+
+    // A policy that forgets nothing has nothing to refuse; once the
+    // skewed snapshot is forgotten by id, the rules apply to the rest.
+    prune(&r, &["--keep-within", "100y"]);
+    r.json(["forget", &planted]);
+    let report = prune(&r, &["--keep", "1"]);
+    assert_eq!(report_num(&report, "snapshots_removed"), 3);
+    assert_eq!(ids(&r), vec![real[3].clone()]);
+    assert_verifies(&r);
+}

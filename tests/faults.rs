@@ -691,3 +691,36 @@ fn a_restore_stopped_by_a_full_disk_leaves_files_it_never_reached() {
     }
     assert!(old > 0, "every file the restore would replace is gone: {}", run.describe());
 }
+
+/// A target without inodes left stops the restore with one line wherever
+/// it runs out: making the directories, or the symlinks after the files
+/// (it went on and printed a warning per symlink).
+#[test]
+fn a_restore_out_of_inodes_stops_at_once_at_directories_and_symlinks() {
+    let r = TempRepo::init();
+    fs::write(r.src.join("file"), "contents").unwrap();
+    for i in 0..60 {
+        std::os::unix::fs::symlink("file", r.src.join(format!("link{i:02}"))).unwrap();
+    }
+    r.backup(&[]);
+    let deep = TempRepo::init();
+    let mut dir = deep.src.clone();
+    for i in 0..60 {
+        dir = dir.join(format!("d{i}"));
+    }
+    fs::create_dir_all(&dir).unwrap();
+    deep.backup(&[]);
+
+    for (repo, what) in [(&r, "symlinks"), (&deep, "directories")] {
+        let _disk = SmallDisk::mount(&repo.target, "10m,nr_inodes=20");
+        let run = repo.snap(["restore", "latest", "--target", common::s(&repo.target)]);
+        assert_eq!(run.code, Some(1), "{what}: {}", run.describe());
+        let line = run.assert_one_line_error();
+        assert!(line.contains("restore stopped, the target is full"), "{what}: {line}");
+        assert!(line.contains("not written"), "{what}: {line}");
+        if what == "symlinks" {
+            let restored = r.restored(&r.target, &r.src);
+            assert_eq!(fs::read(restored.join("file")).unwrap(), b"contents", "files come before symlinks");
+        }
+    }
+}

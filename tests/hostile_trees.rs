@@ -6,7 +6,7 @@
 
 mod common;
 
-use std::process::Stdio;
+use std::process::{Command, Stdio};
 
 use common::{Run, TempRepo, run_command, s};
 use snap::backend::LockMode;
@@ -61,11 +61,30 @@ fn dag(levels: usize) -> impl FnOnce(&BlobWriter) -> snap::Result<TreeId> {
     }
 }
 
-/// Runs `snap ARGS` with stdout thrown away (a listing of a deep chain is
-/// quadratic in its depth), keeping stderr.
+/// Stack of every thread of a run: 512 KiB, so that a chain of
+/// [`CHAIN`] levels would overflow any walk spending more than about 90
+/// bytes of stack per level, that is, any recursive one.
+const STACK_KIB: usize = 512;
+
+/// Deep enough to overflow [`STACK_KIB`] under recursion, shallow enough
+/// that listing it (quadratic in depth: every path spells all its
+/// parents) stays quick.
+const CHAIN: usize = 6_000;
+
+/// Runs `snap ARGS` on a small stack, with stdout thrown away, keeping
+/// stderr. The main thread's stack is set by `ulimit -s` before exec, the
+/// others' by `RUST_MIN_STACK`.
 fn run_quiet(r: &TempRepo, args: &[&str]) -> Run {
-    let mut cmd = r.command();
-    cmd.stdout(Stdio::null());
+    let snap = r.command();
+    let mut cmd = Command::new("sh");
+    cmd.args(["-c", &format!("ulimit -s {STACK_KIB} && exec \"$0\" \"$@\"")]).arg(snap.get_program());
+    for (key, value) in snap.get_envs() {
+        match value {
+            Some(value) => cmd.env(key, value),
+            None => cmd.env_remove(key),
+        };
+    }
+    cmd.env("RUST_MIN_STACK", (STACK_KIB * 1024).to_string()).stdout(Stdio::null());
     run_command(cmd, args)
 }
 
@@ -108,13 +127,13 @@ fn commands<'a>(r: &'a TempRepo, dst: &'a TempRepo) -> Vec<Vec<String>> {
 fn a_chain_deeper_than_any_stack_never_overflows_it() {
     let r = TempRepo::init();
     let dst = TempRepo::init();
-    plant(&r, chain(30_000));
+    plant(&r, chain(CHAIN));
     plant_empty(&r);
     for args in commands(&r, &dst) {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let run = run_quiet(&r, &args);
         assert_ended(&run);
-        // 30,000 levels is legitimate (below the depth limit): whatever
+        // Such a depth is legitimate (below the depth limit): whatever
         // fails does so for another reason (restore: paths past PATH_MAX).
         assert!(!run.stderr.contains("refused as hostile"), "{}", run.describe());
         if !args.contains(&"restore") && !args.contains(&"dump") {

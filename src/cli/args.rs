@@ -354,7 +354,9 @@ pub enum Command {
     /// Prune takes the exclusive lock, so it fails at once while any other snap command uses
     /// the repository, and any that starts meanwhile fails. It refuses, changing nothing, when
     /// a snapshot file cannot be read or a kept snapshot needs data that is missing (see
-    /// `snap verify`). Data in use is in a durable, indexed pack at every moment, so an
+    /// `snap verify`), and when a policy that would forget something meets a snapshot dated
+    /// more than a day after this machine's clock: the rules would count it as the newest
+    /// (forget it by id, or correct the clock). Data in use is in a durable, indexed pack at every moment, so an
     /// interrupted prune leaves a consistent repository. --dry-run shows the decisions and
     /// what would be freed, takes only the shared lock, and changes nothing.
     Prune(PruneArgs),

@@ -108,6 +108,19 @@ fn year(t: DateTime<Local>) -> i64 {
     i64::from(t.year())
 }
 
+/// How far past this machine's clock a snapshot may be dated before the
+/// rules refuse to count it: a day covers time zones and ordinary skew.
+pub const FUTURE_SLACK_SECS: i64 = 86_400;
+
+/// The first snapshot dated more than [`FUTURE_SLACK_SECS`] after `now`
+/// (Unix seconds). Keep rules count such a snapshot as its group's newest:
+/// `--keep 1` would keep it alone and `--keep-within` would measure from
+/// it, so a host with a wrong clock, or a planted file, would cost every
+/// real snapshot its place.
+pub fn future_dated(snapshots: &[(SnapshotId, Snapshot)], now: i64) -> Option<&(SnapshotId, Snapshot)> {
+    snapshots.iter().find(|(_, s)| s.time.secs > now.saturating_add(FUTURE_SLACK_SECS))
+}
+
 /// Decides for every snapshot; the result is newest first.
 pub fn apply(policy: &KeepPolicy, snapshots: &[(SnapshotId, Snapshot)]) -> Vec<Decision> {
     let mut groups: Vec<(&Snapshot, Vec<&(SnapshotId, Snapshot)>)> = Vec::new();
@@ -255,6 +268,21 @@ mod tests {
         assert_eq!(k, [at(2026, 3, 31, 18), at(2026, 2, 28, 18), at(2026, 1, 31, 18)]);
         let k = kept(&KeepPolicy { yearly: 5, ..Default::default() }, &history());
         assert_eq!(k, [at(2026, 3, 31, 18)]);
+    }
+
+    #[test]
+    fn only_snapshots_beyond_a_day_of_slack_are_future_dated() {
+        let now = 1_700_000_000;
+        let dated = |secs| {
+            let mut s = snap(Local::now(), &[]);
+            s.time.secs = secs;
+            (SnapshotId::from_bytes([0; 32]), s)
+        };
+        let mut list = vec![dated(now - 10), dated(now + FUTURE_SLACK_SECS)];
+        assert!(future_dated(&list, now).is_none(), "a day ahead is still the clock's slack");
+        list.push(dated(i64::MAX));
+        assert_eq!(future_dated(&list, now).map(|(_, s)| s.time.secs), Some(i64::MAX));
+        assert!(future_dated(&list, i64::MAX).is_none(), "no overflow at the end of time");
     }
 
     #[test]

@@ -105,6 +105,9 @@ pub fn prune(repo: &Repository, opts: &PruneOptions, progress: &dyn Progress) ->
     }
     let decisions = policy::apply(&opts.policy, &list.snapshots);
     let keep: HashSet<SnapshotId> = decisions.iter().filter(|d| d.keep).map(|d| d.id).collect();
+    if keep.len() < decisions.len() {
+        refuse_future_dated(&list.snapshots)?;
+    }
     let kept_roots = list.snapshots.iter().filter(|(id, _)| keep.contains(id)).map(|(_, s)| s.tree);
     let live = live_blobs(repo, kept_roots)?;
     let plan = plan_packs(repo, &live, opts.repack_percent)?;
@@ -168,6 +171,23 @@ fn refuse(why: String, proved: bool) -> Error {
     } else {
         Error::CannotTell(format!("prune stopped: {why}"))
     }
+}
+
+/// Keep rules would count a snapshot dated in the future as the newest of
+/// its group; forgetting by such a count could cost every real snapshot.
+fn refuse_future_dated(snapshots: &[(SnapshotId, crate::format::snapshot::Snapshot)]) -> Result<()> {
+    let now = chrono::Utc::now();
+    let Some((id, s)) = policy::future_dated(snapshots, now.timestamp()) else { return Ok(()) };
+    let when = chrono::DateTime::from_timestamp(s.time.secs, 0)
+        .map_or_else(|| format!("{} seconds after 1970", s.time.secs), |t| t.to_rfc3339());
+    Err(Error::InvalidInput(format!(
+        "prune refused, nothing was changed: snapshot {} is dated {when}, more than a day after this \
+         machine's clock ({}), and keep rules would count it as the newest of its group; correct whichever \
+         clock is wrong, or forget that snapshot by id (`snap forget {}`)",
+        id.short(),
+        now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        id.short()
+    )))
 }
 
 /// The blobs kept snapshots need; any gap stops prune.

@@ -77,7 +77,11 @@ pub(super) fn write_contents(ctx: &Ctx, located: &Located) {
         ctx.touched[i].store(true, Ordering::Release);
         match create_sized(&file.path, *len, file.action) {
             // Nothing more will be written to it.
-            Ok(f) if file.chunks.is_empty() => apply_metadata(ctx, &file.path, &file.meta, Applied::Open(&f)),
+            Ok(f) if file.chunks.is_empty() => {
+                if let Err(e) = apply_metadata(ctx, &file.path, &file.meta, Applied::Open(&f)) {
+                    ctx.write_failed(i, e);
+                }
+            }
             Ok(_) => {}
             Err(e) => ctx.write_failed(i, e),
         }
@@ -182,7 +186,7 @@ fn write_place(ctx: &Ctx, file: usize, raw: &[u8], offset: u64) -> std::io::Resu
             Some(f) => f,
             None => open_for_writing(&planned.path)?,
         };
-        apply_metadata(ctx, &planned.path, &planned.meta, Applied::Open(&f));
+        apply_metadata(ctx, &planned.path, &planned.meta, Applied::Open(&f))?;
     }
     Ok(())
 }

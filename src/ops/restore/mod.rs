@@ -210,11 +210,14 @@ fn write_plan(
     };
     repo.in_io_pool(|| write_contents(&ctx, located));
     if let Some((path, error)) = ctx.full.get() {
-        return Err(stopped_full(&ctx, path, error));
+        return Err(stopped_full(&ctx, path, error, 0));
     }
     remove_failed(&ctx);
     let (links, others) = create_others(&ctx);
     apply_all_metadata(&ctx);
+    if let Some((path, error)) = ctx.full.get() {
+        return Err(stopped_full(&ctx, path, error, links + others));
+    }
     let verified = if verify { verify_files(&ctx, located) } else { 0 };
     let Ctx { plan, warnings, failed, bytes, .. } = ctx;
     let failed = failed.into_inner().unwrap_or_else(|p| p.into_inner()).len() as u64;
@@ -232,8 +235,8 @@ fn write_plan(
 /// Ends a restore whose target is full: every file it began and did not
 /// write whole is removed (a partial file must not look like a good one),
 /// files it never reached are left as they were, and one error says how
-/// far it got.
-fn stopped_full(ctx: &Ctx, path: &Path, error: &std::io::Error) -> Error {
+/// far it got, counting the `made` links, symlinks and nodes with the files.
+fn stopped_full(ctx: &Ctx, path: &Path, error: &std::io::Error, made: u64) -> Error {
     let (mut whole, mut left) = (0, 0);
     for (i, file) in ctx.plan.files.iter().enumerate().filter(|(_, f)| f.action.writes()) {
         if ctx.unwritten[i].load(Ordering::Acquire) == 0 && !ctx.is_failed(i) {
@@ -245,7 +248,20 @@ fn stopped_full(ctx: &Ctx, path: &Path, error: &std::io::Error) -> Error {
         }
         left += 1;
     }
+    let links = ctx.plan.hardlinks.iter().filter(|l| l.action.writes()).count();
+    let others = ctx.plan.others.iter().filter(|o| o.action.writes()).count();
+    let planned = (links + others) as u64;
+    target_full(path, error, whole + made, left + planned.saturating_sub(made))
+}
+
+fn target_full(path: &Path, error: &std::io::Error, whole: u64, left: u64) -> Error {
     Error::TargetFull { path: path.to_path_buf(), detail: error.to_string(), whole, left }
+}
+
+/// Whether an error says the target file system has no room (space,
+/// inodes or quota): every later write would fail the same way.
+fn is_full(error: &std::io::Error) -> bool {
+    [rustix::io::Errno::NOSPC, rustix::io::Errno::DQUOT].iter().any(|e| error.raw_os_error() == Some(e.raw_os_error()))
 }
 
 /// What a restore would do, from its plan alone.
@@ -407,6 +423,10 @@ fn create_dirs(plan: &Plan) -> Result<()> {
                     return Err(not_a_directory(path));
                 }
             }
+            Err(e) if is_full(&e) => {
+                let (files, others) = plan.count(Action::writes);
+                return Err(target_full(path, &e, 0, files + others));
+            }
             Err(e) => return Err(Error::io(path, e)),
         }
     }
@@ -453,14 +473,26 @@ impl Ctx<'_> {
     /// A file that could not be written: one warning, unless the target is
     /// full, which stops the restore instead.
     fn write_failed(&self, file: usize, error: std::io::Error) {
-        let full = [rustix::io::Errno::NOSPC, rustix::io::Errno::DQUOT]
-            .iter()
-            .any(|e| error.raw_os_error() == Some(e.raw_os_error()));
-        if !full {
+        if !is_full(&error) {
             return self.fail(file, error);
         }
         self.failed.lock().unwrap_or_else(|p| p.into_inner()).insert(file);
-        let _ = self.full.set((self.plan.files[file].path.clone(), error));
+        self.stop_full(&self.plan.files[file].path, error);
+    }
+
+    /// Stops the restore: the target had no room for what goes at `path`.
+    fn stop_full(&self, path: &Path, error: std::io::Error) {
+        let _ = self.full.set((path.to_path_buf(), error));
+    }
+
+    /// A link, symlink or node that could not be made: one warning, unless
+    /// the target is full, which stops the restore instead.
+    fn make_failed(&self, path: &Path, error: std::io::Error) {
+        if is_full(&error) {
+            self.stop_full(path, error);
+        } else {
+            self.warnings.push(path, WarningKind::Failed, error);
+        }
     }
 
     /// Whether the restore stopped (the target is full).
@@ -492,13 +524,16 @@ fn remove_failed(ctx: &Ctx) {
 fn create_others(ctx: &Ctx) -> (u64, u64) {
     let mut links = 0;
     for PlannedLink { leader, path, .. } in ctx.plan.hardlinks.iter().filter(|l| l.action.writes()) {
+        if ctx.stopped() {
+            return (links, 0);
+        }
         if ctx.is_failed(*leader) {
             ctx.warnings.push(path, WarningKind::Failed, "its hardlinked file could not be restored");
             continue;
         }
         match clear(path).and_then(|()| fs::hard_link(&ctx.plan.files[*leader].path, path)) {
             Ok(()) => links += 1,
-            Err(e) => ctx.warnings.push(path, WarningKind::Failed, e),
+            Err(e) => ctx.make_failed(path, e),
         }
     }
     let mut made = 0;
@@ -509,6 +544,7 @@ fn create_others(ctx: &Ctx) -> (u64, u64) {
                 symlinks.push((path, target));
                 continue;
             }
+            _ if ctx.stopped() => return (links, made),
             Node::Fifo => make_node(path, rustix::fs::FileType::Fifo, 0),
             Node::CharDevice { rdev } => make_device(path, rustix::fs::FileType::CharacterDevice, *rdev),
             Node::BlockDevice { rdev } => make_device(path, rustix::fs::FileType::BlockDevice, *rdev),
@@ -516,13 +552,13 @@ fn create_others(ctx: &Ctx) -> (u64, u64) {
         };
         match result {
             Ok(()) => made += 1,
-            Err(e) => ctx.warnings.push(path, WarningKind::Failed, e),
+            Err(e) => ctx.make_failed(path, e),
         }
     }
-    for (path, target) in symlinks {
+    for (path, target) in symlinks.into_iter().take_while(|_| !ctx.stopped()) {
         match clear(path).and_then(|()| std::os::unix::fs::symlink(OsStr::from_bytes(target), path)) {
             Ok(()) => made += 1,
-            Err(e) => ctx.warnings.push(path, WarningKind::Failed, e),
+            Err(e) => ctx.make_failed(path, e),
         }
     }
     (links, made)
@@ -560,11 +596,14 @@ fn apply_all_metadata(ctx: &Ctx) {
         .filter(|o| o.action != Action::Skip && fs::symlink_metadata(&o.path).is_ok())
         .map(|o| (&o.path, &o.meta, matches!(o.node, Node::Symlink { .. })));
     let paths: Vec<_> = files.chain(others).collect();
-    paths.par_iter().for_each(|(path, meta, is_link)| {
-        apply_metadata(ctx, path, meta, Applied::Path { is_link: *is_link })
-    });
-    for dir in plan.dirs.iter().rev() {
-        apply_metadata(ctx, &dir.path, &dir.meta, Applied::Path { is_link: false });
+    let apply = |path: &Path, meta, is_link| {
+        if let Err(e) = apply_metadata(ctx, path, meta, Applied::Path { is_link }) {
+            ctx.stop_full(path, e);
+        }
+    };
+    paths.par_iter().filter(|_| !ctx.stopped()).for_each(|(path, meta, is_link)| apply(path, meta, *is_link));
+    for dir in plan.dirs.iter().rev().take_while(|_| !ctx.stopped()) {
+        apply(&dir.path, &dir.meta, false);
     }
 }
 
@@ -578,8 +617,9 @@ enum Applied<'a> {
 
 /// xattrs (while the file is still writable), owner (root only, before the
 /// mode because chown clears setuid), mode, then times, to what is at
-/// `path`. Problems are warnings about `path`.
-fn apply_metadata(ctx: &Ctx, path: &Path, meta: &Metadata, to: Applied) {
+/// `path`. Problems are warnings about `path`, except a target without
+/// room for an xattr: that error is returned, to stop the restore.
+fn apply_metadata(ctx: &Ctx, path: &Path, meta: &Metadata, to: Applied) -> std::io::Result<()> {
     let warn = |what: &str, e: &dyn std::fmt::Display| {
         ctx.warnings.push(path, WarningKind::Metadata, format!("{what}: {e}"));
     };
@@ -589,8 +629,10 @@ fn apply_metadata(ctx: &Ctx, path: &Path, meta: &Metadata, to: Applied) {
             Applied::Open(f) => xattr::FileExt::set_xattr(f, name, &x.value),
             Applied::Path { .. } => xattr::set(path, name, &x.value),
         };
-        if let Err(e) = set {
-            warn(&format!("xattr {}", names::escape(&x.name)), &e);
+        match set {
+            Err(e) if is_full(&e) => return Err(e),
+            Err(e) => warn(&format!("xattr {}", names::escape(&x.name)), &e),
+            Ok(()) => {}
         }
     }
     if is_root() {
@@ -620,4 +662,5 @@ fn apply_metadata(ctx: &Ctx, path: &Path, meta: &Metadata, to: Applied) {
     if let Err(e) = times {
         warn("times", &e);
     }
+    Ok(())
 }
