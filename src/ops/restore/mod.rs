@@ -261,7 +261,9 @@ fn target_full(path: &Path, error: &std::io::Error, whole: u64, left: u64) -> Er
 /// Whether an error says the target file system has no room (space,
 /// inodes or quota): every later write would fail the same way.
 fn is_full(error: &std::io::Error) -> bool {
-    [rustix::io::Errno::NOSPC, rustix::io::Errno::DQUOT].iter().any(|e| error.raw_os_error() == Some(e.raw_os_error()))
+    [rustix::io::Errno::NOSPC, rustix::io::Errno::DQUOT]
+        .iter()
+        .any(|e| error.raw_os_error() == Some(e.raw_os_error()))
 }
 
 /// What a restore would do, from its plan alone.

@@ -2,7 +2,7 @@
 //! files, presets, size limit, cache directories, other file systems,
 //! .gitignore files, and skipping a snapshot when nothing changed.
 
-mod common;
+use crate::common;
 
 use std::fs;
 use std::path::Path;

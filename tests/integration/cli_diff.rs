@@ -5,7 +5,7 @@
 //! Directory mtimes are pinned before each backup, so a directory shows up
 //! only when something about it that a user can see really changed.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::fs;

@@ -1,7 +1,7 @@
 //! What a snapshot records about itself, and how `snapshots` filters by it:
 //! tags, message, host, paths, and the state of a git work tree.
 
-mod common;
+use crate::common;
 
 use std::fs;
 use std::process::Command;

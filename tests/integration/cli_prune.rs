@@ -3,7 +3,7 @@
 //! refusing to prune a repository whose kept snapshots lack data. After
 //! every prune the kept snapshots restore byte-exact and verify passes.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;

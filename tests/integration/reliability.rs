@@ -2,7 +2,7 @@
 //! packs, files that vanish and appear while a backup reads them, and
 //! repositories crafted to attack the restore path.
 
-mod common;
+use crate::common;
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;

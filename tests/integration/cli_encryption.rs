@@ -3,7 +3,7 @@
 //! tampering by someone who can rewrite the repository (and recompute every
 //! unkeyed checksum and name) is detected, named and never restored.
 
-mod common;
+use crate::common;
 
 use std::fs;
 use std::path::{Path, PathBuf};

@@ -3,7 +3,7 @@
 //! if-changed | never`, and `--dry-run`, which lists what would change and
 //! writes nothing.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::fs;

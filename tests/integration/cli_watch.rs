@@ -2,7 +2,7 @@
 //! nothing changes, and a clean exit on SIGTERM. The waits are generous
 //! deadlines for events to happen, not timings that are measured.
 
-mod common;
+use crate::common;
 
 use std::fs;
 use std::process::{Child, Stdio};

@@ -3,7 +3,7 @@
 //! with the command that restores a version. Text and `--json` are checked
 //! against each other.
 
-mod common;
+use crate::common;
 
 use std::ffi::OsStr;
 use std::fs;

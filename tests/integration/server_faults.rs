@@ -4,7 +4,7 @@
 //! on its retries or gives up with one line, nothing is half-committed: the
 //! repository verifies, the next backup succeeds and restores byte-exact.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::{Command, Stdio};

@@ -1,6 +1,6 @@
 //! `snap snapshots`: the list and the calendar view, as JSON and text.
 
-mod common;
+use crate::common;
 
 use std::fs;
 

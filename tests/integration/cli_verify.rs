@@ -3,7 +3,7 @@
 //! files named, exactly; `--read-data-subset` parts cover every pack once;
 //! and verify never changes the repository's files.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;

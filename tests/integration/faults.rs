@@ -7,7 +7,7 @@
 //! read, to show restore and verify fetch no byte of a pack twice, and how
 //! many packs it is storing at once.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::fs;

@@ -5,7 +5,7 @@
 //! random `kill -9` covers the moments in between. Each runs on a local
 //! repository and on one on the test S3 server.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::fs;

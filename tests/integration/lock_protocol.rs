@@ -6,7 +6,7 @@
 //! SNAP_TEST_LOCK_STALE_SECS, so a lock goes stale in seconds rather than
 //! half an hour.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};

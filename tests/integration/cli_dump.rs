@@ -1,7 +1,7 @@
 //! `snap dump`: tar and zip archives of a snapshot, read back with the
 //! system's `tar` and Python's `zipfile` and compared with the source.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::ffi::OsStr;

@@ -2,7 +2,7 @@
 //! from the packs on open), and a corrupt one is named with the command
 //! that fixes it, after which everything is restorable again.
 
-mod common;
+use crate::common;
 
 use std::fs;
 use std::path::Path;

@@ -1,7 +1,7 @@
 //! Backup and restore through the real binary: bit-for-bit round trips,
 //! partial restores, change detection, snapshot names, `ls`, dedup.
 
-mod common;
+use crate::common;
 
 use std::ffi::OsStr;
 use std::fs;

@@ -4,7 +4,7 @@
 //! a lost index cache, repair index, encryption, copy in both directions,
 //! two hosts sharing a bucket, concurrent backups, and locks.
 
-mod common;
+use crate::common;
 
 use std::fs;
 use std::process::Stdio;

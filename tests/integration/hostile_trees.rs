@@ -4,7 +4,7 @@
 //! or a clear error, never a stack overflow, a panic or a walk that runs
 //! for ever (issue 15, item 7).
 
-mod common;
+use crate::common;
 
 use std::process::{Command, Stdio};
 

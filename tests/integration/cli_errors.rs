@@ -1,7 +1,7 @@
 //! Bad input gets one clear line on stderr and a non-zero exit, never a
 //! panic; and the repository is never backed up or restored into itself.
 
-mod common;
+use crate::common;
 
 use std::fs;
 use std::path::Path;

@@ -3,7 +3,7 @@
 //! repository; last-backup ages per host and paths with `--max-age` and its
 //! exit code 5; the lock state while another process holds the lock.
 
-mod common;
+use crate::common;
 
 use std::fs;
 use std::path::Path;

@@ -2,7 +2,7 @@
 //! `sha256sum -c` against a restore, without snap and without reading the
 //! data from the repository again.
 
-mod common;
+use crate::common;
 
 use std::fs;
 use std::process::Command;

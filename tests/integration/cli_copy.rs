@@ -3,7 +3,7 @@
 //! and it works between repositories with different chunker settings and
 //! between encrypted and unencrypted repositories in both directions.
 
-mod common;
+use crate::common;
 
 use std::fs;
 
