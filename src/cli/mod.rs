@@ -200,9 +200,16 @@ fn repair_index(g: &args::Global) -> Result<ExitCode> {
         output::json(&serde_json::json!({
             "packs_indexed": report.added.len(),
             "packs_unreadable": report.unreadable,
+            "damage_marks_kept": report.damage_marks_kept,
         }))?;
     } else {
         output::line(&format!("index rebuilt from {} pack(s)", report.added.len()))?;
+        if report.damage_marks_kept > 0 {
+            output::line(&format!(
+                "{} copies proved damaged stay marked (`snap repair packs` replaces them)",
+                report.damage_marks_kept
+            ))?;
+        }
     }
     Ok(if report.unreadable.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(EXIT_ERROR) })
 }

@@ -108,18 +108,21 @@ impl Index {
              FROM blobs b JOIN packs p ON p.id = b.pack
              WHERE b.id = ?1 AND b.kind = ?2 AND p.missing = 0 AND b.damaged = 0 LIMIT 1",
         )?;
-        let row = stmt
-            .query_row(params![&blob.as_bytes()[..], blob.kind().code()], |r| {
-                Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, u32>(1)?, r.get(2)?, r.get(3)?, r.get::<_, u8>(4)?))
-            })
-            .optional()?;
-        let Some((pack, offset, stored_len, raw_len, comp)) = row else { return Ok(None) };
-        let compression = Compression::from_code(comp)
-            .ok_or_else(|| Error::IndexDamaged(format!("compression code {comp}")))?;
-        Ok(Some(BlobLocation {
-            pack: PackId::from_slice(&pack)?,
-            entry: PackEntry { blob: *blob, offset, stored_len, raw_len, compression },
-        }))
+        let row =
+            stmt.query_row(params![&blob.as_bytes()[..], blob.kind().code()], location_row).optional()?;
+        row.map(|row| located(blob, row)).transpose()
+    }
+
+    /// Where `pack` holds its copy of a blob, damaged or not.
+    pub fn lookup_in(&self, pack: &PackId, blob: &BlobId) -> Result<Option<BlobLocation>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT p.name, b.offset, b.stored_len, b.raw_len, b.compression
+             FROM blobs b JOIN packs p ON p.id = b.pack
+             WHERE b.id = ?1 AND b.kind = ?2 AND p.name = ?3 AND p.missing = 0 LIMIT 1",
+        )?;
+        let key = params![&blob.as_bytes()[..], blob.kind().code(), &pack.as_bytes()[..]];
+        let row = stmt.query_row(key, location_row).optional()?;
+        row.map(|row| located(blob, row)).transpose()
     }
 
     /// Records a durable pack and its entries in one transaction. A pack
@@ -247,6 +250,21 @@ impl Index {
         rows.map(|row| row.map_err(Error::from).and_then(|(id, kind)| row_blob(id, kind))).collect()
     }
 
+    /// Every copy marked damaged, as (pack, blob): what a rebuilt index
+    /// must mark again, or a backup would deduplicate against it.
+    pub fn damage_marks(&self) -> Result<Vec<(PackId, BlobId)>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT p.name, b.id, b.kind FROM blobs b JOIN packs p ON p.id = b.pack WHERE b.damaged = 1",
+        )?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Vec<u8>>(1)?, r.get::<_, u8>(2)?)))?;
+        rows.map(|row| {
+            let (pack, id, kind) = row?;
+            Ok((PackId::from_slice(&pack)?, row_blob(id, kind)?))
+        })
+        .collect()
+    }
+
     /// Present packs holding a copy of `blob` marked damaged.
     pub fn damaged_copies(&self, blob: &BlobId) -> Result<Vec<PackId>> {
         self.packs_with_copy(blob, true)
@@ -318,6 +336,22 @@ pub struct IndexCounts {
     pub chunk_raw: u64,
     /// Stored (compressed) bytes of all distinct blobs.
     pub stored: u64,
+}
+
+type LocationRow = (Vec<u8>, u32, u32, u32, u8);
+
+/// The columns of a location query: pack name, offset, lengths, compression.
+fn location_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<LocationRow> {
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+}
+
+fn located(blob: &BlobId, (pack, offset, stored_len, raw_len, comp): LocationRow) -> Result<BlobLocation> {
+    let compression = Compression::from_code(comp)
+        .ok_or_else(|| Error::IndexDamaged(format!("compression code {comp}")))?;
+    Ok(BlobLocation {
+        pack: PackId::from_slice(&pack)?,
+        entry: PackEntry { blob: *blob, offset, stored_len, raw_len, compression },
+    })
 }
 
 /// A blob id and kind as stored in a row.

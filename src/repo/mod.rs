@@ -246,9 +246,29 @@ impl Repository {
         }
     }
 
-    /// Reads, decodes and checks one blob.
+    /// Reads, decodes and checks one blob. A copy proved damaged is marked
+    /// (see [`Self::open_blob`]), so the next lookup finds another copy if
+    /// the index has one; only when none is left is the damage the answer.
     pub fn read_blob(&self, blob: &BlobId) -> Result<Vec<u8>> {
-        let loc = self.locate(blob)?;
+        let mut loc = self.locate(blob)?;
+        let mut tried = Vec::new();
+        loop {
+            let proved = match self.read_copy(blob, &loc) {
+                Err(e) if e.proves_damage() => e,
+                other => return other,
+            };
+            tried.push(loc.pack);
+            // A lookup that fails, or serves a copy already tried (its mark
+            // could not be written), leaves the first proof as the answer.
+            match self.locate(blob) {
+                Ok(next) if !tried.contains(&next.pack) => loc = next,
+                _ => return Err(proved),
+            }
+        }
+    }
+
+    /// Reads one copy of a blob: from the tree cache where it has it.
+    fn read_copy(&self, blob: &BlobId, loc: &BlobLocation) -> Result<Vec<u8>> {
         if let (BlobId::Tree(_), Some(cache)) = (blob, &self.tree_cache) {
             let (offset, len) = (u64::from(loc.entry.offset), loc.entry.stored_len as usize);
             match cache
@@ -302,15 +322,43 @@ impl Repository {
 
 impl Repository {
     /// Rebuilds the index from the packs alone, under the exclusive lock:
-    /// the old database is deleted first, so nothing it said survives. The
-    /// key is unlocked first, so a wrong password deletes nothing.
+    /// the old database is deleted first, so nothing it said survives but
+    /// its marks of damaged copies (read from it if it still opens). Each
+    /// such copy is read again through the new rows: unmarked, a damaged
+    /// copy would serve the next backup's deduplication, but a mark set
+    /// through a wrong row, or on a pack put back whole, must go. The key
+    /// is unlocked first, so a wrong password deletes nothing.
     pub fn rebuild_index(backend: Box<dyn Backend>, password: PasswordFn<'_>) -> Result<SyncReport> {
         let (config, config_bytes) = read_config_bytes(backend.as_ref())?;
         let (keys, unlocked) = keys::unlock(backend.as_ref(), &config, &config_bytes, password)?;
         let lock = backend.lock(LockMode::Exclusive)?;
-        Index::destroy(&backend.index_path(&config.local_name())?)?;
-        let repo = Self::open_unlocked(backend, (lock, true), config, keys, unlocked)?;
+        let path = backend.index_path(&config.local_name())?;
+        let marks = Index::open_exclusive(&path).and_then(|old| old.damage_marks()).unwrap_or_default();
+        Index::destroy(&path)?;
+        let mut repo = Self::open_unlocked(backend, (lock, true), config, keys, unlocked)?;
+        repo.sync.damage_marks_kept = repo.recheck_marks(&marks)?;
         Ok(repo.sync)
+    }
+
+    /// Reads each copy once marked damaged again; marks those proved
+    /// damaged again, or that could not be read (the old proof stands),
+    /// and returns how many.
+    fn recheck_marks(&self, marks: &[(PackId, BlobId)]) -> Result<u64> {
+        let mut kept = 0;
+        for (pack, blob) in marks {
+            let Some(loc) = self.with_index(|i| i.lookup_in(pack, blob))? else { continue };
+            let (offset, len) = (u64::from(loc.entry.offset), loc.entry.stored_len as usize);
+            match self.read_pack_range(pack, offset, len).and_then(|s| self.open_blob(pack, &loc.entry, &s)) {
+                Ok(_) => {}
+                // open_blob marked it.
+                Err(e) if e.proves_damage() => kept += 1,
+                Err(_) => {
+                    self.with_index(|i| i.mark_damaged(pack, blob))?;
+                    kept += 1;
+                }
+            }
+        }
+        Ok(kept)
     }
 }
 

@@ -29,6 +29,8 @@ pub struct SyncReport {
     pub unreadable: Vec<Unreadable>,
     /// Staging files of interrupted writes removed on an exclusive open.
     pub leftovers_removed: u64,
+    /// Marks of damaged copies carried over by `repair index`.
+    pub damage_marks_kept: u64,
 }
 
 impl Repository {

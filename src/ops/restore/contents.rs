@@ -155,6 +155,12 @@ fn restore_region(ctx: &Ctx, pack: &PackId, group: &[Need]) {
         }
         match ctx.repo.open_blob(pack, need.entry, &stored) {
             Ok(raw) => write_places(ctx, need, &raw),
+            // That copy is marked damaged now: read_blob takes another if
+            // the index has one, and otherwise this proof is the answer.
+            Err(e) if e.proves_damage() => match ctx.repo.read_blob(&need.entry.blob) {
+                Ok(raw) => write_places(ctx, need, &raw),
+                Err(_) => fail(std::slice::from_ref(need), format!("in pack {pack}: {e}")),
+            },
             Err(e) => fail(std::slice::from_ref(need), format!("in pack {pack}: {e}")),
         }
     }
