@@ -69,3 +69,20 @@ pub fn lock_stale_after() -> std::time::Duration {
         std::time::Duration::from_secs(secs.filter(|s| *s > 0).unwrap_or(30 * 60))
     })
 }
+
+/// The environment variable that lowers the size past which a directory
+/// is stored as pages (bytes): tests use it to page a directory of a few
+/// thousand entries instead of a few hundred thousand. Unset or
+/// unreadable, the real size applies.
+pub const TREE_PAGE_ENV: &str = "SNAP_TEST_TREE_PAGE_BYTES";
+
+/// The size past which a directory is stored as pages
+/// ([`crate::format::tree::PAGE_BYTES`] unless `SNAP_TEST_TREE_PAGE_BYTES`
+/// says otherwise). Read once.
+pub fn tree_page_bytes() -> usize {
+    static BYTES: OnceLock<usize> = OnceLock::new();
+    *BYTES.get_or_init(|| {
+        let bytes = std::env::var(TREE_PAGE_ENV).ok().and_then(|v| v.trim().parse::<usize>().ok());
+        bytes.filter(|b| *b > 0).unwrap_or(crate::format::tree::PAGE_BYTES)
+    })
+}

@@ -9,13 +9,24 @@ use std::collections::HashSet;
 use crate::id::{ChunkId, TreeId};
 use crate::names;
 
-/// Anything that can load directory nodes by id.
+/// Anything that can load directories by id.
 pub trait TreeStore: Sync {
-    /// Loads and validates one node.
-    fn load_tree(&self, id: &TreeId) -> Result<Tree>;
+    /// Loads and validates one directory, with the ids of the pages it is
+    /// stored in besides its node (none unless paged): whoever counts the
+    /// blobs a tree needs must count those too.
+    fn load_node(&self, id: &TreeId) -> Result<(Tree, Vec<TreeId>)>;
+
+    /// Loads and validates one directory.
+    fn load_tree(&self, id: &TreeId) -> Result<Tree> {
+        Ok(self.load_node(id)?.0)
+    }
 }
 
 impl TreeStore for crate::repo::Repository {
+    fn load_node(&self, id: &TreeId) -> Result<(Tree, Vec<TreeId>)> {
+        crate::repo::Repository::load_node(self, id)
+    }
+
     fn load_tree(&self, id: &TreeId) -> Result<Tree> {
         crate::repo::Repository::load_tree(self, id)
     }
@@ -26,8 +37,8 @@ impl TreeStore for crate::repo::Repository {
 pub struct Lenient<'a>(pub &'a dyn TreeStore);
 
 impl TreeStore for Lenient<'_> {
-    fn load_tree(&self, id: &TreeId) -> Result<Tree> {
-        Ok(self.0.load_tree(id).unwrap_or_default())
+    fn load_node(&self, id: &TreeId) -> Result<(Tree, Vec<TreeId>)> {
+        Ok(self.0.load_node(id).unwrap_or_default())
     }
 }
 
@@ -294,9 +305,10 @@ pub fn reachable(store: &dyn TreeStore, roots: impl IntoIterator<Item = TreeId>)
         if !seen.insert(id) {
             continue;
         }
-        match store.load_tree(&id) {
-            Ok(tree) => {
+        match store.load_node(&id) {
+            Ok((tree, pages)) => {
                 out.trees.insert(id);
+                out.trees.extend(pages);
                 for e in tree.entries {
                     match e.node {
                         Node::Dir { tree } => todo.push(tree),
@@ -322,8 +334,9 @@ mod tests {
     struct Store(HashMap<TreeId, Tree>);
 
     impl TreeStore for Store {
-        fn load_tree(&self, id: &TreeId) -> Result<Tree> {
-            self.0.get(id).cloned().ok_or(Error::NotFound { kind: "tree", id: id.to_hex() })
+        fn load_node(&self, id: &TreeId) -> Result<(Tree, Vec<TreeId>)> {
+            let tree = self.0.get(id).cloned().ok_or(Error::NotFound { kind: "tree", id: id.to_hex() })?;
+            Ok((tree, Vec::new()))
         }
     }
 

@@ -1,16 +1,31 @@
-//! `Tree::decode` on arbitrary bytes: never panics, allocates within a bound
-//! of the input, and whatever it accepts is safe for restore to trust (every
-//! name a single safe component, names strictly increasing, symlink targets
-//! and timestamps valid) and round-trips through `encode`.
+//! `Tree::decode` and `Tree::decode_stored` on arbitrary bytes: never panic,
+//! allocate within a bound of the input, and whatever they accept is safe
+//! for restore to trust (every name a single safe component, names strictly
+//! increasing, within a node and from page to page, symlink targets and
+//! timestamps valid) and round-trips through `encode`.
 
 #![no_main]
 
 mod common;
 
 use libfuzzer_sys::fuzz_target;
-use snap::format::tree::{MAX_LINK_TARGET_LEN, MAX_NAME_LEN, Node, Tree, validate_name};
+use snap::format::tree::{MAX_LINK_TARGET_LEN, MAX_NAME_LEN, Node, Stored, Tree, validate_name};
 
 fuzz_target!(|data: &[u8]| {
+    let (stored, peak) = common::peak_alloc(|| Tree::decode_stored(data));
+    common::assert_within_budget("tree", data.len(), peak);
+    if let Ok(Stored::Paged(pages)) = stored {
+        assert!(pages.len() >= 2, "a page list of {} pages", pages.len());
+        for page in &pages {
+            assert!(validate_name(&page.first).is_ok() && validate_name(&page.last).is_ok());
+            assert!(page.count >= 1 && page.first <= page.last);
+        }
+        for pair in pages.windows(2) {
+            assert!(pair[0].last < pair[1].first, "pages overlap: {:?} then {:?}", pair[0], pair[1]);
+        }
+        return;
+    }
+
     let (decoded, peak) = common::peak_alloc(|| Tree::decode(data));
     common::assert_within_budget("tree", data.len(), peak);
     let Ok(tree) = decoded else { return };

@@ -6,6 +6,11 @@
 //! canonical: a node without checksums is always version 1, so an unchanged
 //! directory encodes to the same bytes, gets the same id and is stored once.
 //!
+//! A directory whose node would pass [`PAGE_BYTES`] is stored as pages:
+//! runs of consecutive entries, each a version 1 or 2 node of its own, and
+//! a version 3 node listing them ([`Page`]). The cut points are a pure
+//! function of the entries, so an unchanged huge directory keeps its id too.
+//!
 //! Names are raw bytes (Unix file names need not be UTF-8). A decoded node is
 //! checked so that restore can trust it: every name is non-empty, is not `.`
 //! or `..`, holds no `/` or NUL, and names are strictly increasing (so no
@@ -20,6 +25,14 @@ use crate::id::{ChunkId, TreeId};
 pub const TREE_VERSION: u8 = 1;
 /// Version byte of a node whose entries carry SHA-256 checksums.
 pub const TREE_VERSION_SHA256: u8 = 2;
+/// Version byte of a directory stored as pages: the node lists them.
+pub const TREE_VERSION_PAGED: u8 = 3;
+
+/// Largest version 1 or 2 encoding of a directory stored as one node; a
+/// larger one is cut into pages of at most about this much each. Far below
+/// the blob cap (128 MiB), so that no page nears it, and large enough that
+/// only directories of more than about 150,000 entries are paged.
+pub const PAGE_BYTES: usize = 16 << 20;
 
 /// Longest file name accepted (Linux NAME_MAX).
 pub const MAX_NAME_LEN: usize = 255;
@@ -47,6 +60,33 @@ pub struct Entry {
     /// part of the version 1 encoding (see [`Tree::encode`]).
     #[serde(skip)]
     pub sha256: Option<[u8; 32]>,
+}
+
+/// One page of a paged directory: `count` consecutive entries from `first`
+/// to `last`, stored as the version 1 or 2 node `tree`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Page {
+    #[serde(with = "serde_bytes")]
+    pub first: Vec<u8>,
+    #[serde(with = "serde_bytes")]
+    pub last: Vec<u8>,
+    pub count: u64,
+    pub tree: TreeId,
+}
+
+/// A directory node as stored: the whole directory, or the list of its pages.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Stored {
+    Whole(Tree),
+    Paged(Vec<Page>),
+}
+
+/// The blobs that store one directory: its pages (none unless paged), which
+/// must be stored before it, and its own node, whose id is the directory's.
+#[derive(Clone, Debug)]
+pub struct Encoded {
+    pub pages: Vec<(TreeId, Vec<u8>)>,
+    pub node: Vec<u8>,
 }
 
 /// The kind of an entry and what only that kind has.
@@ -133,16 +173,80 @@ impl Tree {
         out
     }
 
-    /// Decodes and validates a node read from a repository.
+    /// Encodes the directory as it is stored: one node, or, when that node
+    /// would pass `page_bytes`, pages cut before the entry that would take
+    /// a page past it (by [`entry_cost`]) and a node listing them. `name`
+    /// gives a page's id.
+    pub fn encode_stored(&self, page_bytes: usize, name: &dyn Fn(&[u8]) -> TreeId) -> Encoded {
+        let whole = self.encode();
+        let parts = if whole.len() > page_bytes { cut(&self.entries, page_bytes) } else { Vec::new() };
+        // One entry alone past the limit is not cut: one page would be
+        // the same node under another id.
+        if parts.len() < 2 {
+            return Encoded { pages: Vec::new(), node: whole };
+        }
+        let mut pages = Vec::with_capacity(parts.len());
+        let mut index = Vec::with_capacity(parts.len());
+        for part in parts {
+            let bytes = Tree { entries: part.to_vec() }.encode();
+            let tree = name(&bytes);
+            let (first, last) = (&part[0].name, &part[part.len() - 1].name);
+            index.push(Page { first: first.clone(), last: last.clone(), count: part.len() as u64, tree });
+            pages.push((tree, bytes));
+        }
+        let mut node = vec![TREE_VERSION_PAGED];
+        node.extend(postcard::to_stdvec(&index).expect("page list serializes"));
+        Encoded { pages, node }
+    }
+
+    /// Decodes and validates a single node (version 1 or 2): a directory
+    /// of one node, or one page of a paged directory.
     pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
         let (&version, body) = bytes.split_first().ok_or(DecodeError::Truncated { need: 1, have: 0 })?;
         let tree = match version {
             TREE_VERSION => decode_exact(body)?,
             TREE_VERSION_SHA256 => Self::decode_with_checksums(body)?,
+            TREE_VERSION_PAGED => {
+                return Err(DecodeError::invalid("tree", "a paged directory where one node belongs"));
+            }
             _ => return Err(DecodeError::NewerVersion(version)),
         };
         tree.validate()?;
         Ok(tree)
+    }
+
+    /// Decodes and validates a directory's node as stored.
+    pub fn decode_stored(bytes: &[u8]) -> Result<Stored, DecodeError> {
+        match bytes.split_first() {
+            Some((&TREE_VERSION_PAGED, body)) => {
+                let pages: Vec<Page> = decode_exact(body)?;
+                validate_pages(&pages)?;
+                Ok(Stored::Paged(pages))
+            }
+            _ => Self::decode(bytes).map(Stored::Whole),
+        }
+    }
+
+    /// The directory from its page list and its pages, decoded, in order;
+    /// each must be what the list says it is.
+    pub fn join_pages(pages: &[Page], parts: Vec<Tree>) -> Result<Self, DecodeError> {
+        if parts.len() != pages.len() {
+            return Err(DecodeError::invalid("paged tree", "page count differs from the list"));
+        }
+        let mut entries = Vec::new();
+        for (page, part) in pages.iter().zip(parts) {
+            let ends = part.entries.first().zip(part.entries.last());
+            let matches = part.entries.len() as u64 == page.count
+                && ends.is_some_and(|(a, z)| a.name == page.first && z.name == page.last);
+            if !matches {
+                return Err(DecodeError::invalid(
+                    "tree page",
+                    format!("{} is not what its list says", page.tree),
+                ));
+            }
+            entries.extend(part.entries);
+        }
+        Ok(Tree { entries })
     }
 
     fn decode_with_checksums(body: &[u8]) -> Result<Self, DecodeError> {
@@ -196,6 +300,54 @@ impl Entry {
         }
         Ok(())
     }
+}
+
+/// What an entry adds to a page: its encoding and its checksum slot.
+/// Only the cut points depend on it, and it is a pure function of the
+/// entry, so the pages of an unchanged directory are the same.
+fn entry_cost(entry: &Entry) -> usize {
+    let encoded = postcard::to_stdvec(entry).map_or(0, |v| v.len());
+    encoded + if entry.sha256.is_some() { 33 } else { 1 }
+}
+
+/// Runs of consecutive entries, each cut before the entry that would take
+/// it past `limit` (a run holds at least one entry).
+fn cut(entries: &[Entry], limit: usize) -> Vec<&[Entry]> {
+    let mut parts = Vec::new();
+    let (mut start, mut size) = (0, 0);
+    for (i, entry) in entries.iter().enumerate() {
+        let cost = entry_cost(entry);
+        if i > start && size + cost > limit {
+            parts.push(&entries[start..i]);
+            (start, size) = (i, 0);
+        }
+        size += cost;
+    }
+    if start < entries.len() {
+        parts.push(&entries[start..]);
+    }
+    parts
+}
+
+/// A page list as a reader may trust it: two pages or more (a single page
+/// would be a node stored under a second id), none empty, names valid and
+/// strictly increasing from page to page.
+fn validate_pages(pages: &[Page]) -> Result<(), DecodeError> {
+    if pages.len() < 2 {
+        return Err(DecodeError::invalid("paged tree", "fewer than two pages"));
+    }
+    for page in pages {
+        validate_name(&page.first)?;
+        validate_name(&page.last)?;
+        let one = page.count == 1;
+        if page.count == 0 || page.first > page.last || one != (page.first == page.last) {
+            return Err(DecodeError::invalid("paged tree", format!("page {} is inconsistent", page.tree)));
+        }
+    }
+    if pages.windows(2).any(|w| w[0].last >= w[1].first) {
+        return Err(DecodeError::invalid("paged tree", "pages not in strictly increasing name order"));
+    }
+    Ok(())
 }
 
 /// Checks that `name` is a single, safe path component.
@@ -278,7 +430,89 @@ mod tests {
         on_dir.extend(postcard::to_stdvec(&dir).unwrap());
         on_dir.extend(postcard::to_stdvec(&vec![Some([1u8; 32])]).unwrap());
         assert!(Tree::decode(&on_dir).is_err());
-        assert_eq!(Tree::decode(&[3]), Err(DecodeError::NewerVersion(3)));
+        assert_eq!(Tree::decode(&[4]), Err(DecodeError::NewerVersion(4)));
+    }
+
+    fn many(n: usize) -> Tree {
+        let entries = (0..n).map(|i| entry(format!("file-{i:06}").as_bytes(), Node::Fifo)).collect();
+        Tree { entries }
+    }
+
+    fn plain_id(bytes: &[u8]) -> TreeId {
+        crate::hash::BlobHasher::Plain.tree_id(bytes)
+    }
+
+    /// A paged directory as a reader gets it back from its blobs.
+    fn read_back(encoded: &Encoded) -> Tree {
+        let Stored::Paged(pages) = Tree::decode_stored(&encoded.node).unwrap() else { panic!("not paged") };
+        let parts = encoded.pages.iter().map(|(_, b)| Tree::decode(b).unwrap()).collect();
+        Tree::join_pages(&pages, parts).unwrap()
+    }
+
+    #[test]
+    fn a_large_directory_is_paged_canonically_and_a_small_one_is_not() {
+        let small = many(10);
+        let encoded = small.encode_stored(4096, &plain_id);
+        assert!(encoded.pages.is_empty());
+        assert_eq!(encoded.node, small.encode(), "a small directory's bytes do not change");
+
+        let large = many(1000);
+        let encoded = large.encode_stored(4096, &plain_id);
+        assert!(encoded.pages.len() > 2, "{} pages", encoded.pages.len());
+        assert_eq!(encoded.node[0], TREE_VERSION_PAGED);
+        for (id, bytes) in &encoded.pages {
+            assert!(bytes.len() <= 4096 + 8, "a page of {} bytes", bytes.len());
+            assert_eq!(*id, plain_id(bytes));
+        }
+        assert_eq!(read_back(&encoded), large);
+        let again = large.encode_stored(4096, &plain_id);
+        assert_eq!(again.node, encoded.node, "the same directory gets the same pages");
+
+        // One entry alone past the limit is one node, not one page.
+        let one = many(1);
+        assert!(one.encode_stored(1, &plain_id).pages.is_empty());
+    }
+
+    #[test]
+    fn pages_that_are_not_what_their_list_says_are_refused() {
+        let encoded = many(1000).encode_stored(4096, &plain_id);
+        let Stored::Paged(pages) = Tree::decode_stored(&encoded.node).unwrap() else { panic!("not paged") };
+        let parts = || encoded.pages.iter().map(|(_, b)| Tree::decode(b).unwrap()).collect::<Vec<_>>();
+        let mut swapped = parts();
+        swapped.swap(0, 1);
+        assert!(Tree::join_pages(&pages, swapped).is_err());
+        let mut short = parts();
+        short[0].entries.pop();
+        assert!(Tree::join_pages(&pages, short).is_err());
+        assert!(Tree::join_pages(&pages, parts()[1..].to_vec()).is_err());
+        // A page cannot itself be paged.
+        assert!(Tree::decode(&encoded.node).is_err());
+    }
+
+    #[test]
+    fn page_lists_out_of_order_or_of_one_page_are_refused() {
+        let page = |first: &[u8], last: &[u8], count| Page {
+            first: first.to_vec(),
+            last: last.to_vec(),
+            count,
+            tree: TreeId::from_bytes([1; 32]),
+        };
+        let node = |pages: &[Page]| {
+            let mut bytes = vec![TREE_VERSION_PAGED];
+            bytes.extend(postcard::to_stdvec(pages).unwrap());
+            bytes
+        };
+        assert!(Tree::decode_stored(&node(&[page(b"a", b"c", 2), page(b"d", b"d", 1)])).is_ok());
+        for bad in [
+            vec![page(b"a", b"c", 2)],
+            vec![page(b"a", b"c", 2), page(b"c", b"d", 2)],
+            vec![page(b"a", b"c", 0), page(b"d", b"e", 2)],
+            vec![page(b"c", b"a", 2), page(b"d", b"e", 2)],
+            vec![page(b"a", b"a", 2), page(b"d", b"e", 2)],
+            vec![page(b"a", b"c", 2), page(b"d/", b"e", 2)],
+        ] {
+            assert!(Tree::decode_stored(&node(&bad)).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

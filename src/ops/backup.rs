@@ -373,7 +373,7 @@ fn store_inner(
     let tree = Tree { entries: entries.into_iter().flatten().collect() };
     match &ctx.above_sources {
         Some(held) => {
-            let id = ctx.repo.keys().hasher().tree_id(&tree.encode());
+            let id = crate::repo::tree_id(ctx.repo, &tree);
             held.lock().unwrap_or_else(|p| p.into_inner()).push(tree);
             Ok(id)
         }

@@ -183,18 +183,23 @@ fn copied(ctx: &Ctx, id: &TreeId) -> Result<TreeId> {
 }
 
 /// The source, keeping the exact bytes of each tree loaded until it is
-/// copied: blobs move as they were stored, never re-encoded.
+/// copied (its pages, then its node): blobs move as they were stored,
+/// never re-encoded.
 struct Keeping<'a> {
     src: &'a Repository,
-    raw: Mutex<HashMap<TreeId, Vec<u8>>>,
+    raw: Mutex<HashMap<TreeId, Vec<Blob>>>,
 }
 
+/// A tree blob as read: its id and its exact bytes.
+type Blob = (TreeId, Vec<u8>);
+
 impl crate::tree::TreeStore for Keeping<'_> {
-    fn load_tree(&self, id: &TreeId) -> Result<Tree> {
-        let raw = self.src.read_blob(&BlobId::Tree(*id))?;
-        let tree = Tree::decode(&raw).map_err(|e| Error::decode(format!("tree {id}"), e))?;
-        lock(&self.raw).insert(*id, raw);
-        Ok(tree)
+    fn load_node(&self, id: &TreeId) -> Result<(Tree, Vec<TreeId>)> {
+        let mut blobs = Vec::new();
+        let tree = self.src.load_tree_parts(id, &mut |part, bytes| blobs.push((part, bytes)))?;
+        let pages = blobs[..blobs.len() - 1].iter().map(|(page, _)| *page).collect();
+        lock(&self.raw).insert(*id, blobs);
+        Ok((tree, pages))
     }
 }
 
@@ -202,7 +207,7 @@ impl crate::tree::TreeStore for Keeping<'_> {
 /// has is walked all the same: trees and chunks live in different packs,
 /// so a lost pack or a failed backup can leave a tree without its chunks,
 /// and only the index (cheap to ask) knows which are there.
-fn move_tree(ctx: &Ctx, id: TreeId, tree: &Tree, raw: &[u8]) -> Result<TreeId> {
+fn move_tree(ctx: &Ctx, id: TreeId, tree: &Tree, blobs: &[Blob]) -> Result<TreeId> {
     tree.entries.par_iter().try_for_each(|entry| -> Result<()> {
         match &entry.node {
             Node::File { size, chunks } => {
@@ -219,7 +224,10 @@ fn move_tree(ctx: &Ctx, id: TreeId, tree: &Tree, raw: &[u8]) -> Result<TreeId> {
             _ => Ok(()),
         }
     })?;
-    ctx.writer.save(BlobId::Tree(id), raw)?;
+    // Pages before the node that names them.
+    for (part, raw) in blobs {
+        ctx.writer.save(BlobId::Tree(*part), raw)?;
+    }
     Ok(id)
 }
 

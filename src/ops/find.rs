@@ -656,9 +656,11 @@ mod tests {
     }
 
     impl TreeStore for Store {
-        fn load_tree(&self, id: &TreeId) -> Result<Tree> {
+        fn load_node(&self, id: &TreeId) -> Result<(Tree, Vec<TreeId>)> {
             self.loads.lock().unwrap().push(*id);
-            self.trees.get(id).cloned().ok_or(Error::NotFound { kind: "tree", id: id.to_hex() })
+            let tree =
+                self.trees.get(id).cloned().ok_or(Error::NotFound { kind: "tree", id: id.to_hex() })?;
+            Ok((tree, Vec::new()))
         }
     }
 

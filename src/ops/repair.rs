@@ -149,11 +149,11 @@ struct Repairing<'a> {
 }
 
 impl tree::TreeStore for Repairing<'_> {
-    fn load_tree(&self, id: &TreeId) -> Result<Tree> {
+    fn load_node(&self, id: &TreeId) -> Result<(Tree, Vec<TreeId>)> {
         if self.bad.contains(&BlobId::Tree(*id)) {
-            return Ok(Tree::default());
+            return Ok(Default::default());
         }
-        self.repo.load_tree(id)
+        self.repo.load_node(id)
     }
 }
 
@@ -319,11 +319,9 @@ impl Rewriter<'_> {
     }
 
     fn store(&self, tree: Tree) -> Result<TreeId> {
-        let bytes = tree.encode();
-        let id = self.repo.keys().hasher().tree_id(&bytes);
-        if !self.dry_run {
-            self.writer.save(BlobId::Tree(id), &bytes)?;
+        if self.dry_run {
+            return Ok(crate::repo::tree_id(self.repo, &tree));
         }
-        Ok(id)
+        self.writer.save_tree(&tree)
     }
 }

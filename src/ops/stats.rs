@@ -184,7 +184,8 @@ pub fn stats(repo: &Repository, specs: &[String], progress: &dyn Progress) -> Re
                 None => report.missing_chunks += 1,
             }
         }
-        for tree in summaries.keys() {
+        let pages = summaries.values().flat_map(|loaded| &loaded.pages);
+        for tree in summaries.keys().chain(pages) {
             // A tree that loaded was found through the index.
             if let Some(loc) = index.lookup(&BlobId::Tree(*tree))? {
                 report.tree_stored_bytes += u64::from(loc.entry.stored_len);
@@ -218,6 +219,8 @@ struct Loaded {
     children: Vec<TreeId>,
     /// The chunks of its files.
     chunks: Vec<ChunkId>,
+    /// The pages it is stored in besides its node (none unless paged).
+    pages: Vec<TreeId>,
 }
 
 /// Loads every distinct tree reachable from `roots` once, a level at a time
@@ -235,7 +238,7 @@ fn load_trees(
         let results: Vec<(TreeId, Result<Loaded>)> = level
             .par_iter()
             .map(|id| {
-                let r = repo.load_tree(id).map(|tree| {
+                let r = repo.load_node(id).map(|(tree, pages)| {
                     let (mut own, mut children, mut chunks) = (Totals::default(), Vec::new(), Vec::new());
                     for entry in tree.entries {
                         match entry.node {
@@ -251,7 +254,7 @@ fn load_trees(
                             _ => own.others += 1,
                         }
                     }
-                    Loaded { own, children, chunks }
+                    Loaded { own, children, chunks, pages }
                 });
                 progress.advance(1, 0);
                 (*id, r)
@@ -468,6 +471,7 @@ mod tests {
             own: Totals { files, dirs: children.len() as u64, others: 0, bytes },
             children: children.iter().map(|c| id(*c)).collect(),
             chunks: Vec::new(),
+            pages: Vec::new(),
         }
     }
 
@@ -503,6 +507,7 @@ mod tests {
                         own: Totals { files: 1, dirs, others: 0, bytes: 1 },
                         children,
                         chunks: Vec::new(),
+                        pages: Vec::new(),
                     },
                 )
             })

@@ -17,6 +17,7 @@ pub use keys::{KeyInfo, PasswordFn};
 pub use pack_reader::PackReader;
 pub use snapshots::{SAFETY_TAG, SnapshotList, read_snapshots};
 pub use sync::SyncReport;
+pub(crate) use writer::tree_id;
 pub use writer::{BlobWriter, WriteStats};
 
 use std::sync::Mutex;
@@ -29,7 +30,7 @@ use crate::error::{Error, Result};
 use crate::format::DecodeError;
 use crate::format::config::Config;
 use crate::format::pack::PackEntry;
-use crate::format::tree::Tree;
+use crate::format::tree::{Stored, Tree};
 use crate::id::{BlobId, PackId, TreeId};
 use crate::index::{BlobLocation, Index};
 use crate::pack;
@@ -313,10 +314,41 @@ impl Repository {
         Ok(bytes)
     }
 
-    /// Loads and decodes a directory node.
+    /// Loads and decodes a directory, all its pages if it is paged.
     pub fn load_tree(&self, id: &TreeId) -> Result<Tree> {
+        self.load_tree_parts(id, &mut |_, _| {})
+    }
+
+    /// As [`Self::load_tree`], with the ids of its pages (none unless paged):
+    /// blobs the directory needs besides its own node.
+    pub fn load_node(&self, id: &TreeId) -> Result<(Tree, Vec<TreeId>)> {
+        let mut pages = Vec::new();
+        let tree = self.load_tree_parts(id, &mut |part, _| pages.push(part))?;
+        pages.pop(); // its own node, handed over last
+        Ok((tree, pages))
+    }
+
+    /// Loads a directory and hands each blob it is stored in to `part`, as
+    /// read: its pages in order, then its own node.
+    pub fn load_tree_parts(&self, id: &TreeId, part: &mut dyn FnMut(TreeId, Vec<u8>)) -> Result<Tree> {
         let raw = self.read_blob(&BlobId::Tree(*id))?;
-        Tree::decode(&raw).map_err(|e| Error::decode(format!("tree {id}"), e))
+        let bad = |e| Error::decode(format!("tree {id}"), e);
+        let tree = match Tree::decode_stored(&raw).map_err(bad)? {
+            Stored::Whole(tree) => tree,
+            Stored::Paged(pages) => {
+                let mut parts = Vec::with_capacity(pages.len());
+                for page in &pages {
+                    let bytes = self.read_blob(&BlobId::Tree(page.tree))?;
+                    let decoded = Tree::decode(&bytes)
+                        .map_err(|e| Error::decode(format!("tree {id}, page {}", page.tree), e))?;
+                    parts.push(decoded);
+                    part(page.tree, bytes);
+                }
+                Tree::join_pages(&pages, parts).map_err(bad)?
+            }
+        };
+        part(*id, raw);
+        Ok(tree)
     }
 }
 

@@ -15,7 +15,7 @@ use std::sync::{Condvar, Mutex, MutexGuard};
 use super::Repository;
 use crate::backend::FileKind;
 use crate::error::{Error, Result};
-use crate::format::tree::Tree;
+use crate::format::tree::{Encoded, Tree};
 use crate::id::{BlobId, BlobKind, ChunkId, TreeId};
 use crate::pack::{self, FinishedPack, PackWriter};
 
@@ -193,12 +193,16 @@ impl<'a> BlobWriter<'a> {
     }
 
     /// As [`BlobWriter::save_tree`]; a node whose id is `stored` (one read
-    /// from this repository, so indexed) is taken as known without a lookup.
+    /// from this repository, pages and all, so indexed) is taken as known
+    /// without a lookup. Pages go first, each stored unless known: a known
+    /// node does not prove its pages are.
     pub fn save_tree_known(&self, tree: &Tree, stored: Option<TreeId>) -> Result<TreeId> {
-        let bytes = tree.encode();
-        let id = self.repo().keys().hasher().tree_id(&bytes);
+        let (id, encoded) = encode_tree(self.repo(), tree);
         if stored != Some(id) {
-            self.save(BlobId::Tree(id), &bytes)?;
+            for (page, bytes) in &encoded.pages {
+                self.save(BlobId::Tree(*page), bytes)?;
+            }
+            self.save(BlobId::Tree(id), &encoded.node)?;
         }
         Ok(id)
     }
@@ -313,4 +317,16 @@ impl Shared<'_> {
 
 fn empty_pack(repo: &Repository) -> PackWriter {
     PackWriter::new(repo.config().pack_size as usize, repo.keys())
+}
+
+/// A directory as `repo` stores it (pages named with its keys) and its id.
+fn encode_tree(repo: &Repository, tree: &Tree) -> (TreeId, Encoded) {
+    let hasher = repo.keys().hasher();
+    let encoded = tree.encode_stored(crate::crash::tree_page_bytes(), &|bytes| hasher.tree_id(bytes));
+    (hasher.tree_id(&encoded.node), encoded)
+}
+
+/// The id `repo` gives a directory, without storing anything.
+pub(crate) fn tree_id(repo: &Repository, tree: &Tree) -> TreeId {
+    encode_tree(repo, tree).0
 }

@@ -216,19 +216,6 @@ impl Fixture {
     }
 }
 
-fn make_writable(path: &Path) {
-    use std::os::unix::fs::PermissionsExt;
-    let mode = fs::metadata(path).unwrap().permissions().mode();
-    fs::set_permissions(path, fs::Permissions::from_mode(mode | 0o200)).unwrap();
-}
-
-fn flip_byte(path: &Path, offset: u64) {
-    make_writable(path);
-    let mut bytes = fs::read(path).unwrap();
-    bytes[offset as usize] ^= 0x55;
-    fs::write(path, bytes).unwrap();
-}
-
 // ---------------------------------------------------------------------------
 // Tests
 // ---------------------------------------------------------------------------

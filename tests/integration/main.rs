@@ -26,6 +26,7 @@ mod crash;
 mod faults;
 mod hostile_trees;
 mod index_rebuild;
+mod large_dirs;
 mod lock_protocol;
 mod reliability;
 mod server_faults;

@@ -249,6 +249,8 @@ pub struct TempRepo {
     pub home: PathBuf,
     /// Given as SNAP_PASSWORD when set.
     pub password: Option<String>,
+    /// More environment for every run (test hooks).
+    pub env: Vec<(String, String)>,
 }
 
 impl Default for TempRepo {
@@ -285,6 +287,7 @@ impl TempRepo {
             home,
             root,
             password: None,
+            env: Vec::new(),
             _dir: dir,
         }
     }
@@ -342,6 +345,7 @@ impl TempRepo {
         if let Some(s3) = &self.s3 {
             s3.configure(&mut cmd);
         }
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
         cmd
     }
 
@@ -1002,6 +1006,20 @@ pub fn pack_files(repo: &Path) -> BTreeMap<String, PathBuf> {
         }
     }
     out
+}
+
+/// Lets the owner write a (read-only) repository file.
+pub fn make_writable(path: &Path) {
+    let mode = fs::metadata(path).unwrap().permissions().mode();
+    fs::set_permissions(path, fs::Permissions::from_mode(mode | 0o200)).unwrap();
+}
+
+/// Flips the byte at `offset` of a repository file.
+pub fn flip_byte(path: &Path, offset: u64) {
+    make_writable(path);
+    let mut bytes = fs::read(path).unwrap();
+    bytes[offset as usize] ^= 0x55;
+    fs::write(path, bytes).unwrap();
 }
 
 /// The largest pack file (in these tests, the one holding file data).
