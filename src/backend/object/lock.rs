@@ -309,8 +309,11 @@ impl Locks {
             return Ok(Some(other(Found::Unreadable(format!("{} bytes", listed.size)))));
         }
         let key = &listed.location;
+        // Replaced by a larger object since the listing: still never more
+        // than one byte past the cap is read.
+        let cap = (listed.size > 0).then_some(0..MAX_LOCK_LEN as u64 + 1);
         let got = self.runtime.block_on(async {
-            let got = self.store.get(key).await?;
+            let got = self.store.get_opts(key, object_store::GetOptions::new().with_range(cap)).await?;
             let meta = got.meta.clone();
             Ok::<_, object_store::Error>((got.bytes().await?, meta))
         });
@@ -320,6 +323,7 @@ impl Locks {
             Err(e) => return Err(self.error(key, e)),
         };
         let found = match LockRecord::decode(&bytes) {
+            _ if bytes.len() > MAX_LOCK_LEN => Found::Unreadable(format!("more than {MAX_LOCK_LEN} bytes")),
             Ok(r) => Found::Lock(r),
             Err(e) => Found::Unreadable(e.to_string()),
         };
@@ -705,6 +709,9 @@ mod tests {
         inner: object_store::memory::InMemory,
         aged: Mutex<Vec<(String, chrono::TimeDelta)>>,
         puts: Mutex<Vec<Key>>,
+        /// Key ends whose listing says 100 bytes, as if the object had
+        /// been replaced by a larger one since.
+        understated: Mutex<Vec<String>>,
     }
 
     impl std::fmt::Display for Watched {
@@ -768,8 +775,15 @@ mod tests {
             &self,
             prefix: Option<&Key>,
         ) -> futures::stream::BoxStream<'static, object_store::Result<ObjectMeta>> {
+            let understate = |mut meta: ObjectMeta| {
+                if guarded(&self.understated).iter().any(|end| meta.location.as_ref().ends_with(end.as_str()))
+                {
+                    meta.size = 100;
+                }
+                meta
+            };
             let metas: Vec<_> = futures::executor::block_on(self.inner.list(prefix).try_collect::<Vec<_>>())
-                .map(|all| all.into_iter().map(|m| Ok(self.shift(m))).collect())
+                .map(|all| all.into_iter().map(|m| Ok(understate(self.shift(m)))).collect())
                 .unwrap_or_else(|e| vec![Err(e)]);
             Box::pin(futures::stream::iter(metas))
         }
@@ -855,6 +869,17 @@ mod tests {
             let removed = b.unlock(Unlock::Stale).unwrap();
             assert!(removed[0].contains(&format!("process {} is gone", dead_pid())), "{removed:?}");
         }
+    }
+
+    #[test]
+    fn a_lock_grown_since_its_listing_is_read_no_further_than_the_cap() {
+        let store = Arc::new(Watched::default());
+        let (b, _cache) = backend_on(Arc::clone(&store));
+        let key = b.key(&format!("{LOCK_DIR}/grown"));
+        b.runtime.block_on(b.store.put(&key, PutPayload::from(vec![b'x'; 1 << 20]))).unwrap();
+        guarded(&store.understated).push("locks/grown".into());
+        let refused = b.lock(LockMode::Shared).err().expect("an unreadable lock keeps others out");
+        assert!(refused.to_string().contains(&format!("more than {MAX_LOCK_LEN} bytes")), "{refused}");
     }
 
     #[test]
