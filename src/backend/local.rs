@@ -48,6 +48,10 @@ impl LockGuard for FileLock {
     fn still_held(&self) -> Result<()> {
         Ok(())
     }
+
+    fn lease_holds(&self) -> Result<()> {
+        Ok(())
+    }
 }
 
 impl LocalBackend {

@@ -73,6 +73,12 @@ pub trait LockGuard: Send + Sync {
     /// anything deleted), which must not happen after an error
     /// ([`crate::Error::LockLost`] when the lock may have been lost).
     fn still_held(&self) -> Result<()>;
+
+    /// The part of [`LockGuard::still_held`] that asks nothing of the
+    /// store: whether this holder's own lease is still fresh. Enough
+    /// between full checks in a loop of commits, since another process
+    /// can take the lock for stale only after the lease has run out.
+    fn lease_holds(&self) -> Result<()>;
 }
 
 /// Who holds the repository lock, as far as a look that takes no lock

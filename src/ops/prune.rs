@@ -148,10 +148,17 @@ pub fn prune(repo: &Repository, opts: &PruneOptions, progress: &dyn Progress) ->
 /// certain no live blob is only there.
 pub(crate) fn drop_packs(repo: &Repository, doomed: &[PackId], live: &HashSet<BlobId>) -> Result<()> {
     ensure_copies_elsewhere(repo, doomed, live)?;
-    for id in doomed {
+    for (n, id) in doomed.iter().enumerate() {
         // Each delete is checked: a prune paused in this loop must not go
-        // on once a backup may have taken its lock for stale.
-        repo.check_lock()?;
+        // on once a backup may have taken its lock for stale. The lease
+        // (a local clock) shows that at once; the store is asked every
+        // LOOK_EVERY deletes, so that on S3 a prune of 10,000 packs lists
+        // the locks 157 times, not 10,000.
+        if n % LOOK_EVERY == 0 {
+            repo.check_lock()?;
+        } else {
+            repo.check_lease()?;
+        }
         repo.backend().remove(FileKind::Pack, &id.to_hex())?;
     }
     crate::crash::point("prune-after-pack-delete");
@@ -162,6 +169,10 @@ pub(crate) fn drop_packs(repo: &Repository, doomed: &[PackId], live: &HashSet<Bl
     crate::crash::point("prune-after-index-update");
     Ok(())
 }
+
+/// How many pack deletes may pass between two full lock checks (each a
+/// listing of the locks on S3); the lease is checked before every one.
+const LOOK_EVERY: usize = 64;
 
 /// Prune's refusal to go on: damage proved needs the user (`verify`, then
 /// `repair`); anything else may be gone on the next try.

@@ -213,6 +213,12 @@ impl Repository {
         self.lock.still_held()
     }
 
+    /// The cheap part of [`Self::check_lock`] (nothing asked of the store),
+    /// for the commits of a loop between full checks.
+    pub(crate) fn check_lease(&self) -> Result<()> {
+        self.lock.lease_holds()
+    }
+
     /// What opening found out about packs and index.
     pub fn sync_report(&self) -> &SyncReport {
         &self.sync

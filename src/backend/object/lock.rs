@@ -481,6 +481,10 @@ impl LockGuard for HeldLock {
         // Again: the listing itself may have taken long.
         self.lease.check()
     }
+
+    fn lease_holds(&self) -> Result<()> {
+        self.lease.check()
+    }
 }
 
 impl Drop for HeldLock {
