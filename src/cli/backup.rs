@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode, Stdio};
+use std::process::{ExitCode, Stdio};
 
 use anyhow::Result;
 use snap::Repository;
@@ -97,7 +97,8 @@ fn git_state(paths: &[PathBuf]) -> BTreeMap<String, String> {
 
 /// Output of a successful `git -C dir ARGS`, trimmed.
 fn git(dir: &Path, args: &[&str]) -> Option<String> {
-    let out = Command::new("git").arg("-C").arg(dir).args(args).stderr(Stdio::null()).output().ok()?;
+    let out =
+        super::child_command("git").arg("-C").arg(dir).args(args).stderr(Stdio::null()).output().ok()?;
     out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }
 

@@ -83,6 +83,19 @@ pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
     })
 }
 
+/// Variables that hold passwords themselves: never passed on.
+const SECRET_VARS: &[&str] = &["SNAP_PASSWORD", "SNAP_TO_PASSWORD"];
+
+/// A program snap starts (git, a password command): everything of snap's
+/// environment but the passwords, which it has no business seeing.
+fn child_command(program: &str) -> std::process::Command {
+    let mut cmd = std::process::Command::new(program);
+    for var in SECRET_VARS {
+        cmd.env_remove(var);
+    }
+    cmd
+}
+
 /// This machine's name, as recorded in snapshots and key files.
 fn hostname() -> String {
     gethostname::gethostname().to_string_lossy().into_owned()

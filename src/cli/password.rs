@@ -9,7 +9,9 @@
 
 use std::io::IsTerminal;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
+
+use zeroize::Zeroizing;
 
 use snap::Error;
 use snap::crypto::keyfile::{KeyOwner, Password};
@@ -65,21 +67,21 @@ fn read_file(path: &Path, what: &str) -> snap::Result<Password> {
 
 /// The first line a shell command prints.
 fn run_command(cmd: &std::ffi::OsStr, var: &str) -> snap::Result<Password> {
-    let out = Command::new("sh")
+    let out = super::child_command("sh")
         .arg("-c")
         .arg(cmd)
         .stdin(Stdio::inherit())
         .stderr(Stdio::inherit())
         .output()
         .map_err(|e| Error::InvalidInput(format!("{var} could not run: {e}")))?;
+    // Wiped on every way out, a failed run's output too.
+    let printed = Zeroizing::new(out.stdout);
     if !out.status.success() {
         return Err(Error::InvalidInput(format!("{var} failed ({})", out.status)));
     }
-    let text = Password::new(
-        String::from_utf8(out.stdout)
-            .map_err(|_| Error::InvalidInput(format!("{var} printed bytes that are not UTF-8")))?,
-    );
-    first_line(&text)
+    let text = std::str::from_utf8(&printed)
+        .map_err(|_| Error::InvalidInput(format!("{var} printed bytes that are not UTF-8")))?;
+    first_line(text)
 }
 
 fn first_line(text: &str) -> snap::Result<Password> {

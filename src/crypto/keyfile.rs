@@ -3,7 +3,7 @@
 //! the repository id as associated data (a key file copied into another
 //! repository does not open there).
 
-use argon2::{Algorithm, Argon2, Params, Version};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use zeroize::Zeroizing;
 
 use super::{Aad, KEY_LEN, SecretKey, open_with, random_key, seal_with};
@@ -33,8 +33,12 @@ fn wrapping_key(password: &str, kdf: &Kdf) -> Result<SecretKey> {
     let params = Params::new(kdf.memory_kib, kdf.iterations, kdf.parallelism, Some(KEY_LEN))
         .map_err(|e| Error::Crypto(format!("Argon2 parameters: {e}")))?;
     let mut out = Zeroizing::new([0u8; KEY_LEN]);
+    // Argon2's working memory (64 MiB) holds values derived from the
+    // password; the crate frees its own allocation unwiped, so it works in
+    // ours, which is wiped when dropped.
+    let mut memory = Zeroizing::new(vec![Block::default(); params.block_count()]);
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
-        .hash_password_into(password.as_bytes(), &kdf.salt, out.as_mut())
+        .hash_password_into_with_memory(password.as_bytes(), &kdf.salt, out.as_mut(), memory.as_mut_slice())
         .map_err(|e| Error::Crypto(format!("Argon2: {e}")))?;
     Ok(out)
 }

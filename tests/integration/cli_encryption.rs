@@ -217,6 +217,37 @@ fn password_file_and_password_command_are_read() {
     run_command(cmd, ["snapshots"]).assert_one_line_error();
 }
 
+/// Programs snap starts (git for a backup's facts, a password command)
+/// never see a password in their environment: SNAP_PASSWORD went to every
+/// git child of a backup, and to the destination's password command.
+#[test]
+fn programs_snap_starts_see_no_password() {
+    let r = encrypted_with_snapshot();
+    let bin = r.root.join("bin");
+    fs::create_dir(&bin).unwrap();
+    let seen = r.root.join("git-env");
+    let git = bin.join("git");
+    fs::write(&git, format!("#!/bin/sh\nenv >> {}\nexit 1\n", s(&seen))).unwrap();
+    fs::set_permissions(&git, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let path = format!("{}:{}", s(&bin), std::env::var("PATH").unwrap_or_default());
+    let mut cmd = r.command();
+    cmd.env("PATH", &path).env("SNAP_TO_PASSWORD", "the-destination-password");
+    run_command(cmd, ["backup", s(&r.src)]).assert_ok();
+    let env = fs::read_to_string(&seen).expect("backup ran git");
+    assert!(env.contains("SNAP_REPO="), "the rest of the environment is passed on: {env}");
+    assert!(!env.contains(PASSWORD) && !env.contains("the-destination-password"), "{env}");
+
+    let dst = TempRepo::init_encrypted("the-destination-password");
+    let printed = r.root.join("command-env");
+    let mut cmd = r.command();
+    let command = format!("env > {}; echo the-destination-password", s(&printed));
+    cmd.env("SNAP_TO_PASSWORD_COMMAND", command);
+    run_command(cmd, ["copy", "--to", s(&dst.repo)]).assert_ok();
+    let env = fs::read_to_string(&printed).unwrap();
+    assert!(env.contains("SNAP_TO_PASSWORD_COMMAND="), "{env}");
+    assert!(!env.contains(PASSWORD), "the source's password reached the command: {env}");
+}
+
 #[test]
 fn keys_are_added_listed_removed_and_changed() {
     let mut r = encrypted_with_snapshot();
