@@ -269,8 +269,9 @@ pub enum Command {
     /// target directory (created if missing), at its full original path: /home/me/notes.txt
     /// comes back as TARGET/home/me/notes.txt. Contents, modes, times, symlinks, hardlinks,
     /// fifos, devices and extended attributes are restored; owners only when run as root,
-    /// and devices need root too. Directories already in the target are merged into: restore never removes
-    /// anything the snapshot does not hold.
+    /// and devices need root too. Without root, setuid and setgid bits are left off files (one
+    /// warning), since those files would run as you. Directories already in the target are
+    /// merged into: restore never removes anything the snapshot does not hold.
     ///
     /// A file, symlink or other non-directory already at a restored path is replaced
     /// (--overwrite always, the default), left alone when its contents already match

@@ -355,3 +355,46 @@ fn latest_passes_over_safety_snapshots() {
     assert_eq!(again["snapshot"], first["snapshot"], "{again}");
     assert_eq!(fs::read(r.restored(&r.target, &r.src).join("a.txt")).unwrap(), b"backed up\n");
 }
+
+/// A restore that cannot set owners (not root) leaves setuid and setgid
+/// bits off files, with one warning, as GNU tar does: a setuid file of
+/// another owner would otherwise run as the restoring user. Root keeps
+/// them, and a directory's setgid bit (it only passes its group on) stays.
+#[test]
+fn without_root_setuid_and_setgid_bits_are_left_off_with_one_warning() {
+    let r = TempRepo::init();
+    let modes = [("suid", 0o4755), ("sgid", 0o2755), ("plain", 0o755), ("shared", 0o2775)];
+    for (name, mode) in modes {
+        let path = r.src.join(name);
+        if name == "shared" {
+            fs::create_dir(&path).unwrap();
+        } else {
+            fs::write(&path, name).unwrap();
+        }
+        fs::set_permissions(&path, fs::Permissions::from_mode(mode)).unwrap();
+    }
+    r.backup(&[]);
+    let mode_of = |target: &Path, name: &str| {
+        fs::symlink_metadata(r.restored(target, &r.src).join(name)).unwrap().mode() & 0o7777
+    };
+    r.snap(["restore", "latest", "--target", s(&r.target)]).assert_ok();
+    for (name, mode) in modes {
+        assert_eq!(mode_of(&r.target, name), mode, "root restores {name} as it was");
+    }
+
+    let ok = std::process::Command::new("chown").args(["-R", "65534:65534"]).arg(&r.root).status().unwrap();
+    assert!(ok.success());
+    let nobody = r.command_through(&["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--"]);
+    let target = r.root.join("as-nobody");
+    let run = run_command(nobody, ["restore", "latest", "--target", s(&target)]);
+    run.assert_ok();
+    for (name, mode) in [("suid", 0o755), ("sgid", 0o755), ("plain", 0o755), ("shared", 0o2775)] {
+        assert_eq!(mode_of(&target, name), mode, "{name}: {}", run.describe());
+    }
+    assert_eq!(
+        run.stderr.matches("setuid and setgid bits left off 2 file(s)").count(),
+        1,
+        "{}",
+        run.describe()
+    );
+}

@@ -6,7 +6,7 @@
 
 use crate::common;
 
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 use common::{Run, TempRepo, run_command, s};
 use snap::backend::LockMode;
@@ -75,15 +75,7 @@ const CHAIN: usize = 6_000;
 /// stderr. The main thread's stack is set by `ulimit -s` before exec, the
 /// others' by `RUST_MIN_STACK`.
 fn run_quiet(r: &TempRepo, args: &[&str]) -> Run {
-    let snap = r.command();
-    let mut cmd = Command::new("sh");
-    cmd.args(["-c", &format!("ulimit -s {STACK_KIB} && exec \"$0\" \"$@\"")]).arg(snap.get_program());
-    for (key, value) in snap.get_envs() {
-        match value {
-            Some(value) => cmd.env(key, value),
-            None => cmd.env_remove(key),
-        };
-    }
+    let mut cmd = r.command_through(&["sh", "-c", &format!("ulimit -s {STACK_KIB} && exec \"$0\" \"$@\"")]);
     cmd.env("RUST_MIN_STACK", (STACK_KIB * 1024).to_string()).stdout(Stdio::null());
     run_command(cmd, args)
 }

@@ -154,6 +154,8 @@ struct Ctx<'a> {
     full: OnceLock<(PathBuf, std::io::Error)>,
     progress: &'a dyn Progress,
     bytes: AtomicU64,
+    /// Entries whose setuid or setgid bit was left off (not root).
+    special_dropped: AtomicU64,
 }
 
 /// Restores `snap` (or the part named by `include`) into the target.
@@ -179,7 +181,7 @@ pub fn restore(
         _ => None,
     };
     create_dirs(&plan)?;
-    let mut report = write_plan(repo, plan, &located, opts.verify, progress)?;
+    let mut report = write_plan(repo, plan, &target, &located, opts.verify, progress)?;
     report.safety_snapshot_needed = safety_needed;
     if let Some((id, warnings)) = safety {
         report.safety_snapshot = Some(id);
@@ -193,6 +195,7 @@ pub fn restore(
 fn write_plan(
     repo: &Repository,
     plan: Plan,
+    target: &Path,
     located: &Located,
     verify: bool,
     progress: &dyn Progress,
@@ -207,6 +210,7 @@ fn write_plan(
         full: OnceLock::new(),
         progress,
         bytes: AtomicU64::new(0),
+        special_dropped: AtomicU64::new(0),
     };
     repo.in_io_pool(|| write_contents(&ctx, located));
     if let Some((path, error)) = ctx.full.get() {
@@ -217,6 +221,14 @@ fn write_plan(
     apply_all_metadata(&ctx);
     if let Some((path, error)) = ctx.full.get() {
         return Err(stopped_full(&ctx, path, error, links + others));
+    }
+    let dropped = ctx.special_dropped.load(Ordering::Relaxed);
+    if dropped > 0 {
+        let why = format!(
+            "setuid and setgid bits left off {dropped} file(s): without root their owners cannot be set, and \
+             they would run as the restoring user"
+        );
+        ctx.warnings.push(target, WarningKind::Metadata, why);
     }
     let verified = if verify { verify_files(&ctx, located) } else { 0 };
     let Ctx { plan, warnings, failed, bytes, .. } = ctx;
@@ -598,15 +610,31 @@ fn apply_all_metadata(ctx: &Ctx) {
         .filter(|o| o.action != Action::Skip && fs::symlink_metadata(&o.path).is_ok())
         .map(|o| (&o.path, &o.meta, matches!(o.node, Node::Symlink { .. })));
     let paths: Vec<_> = files.chain(others).collect();
-    let apply = |path: &Path, meta, is_link| {
-        if let Err(e) = apply_metadata(ctx, path, meta, Applied::Path { is_link }) {
+    let apply = |path: &Path, meta, to| {
+        if let Err(e) = apply_metadata(ctx, path, meta, to) {
             ctx.stop_full(path, e);
         }
     };
-    paths.par_iter().filter(|_| !ctx.stopped()).for_each(|(path, meta, is_link)| apply(path, meta, *is_link));
+    paths
+        .par_iter()
+        .filter(|_| !ctx.stopped())
+        .for_each(|(path, meta, is_link)| apply(path, meta, Applied::Path { is_link: *is_link }));
     for dir in plan.dirs.iter().rev().take_while(|_| !ctx.stopped()) {
-        apply(&dir.path, &dir.meta, false);
+        apply(&dir.path, &dir.meta, Applied::Dir);
     }
+}
+
+/// The mode bits to restore. Without root the owner cannot be set, so a
+/// setuid or setgid file would run as the restoring user (or group): those
+/// bits are left off and counted, as GNU tar does. A directory's setgid
+/// bit only passes its group on, and stays.
+fn restored_mode(ctx: &Ctx, mode: u32, to: Applied) -> u32 {
+    const SPECIAL: u32 = 0o6000;
+    if is_root() || mode & SPECIAL == 0 || matches!(to, Applied::Dir) {
+        return mode;
+    }
+    ctx.special_dropped.fetch_add(1, Ordering::Relaxed);
+    mode & !SPECIAL
 }
 
 /// What metadata is applied through: a file the restore has open, or the
@@ -614,7 +642,11 @@ fn apply_all_metadata(ctx: &Ctx) {
 #[derive(Clone, Copy)]
 enum Applied<'a> {
     Open(&'a fs::File),
-    Path { is_link: bool },
+    Path {
+        is_link: bool,
+    },
+    /// A directory, by its path.
+    Dir,
 }
 
 /// xattrs (while the file is still writable), owner (root only, before the
@@ -629,7 +661,7 @@ fn apply_metadata(ctx: &Ctx, path: &Path, meta: &Metadata, to: Applied) -> std::
         let name = OsStr::from_bytes(&x.name);
         let set = match to {
             Applied::Open(f) => xattr::FileExt::set_xattr(f, name, &x.value),
-            Applied::Path { .. } => xattr::set(path, name, &x.value),
+            Applied::Path { .. } | Applied::Dir => xattr::set(path, name, &x.value),
         };
         match set {
             Err(e) if is_full(&e) => return Err(e),
@@ -641,17 +673,17 @@ fn apply_metadata(ctx: &Ctx, path: &Path, meta: &Metadata, to: Applied) -> std::
         let (uid, gid) = (Some(meta.uid), Some(meta.gid));
         let chown = match to {
             Applied::Open(f) => std::os::unix::fs::fchown(f, uid, gid),
-            Applied::Path { .. } => std::os::unix::fs::lchown(path, uid, gid),
+            Applied::Path { .. } | Applied::Dir => std::os::unix::fs::lchown(path, uid, gid),
         };
         if let Err(e) = chown {
             warn("owner", &e);
         }
     }
-    let mode = fs::Permissions::from_mode(meta.mode);
+    let mode = fs::Permissions::from_mode(restored_mode(ctx, meta.mode, to));
     let chmod = match to {
         Applied::Open(f) => f.set_permissions(mode),
         Applied::Path { is_link: true } => Ok(()),
-        Applied::Path { is_link: false } => fs::set_permissions(path, mode),
+        Applied::Path { is_link: false } | Applied::Dir => fs::set_permissions(path, mode),
     };
     if let Err(e) = chmod {
         warn("mode", &e);
@@ -659,7 +691,7 @@ fn apply_metadata(ctx: &Ctx, path: &Path, meta: &Metadata, to: Applied) -> std::
     let mtime = filetime::FileTime::from_unix_time(meta.mtime.secs, meta.mtime.nanos);
     let times = match to {
         Applied::Open(f) => filetime::set_file_handle_times(f, Some(mtime), Some(mtime)),
-        Applied::Path { .. } => filetime::set_symlink_file_times(path, mtime, mtime),
+        Applied::Path { .. } | Applied::Dir => filetime::set_symlink_file_times(path, mtime, mtime),
     };
     if let Err(e) = times {
         warn("times", &e);

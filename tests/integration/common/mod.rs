@@ -349,6 +349,23 @@ impl TempRepo {
         cmd
     }
 
+    /// This repository's `snap` command, started through `wrapper` (a
+    /// program and its arguments, e.g. `setpriv ...` or `sh -c 'ulimit
+    /// ...; exec "$0" "$@"'`), which is handed the snap binary and then the
+    /// arguments. The environment is the same.
+    pub fn command_through(&self, wrapper: &[&str]) -> Command {
+        let snap = self.command();
+        let mut cmd = Command::new(wrapper[0]);
+        cmd.args(&wrapper[1..]).arg(snap.get_program());
+        for (key, value) in snap.get_envs() {
+            match value {
+                Some(value) => cmd.env(key, value),
+                None => cmd.env_remove(key),
+            };
+        }
+        cmd
+    }
+
     /// Runs `snap ARGS` against this repository.
     pub fn snap<I, S>(&self, args: I) -> Run
     where
