@@ -128,6 +128,18 @@ impl Backend for LocalBackend {
         self.root.display().to_string()
     }
 
+    fn place(&self) -> String {
+        self.root.canonicalize().unwrap_or_else(|_| self.root.clone()).display().to_string()
+    }
+
+    fn is_empty(&self) -> Result<bool> {
+        match fs::read_dir(&self.root) {
+            Ok(mut entries) => Ok(entries.next().is_none()),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(true),
+            Err(e) => Err(Error::io(&self.root, e)),
+        }
+    }
+
     fn exists(&self) -> Result<bool> {
         let path = self.root.join(CONFIG);
         match fs::symlink_metadata(&path) {

@@ -137,8 +137,19 @@ pub trait Backend: Send + Sync {
     /// Where the repository is, for messages.
     fn location(&self) -> String;
 
+    /// Where the repository is, as one name for one place: the canonical
+    /// path of a local directory, the URL of a bucket and prefix. What
+    /// this machine remembers about a repository is keyed by it too.
+    fn place(&self) -> String {
+        self.location()
+    }
+
     /// Whether a repository config exists.
     fn exists(&self) -> Result<bool>;
+
+    /// Whether nothing at all is stored there (a new or empty directory, a
+    /// prefix without objects): the only place `init` makes a repository.
+    fn is_empty(&self) -> Result<bool>;
 
     /// Prepares an empty repository (directories, permissions).
     fn create(&self) -> Result<()>;

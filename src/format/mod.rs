@@ -87,6 +87,13 @@ pub(crate) fn write_header(out: &mut Vec<u8>, magic: [u8; 4], scheme: Scheme) {
     out.extend_from_slice(&[0, 0]);
 }
 
+/// The encryption scheme code an object's header names, if `bytes` hold a
+/// header at all (read without any other check: enough to tell plaintext
+/// from sealed objects).
+pub(crate) fn header_scheme(bytes: &[u8]) -> Option<u8> {
+    (bytes.len() >= HEADER_LEN).then(|| bytes[OFF_ENCRYPTION])
+}
+
 /// Checks the common header and returns the bytes after it. An object must
 /// be sealed with the repository's scheme: an unencrypted object planted in
 /// an encrypted repository is refused, never read as plaintext.

@@ -7,7 +7,7 @@ use serde::Serialize;
 use super::Repository;
 use crate::backend::{Backend, FileKind};
 use crate::crypto::keyfile::{self, KeyOwner, Password};
-use crate::crypto::{Keys, SecretKey, random_key};
+use crate::crypto::{Keys, Scheme, SecretKey, random_key};
 use crate::error::{Error, Result};
 use crate::format::config::Config;
 use crate::format::keyfile::KeyFile;
@@ -73,6 +73,27 @@ fn load_key(backend: &dyn Backend, name: &str) -> Result<KeyFile> {
     KeyFile::decode(&bytes).map_err(|e| Error::decode(format!("key {name}"), e))
 }
 
+/// Refuses an unencrypted config beside encrypted data: the header of one
+/// snapshot file (or, without any, one pack) says how the repository's
+/// objects are sealed. One listing and one 8-byte read; a header that
+/// cannot be read proves nothing, and opening goes on.
+fn refuse_encrypted_objects(backend: &dyn Backend) -> Result<()> {
+    let first = |kind| backend.list(kind).map(|names| names.into_iter().next().map(|(name, _)| (kind, name)));
+    let Some((kind, name)) = first(FileKind::Snapshot)?.or(first(FileKind::Pack)?) else { return Ok(()) };
+    let Ok(header) = backend.get_range(kind, &name, 0, crate::format::HEADER_LEN) else { return Ok(()) };
+    if crate::format::header_scheme(&header).is_some_and(|code| code != Scheme::None.code()) {
+        return Err(Error::corrupt(
+            "config",
+            format!(
+                "it says the repository is unencrypted, but {} {name} is encrypted; the config may have \
+                 been replaced, so snap will not read or write it",
+                kind.describe()
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// The keys of a repository: plain ones for an unencrypted repository, or
 /// the master key opened by the first key file `password` fits.
 pub(super) fn unlock(
@@ -92,7 +113,8 @@ pub(super) fn unlock(
                  the config may have been replaced, so snap will not read or write it",
             ));
         }
-        super::remembered::refuse_downgrade(&config.local_name())?;
+        super::remembered::refuse_downgrade(&config.local_name(), &backend.place())?;
+        refuse_encrypted_objects(backend)?;
         return Ok((Keys::plain(), None));
     }
     if names.is_empty() {
@@ -111,7 +133,7 @@ pub(super) fn unlock(
                 "it was altered since the repository was created (its authentication code does not match)",
             ));
         }
-        super::remembered::note_encrypted(&config.local_name());
+        super::remembered::note_encrypted(&config.local_name(), &backend.place());
         return Ok((keys, Some(Unlocked { master, key_name: name })));
     }
     Err(Error::WrongPassword)

@@ -87,6 +87,15 @@ impl Repository {
         if backend.exists()? {
             return Err(Error::RepoExists(location.into()));
         }
+        // As borg: a repository is made only where nothing is. Anything
+        // else (an encrypted repository whose config was deleted, say)
+        // must not get a new config beside what it holds.
+        if !backend.is_empty()? {
+            return Err(Error::InvalidInput(format!(
+                "cannot make a repository at {location}: it is not empty; choose a new or empty directory \
+                 (or bucket prefix)"
+            )));
+        }
         let scheme = match protection {
             Protection::None => Scheme::None,
             Protection::Password(..) => Scheme::XChaCha20Poly1305,
@@ -100,7 +109,7 @@ impl Repository {
             Protection::Password(password, owner) => {
                 let (keys, unlocked) =
                     keys::write_first_key(backend.as_ref(), &config_bytes, &id, password, owner)?;
-                remembered::note_encrypted(&config.local_name());
+                remembered::note_encrypted(&config.local_name(), &backend.place());
                 (keys, Some(unlocked))
             }
         };

@@ -410,6 +410,80 @@ fn an_altered_or_replaced_config_is_refused() {
     r.snap(["snapshots"]).assert_clean();
 }
 
+/// The config of a fresh unencrypted repository (its own new id).
+fn unencrypted_config(r: &TempRepo) -> Vec<u8> {
+    let other = r.root.join("plain-elsewhere");
+    let mut cmd = r.command();
+    cmd.env_remove("SNAP_PASSWORD");
+    run_command(cmd, ["--repo", s(&other), "init"]).assert_ok();
+    fs::read(other.join("config")).unwrap()
+}
+
+/// Key files deleted and an unencrypted config with a new id written in
+/// place: the next backup stored plaintext without a word. Now a host that
+/// never opened the repository sees the encrypted snapshot headers, and
+/// one that did remembers the place too (not only the old id).
+#[test]
+fn a_downgrade_to_plaintext_under_a_new_id_is_refused() {
+    let r = encrypted_with_snapshot();
+    let plain = unencrypted_config(&r);
+    for key in fs::read_dir(r.repo.join("keys")).unwrap() {
+        fs::remove_file(key.unwrap().path()).unwrap();
+    }
+    fs::write(r.repo.join("config"), &plain).unwrap();
+    let snapshots_before = fs::read_dir(r.repo.join("snapshots")).unwrap().count();
+    let stranger = r.root.join("a-host-that-never-opened-it");
+    let run = run_command(r.command_in(&stranger), ["backup", s(&r.src)]);
+    let line = run.assert_one_line_error().to_owned();
+    assert!(line.contains("snapshot") && line.contains("is encrypted"), "{line}");
+    let run = r.snap(["backup", s(&r.src)]);
+    assert!(run.assert_one_line_error().contains("unencrypted"), "{}", run.describe());
+    assert_eq!(fs::read_dir(r.repo.join("snapshots")).unwrap().count(), snapshots_before, "nothing written");
+
+    // With no object to read, the note of the place alone refuses it.
+    let fresh = TempRepo::init_encrypted(PASSWORD);
+    fresh.snap(["snapshots"]).assert_ok();
+    for key in fs::read_dir(fresh.repo.join("keys")).unwrap() {
+        fs::remove_file(key.unwrap().path()).unwrap();
+    }
+    fs::write(fresh.repo.join("config"), &plain).unwrap();
+    let line = fresh.snap(["backup", s(&fresh.src)]).assert_one_line_error().to_owned();
+    assert!(line.contains("was encrypted when this machine last opened it"), "{line}");
+}
+
+/// `init`, and the implicit init of the default repository, make a
+/// repository only where nothing is: an encrypted default repository whose
+/// config was deleted was re-created unencrypted beside its packs.
+#[test]
+fn init_refuses_a_directory_that_is_not_empty() {
+    let r = TempRepo::new();
+    let default_repo = r.home.join("data").join("snap");
+    let mut cmd = r.command();
+    cmd.env_remove("SNAP_REPO").env("SNAP_PASSWORD", PASSWORD);
+    run_command(cmd, ["init", "--encryption", "xchacha20-poly1305"]).assert_ok();
+    assert!(default_repo.join("config").is_file());
+    fs::write(r.src.join("f"), "data").unwrap();
+    let mut cmd = r.command();
+    cmd.env_remove("SNAP_REPO").env("SNAP_PASSWORD", PASSWORD);
+    run_command(cmd, ["backup", s(&r.src)]).assert_ok();
+    fs::remove_file(default_repo.join("config")).unwrap();
+    let mut cmd = r.command();
+    cmd.env_remove("SNAP_REPO");
+    let run = run_command(cmd, ["backup", s(&r.src)]);
+    assert!(run.assert_one_line_error().contains("not empty"), "{}", run.describe());
+    assert!(!default_repo.join("config").exists(), "no repository made beside the old one");
+
+    let full = r.root.join("full");
+    fs::create_dir(&full).unwrap();
+    fs::write(full.join("notes.txt"), "mine").unwrap();
+    let line = r.snap(["--repo", s(&full), "init"]).assert_one_line_error().to_owned();
+    assert!(line.contains("not empty"), "{line}");
+    assert_eq!(fs::read_dir(&full).unwrap().count(), 1, "nothing added");
+    let empty = r.root.join("empty");
+    fs::create_dir(&empty).unwrap();
+    r.snap(["--repo", s(&empty), "init"]).assert_ok();
+}
+
 #[test]
 fn init_refuses_an_existing_repository_before_asking_for_a_password() {
     let mut r = encrypted_with_snapshot();

@@ -166,6 +166,9 @@ impl Backend for Faulty {
     fn exists(&self) -> snap::Result<bool> {
         self.inner.exists()
     }
+    fn is_empty(&self) -> snap::Result<bool> {
+        self.inner.is_empty()
+    }
     fn create(&self) -> snap::Result<()> {
         self.inner.create()
     }

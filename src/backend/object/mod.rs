@@ -319,6 +319,12 @@ impl Backend for ObjectBackend {
         Ok(self.size_of(&self.key(CONFIG))?.is_some())
     }
 
+    fn is_empty(&self) -> Result<bool> {
+        let base = self.key("");
+        let first = self.runtime.block_on(self.store.list(Some(&base)).try_next());
+        Ok(first.map_err(|e| self.error(&base, e))?.is_none())
+    }
+
     /// Buckets are made by their owner; what a new repository needs is a
     /// server that keeps create-only writes.
     fn create(&self) -> Result<()> {
