@@ -80,7 +80,9 @@ impl LocalBackend {
 
     fn open(&self, kind: FileKind, name: &str) -> Result<(File, PathBuf)> {
         let path = self.path(kind, name)?;
-        match File::open(&path) {
+        // An object that is a symlink is never followed (ELOOP).
+        let flags = rustix::fs::OFlags::NOFOLLOW.bits() as i32;
+        match OpenOptions::new().read(true).custom_flags(flags).open(&path) {
             Ok(f) => Ok((f, path)),
             Err(e) if e.kind() == ErrorKind::NotFound => {
                 Err(Error::NotFound { kind: kind.describe(), id: name.to_owned() })
@@ -103,6 +105,31 @@ impl LocalBackend {
         fsync_dir(path.parent().expect("object paths have a parent"))?;
         Ok(Put::Created)
     }
+}
+
+/// What a repository's own entries are where they exist: directories
+/// and files, never symlinks. A link planted by whoever can write the
+/// repository (`tmp` pointing at a home directory, `index.sqlite` at a
+/// file elsewhere) would make snap delete or write outside it.
+const OWN_DIRS: [&str; 4] = ["data", "snapshots", "keys", TMP_DIR];
+const OWN_FILES: [&str; 5] = [CONFIG, LOCK_FILE, INDEX_FILE, "index.sqlite-wal", "index.sqlite-shm"];
+
+/// Fails unless `path` is missing or a real directory (or, with `dir`
+/// false, not a symlink).
+fn no_link(path: &Path, dir: bool) -> Result<()> {
+    let meta = match fs::symlink_metadata(path) {
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
+        other => other.at(path)?,
+    };
+    if meta.file_type().is_symlink() || (dir && !meta.is_dir()) {
+        let what = if meta.file_type().is_symlink() { "a symbolic link" } else { "not a directory" };
+        return Err(Error::InvalidInput(format!(
+            "{} is {what}: snap follows no link inside a repository and changed nothing (put the real \
+             directory or file in its place)",
+            path.display()
+        )));
+    }
+    Ok(())
 }
 
 fn mkdir_private(path: &Path) -> Result<bool> {
@@ -168,6 +195,7 @@ impl Backend for LocalBackend {
         if kind == FileKind::Pack && mkdir_private(&dir)? {
             fsync_dir(&self.dir(kind))?;
         }
+        no_link(&dir, true)?;
         let tmp = self.temp_path();
         let result = write_durable(&tmp, data).and_then(|()| match fs::hard_link(&tmp, &path) {
             // A put that fails must leave nothing under the name: an object
@@ -242,8 +270,12 @@ impl Backend for LocalBackend {
             FileKind::Pack => {
                 for sub in fs::read_dir(&dir).at(&dir)? {
                     let sub = sub.at(&dir)?;
-                    if sub.file_type().at(sub.path())?.is_dir() {
+                    let file_type = sub.file_type().at(sub.path())?;
+                    if file_type.is_dir() {
                         list_names(&sub.path(), kind, &mut out)?;
+                    } else if file_type.is_symlink() {
+                        // Its packs would look missing; say why instead.
+                        no_link(&sub.path(), true)?;
                     }
                 }
             }
@@ -253,6 +285,7 @@ impl Backend for LocalBackend {
 
     fn remove(&self, kind: FileKind, name: &str) -> Result<()> {
         let path = self.path(kind, name)?;
+        no_link(path.parent().expect("object paths have a parent"), true)?;
         match fs::remove_file(&path) {
             Ok(()) => fsync_dir(path.parent().expect("object paths have a parent")),
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
@@ -260,18 +293,32 @@ impl Backend for LocalBackend {
         }
     }
 
+    /// Removes only what puts leave: files named `<pid>-<n>.tmp`, in a
+    /// real `tmp/` directory.
     fn remove_leftovers(&self) -> Result<u64> {
         let dir = self.root.join(TMP_DIR);
+        no_link(&dir, true)?;
         let mut removed = 0;
         for entry in fs::read_dir(&dir).at(&dir)? {
-            let path = entry.at(&dir)?.path();
-            fs::remove_file(&path).at(&path)?;
-            removed += 1;
+            let entry = entry.at(&dir)?;
+            let ours = entry.file_name().to_str().is_some_and(is_staging_name);
+            if ours && entry.file_type().at(entry.path())?.is_file() {
+                fs::remove_file(entry.path()).at(entry.path())?;
+                removed += 1;
+            }
         }
         Ok(removed)
     }
 
+    /// Every command locks before anything else, so this is where the
+    /// repository's own entries are checked for planted links.
     fn lock(&self, mode: LockMode) -> Result<Box<dyn LockGuard>> {
+        for name in OWN_DIRS {
+            no_link(&self.root.join(name), true)?;
+        }
+        for name in OWN_FILES {
+            no_link(&self.root.join(name), false)?;
+        }
         let path = self.root.join(LOCK_FILE);
         let file = OpenOptions::new()
             .read(true)
@@ -361,6 +408,14 @@ fn flock_holders(locks: &str, dev: u64, ino: u64) -> Option<usize> {
 
 /// Adds the well-formed object names in `dir` (temp files and strays are
 /// not objects and are skipped).
+/// Whether `name` is one [`LocalBackend::temp_path`] makes.
+fn is_staging_name(name: &str) -> bool {
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    name.strip_suffix(".tmp")
+        .and_then(|stem| stem.split_once('-'))
+        .is_some_and(|(a, b)| digits(a) && digits(b))
+}
+
 fn list_names(dir: &Path, kind: FileKind, out: &mut Vec<(String, u64)>) -> Result<()> {
     for entry in fs::read_dir(dir).at(dir)? {
         let entry = entry.at(dir)?;

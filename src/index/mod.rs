@@ -43,7 +43,10 @@ impl Index {
     }
 
     fn open_with(path: &Path, exclusive: bool) -> Result<Self> {
-        let mut conn = Connection::open(path)?;
+        // A symlink planted where the database belongs must not make SQLite
+        // create or write a database at its target.
+        let flags = rusqlite::OpenFlags::default() | rusqlite::OpenFlags::SQLITE_OPEN_NOFOLLOW;
+        let mut conn = Connection::open_with_flags(path, flags)?;
         if exclusive {
             // Must come before the first access to the database.
             conn.pragma_update(None, "locking_mode", "EXCLUSIVE")?;

@@ -341,3 +341,59 @@ fn restore_include_outside_the_snapshot_fails_with_one_line() {
     let run = r.snap(["ls", "latest", "/no/such/path"]);
     run.assert_one_line_error();
 }
+
+/// Links planted inside a local repository are never followed: with `tmp`
+/// a link to another directory, prune deleted every file in it; with
+/// `index.sqlite` a link, SQLite made a database at its target. Each now
+/// ends the command with one clear error, and nothing outside changes.
+#[test]
+fn links_planted_inside_a_local_repository_are_not_followed() {
+    let r = TempRepo::init();
+    fs::write(r.src.join("f"), "data").unwrap();
+    r.backup(&[]);
+    let victim = r.root.join("victim");
+    fs::create_dir(&victim).unwrap();
+    fs::write(victim.join("precious"), "mine").unwrap();
+
+    let tmp = r.repo.join("tmp");
+    fs::remove_dir(&tmp).unwrap();
+    std::os::unix::fs::symlink(&victim, &tmp).unwrap();
+    for args in [&["prune"][..], &["backup", s(&r.src)], &["snapshots"]] {
+        let run = r.snap(args);
+        assert!(run.assert_one_line_error().contains("symbolic link"), "{}", run.describe());
+    }
+    assert_eq!(fs::read_to_string(victim.join("precious")).unwrap(), "mine");
+    assert_eq!(fs::read_dir(&victim).unwrap().count(), 1);
+    fs::remove_file(&tmp).unwrap();
+    fs::create_dir(&tmp).unwrap();
+    // Leftover sweeping takes only the names puts make.
+    fs::write(tmp.join("notes.txt"), "not snap's").unwrap();
+    fs::write(tmp.join("123-4.tmp"), "snap's").unwrap();
+    r.snap(["prune"]).assert_ok();
+    assert!(tmp.join("notes.txt").exists() && !tmp.join("123-4.tmp").exists());
+
+    let index = r.repo.join("index.sqlite");
+    let elsewhere = r.root.join("elsewhere.sqlite");
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = fs::remove_file(format!("{}{suffix}", index.display()));
+    }
+    std::os::unix::fs::symlink(&elsewhere, &index).unwrap();
+    let run = r.snap(["snapshots"]);
+    assert!(run.assert_one_line_error().contains("symbolic link"), "{}", run.describe());
+    assert!(!elsewhere.exists(), "a database was made at the link's target");
+    fs::remove_file(&index).unwrap();
+
+    // A pack directory that is a link: nothing is deleted through it, and
+    // its packs do not pass for missing.
+    r.snap(["forget", "latest"]).assert_ok();
+    let (name, pack) = pack_files(&r.repo).into_iter().next().unwrap();
+    let sub = pack.parent().unwrap().to_path_buf();
+    let moved = r.root.join("moved-pack-dir");
+    fs::rename(&sub, &moved).unwrap();
+    std::os::unix::fs::symlink(&moved, &sub).unwrap();
+    for args in [["prune"], ["verify"]] {
+        let run = r.snap(args);
+        assert!(run.assert_one_line_error().contains("symbolic link"), "{}", run.describe());
+    }
+    assert!(moved.join(&name).exists(), "a pack was deleted through a link");
+}

@@ -293,8 +293,9 @@ fn prune_removes_leftover_files_in_repo_tmp() {
     r.backup(&[]);
     let tmp = r.repo.join("tmp");
     fs::create_dir_all(&tmp).unwrap();
-    fs::write(tmp.join("leftover-of-a-crash"), Rng::new(1).bytes(5000)).unwrap();
-    fs::write(tmp.join(".another.partial"), b"x").unwrap();
+    // Staging files as puts name them (`<pid>-<n>.tmp`), left by a crash.
+    fs::write(tmp.join("4242-0.tmp"), Rng::new(1).bytes(5000)).unwrap();
+    fs::write(tmp.join("4242-17.tmp"), b"x").unwrap();
     let list = ids(&r);
 
     let report = prune(&r, &["--keep", "5"]);
