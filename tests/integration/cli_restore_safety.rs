@@ -398,3 +398,21 @@ fn without_root_setuid_and_setgid_bits_are_left_off_with_one_warning() {
         run.describe()
     );
 }
+
+/// A file that cannot be restored (its data is missing) leaves what is at
+/// its path as it was: the restore removed every failed path, whoever had
+/// made the file there.
+#[test]
+fn a_file_that_cannot_be_restored_leaves_the_existing_one_alone() {
+    let r = TempRepo::init();
+    fs::write(r.src.join("small.txt"), "tree pack only").unwrap();
+    fs::write(r.src.join("big.bin"), Rng::new(5).bytes(300_000)).unwrap();
+    r.backup(&[]);
+    fs::remove_file(largest_pack(&r.repo)).unwrap();
+    let restored = r.restored(&r.target, &r.src);
+    fs::create_dir_all(&restored).unwrap();
+    fs::write(restored.join("big.bin"), "the user's own version").unwrap();
+    let run = r.snap(["restore", "latest", "--target", s(&r.target), "--no-safety-snapshot"]);
+    assert_ne!(run.code, Some(0), "{}", run.describe());
+    assert_eq!(fs::read_to_string(restored.join("big.bin")).unwrap(), "the user's own version");
+}

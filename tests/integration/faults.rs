@@ -727,3 +727,21 @@ fn a_restore_out_of_inodes_stops_at_once_at_directories_and_symlinks() {
         }
     }
 }
+
+/// A stopped restore counts as whole only files it created and wrote:
+/// empty files it never reached were counted "restored whole".
+#[test]
+fn a_restore_out_of_inodes_counts_only_files_it_made() {
+    let r = TempRepo::init();
+    for i in 0..40 {
+        fs::write(r.src.join(format!("empty{i:02}")), "").unwrap();
+    }
+    r.backup(&[]);
+    let _disk = SmallDisk::mount(&r.target, "10m,nr_inodes=20");
+    let run = r.snap(["--json", "restore", "latest", "--target", common::s(&r.target)]);
+    assert_eq!(run.code, Some(1), "{}", run.describe());
+    let line = run.assert_one_line_error();
+    let whole: usize = line.split(": ").last().unwrap().split(' ').next().unwrap().parse().unwrap();
+    let made = fs::read_dir(r.restored(&r.target, &r.src)).map_or(0, |d| d.count());
+    assert_eq!(whole, made, "{line}");
+}

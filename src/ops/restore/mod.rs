@@ -144,9 +144,10 @@ struct Ctx<'a> {
     /// Per planned file, the chunks not yet written: the write that takes
     /// it to zero completes the file and applies its metadata.
     unwritten: Vec<AtomicUsize>,
-    /// Per planned file, whether this restore created it (or cleared what
-    /// was there): only such a file may be removed when it is not whole.
-    touched: Vec<std::sync::atomic::AtomicBool>,
+    /// Per planned file, whether this restore created it: only such a file
+    /// may be removed when it is not whole, or counted whole. One that
+    /// appeared at its path since the plan (creating it failed) is not.
+    created: Vec<std::sync::atomic::AtomicBool>,
     warnings: Warnings,
     failed: Mutex<HashSet<usize>>,
     /// Set by the first write that found the target full: every later
@@ -203,7 +204,7 @@ fn write_plan(
     let ctx = Ctx {
         repo,
         unwritten: plan.files.iter().map(|f| AtomicUsize::new(f.chunks.len())).collect(),
-        touched: plan.files.iter().map(|_| Default::default()).collect(),
+        created: plan.files.iter().map(|_| Default::default()).collect(),
         plan,
         warnings: Warnings::default(),
         failed: Mutex::new(HashSet::new()),
@@ -251,11 +252,12 @@ fn write_plan(
 fn stopped_full(ctx: &Ctx, path: &Path, error: &std::io::Error, made: u64) -> Error {
     let (mut whole, mut left) = (0, 0);
     for (i, file) in ctx.plan.files.iter().enumerate().filter(|(_, f)| f.action.writes()) {
-        if ctx.unwritten[i].load(Ordering::Acquire) == 0 && !ctx.is_failed(i) {
+        let created = ctx.created[i].load(Ordering::Acquire);
+        if created && ctx.unwritten[i].load(Ordering::Acquire) == 0 && !ctx.is_failed(i) {
             whole += 1;
             continue;
         }
-        if ctx.touched[i].load(Ordering::Acquire) {
+        if created {
             let _ = fs::remove_file(&file.path);
         }
         left += 1;
@@ -479,7 +481,9 @@ fn create_sized(path: &Path, len: u64, action: Action) -> std::io::Result<fs::Fi
     }
     let flags = rustix::fs::OFlags::NOFOLLOW.bits() as i32;
     let f = OpenOptions::new().write(true).create_new(true).mode(0o600).custom_flags(flags).open(path)?;
-    f.set_len(len)?;
+    // Made here, so taken back here if it cannot get its length: the
+    // caller only removes what it knows it created.
+    f.set_len(len).inspect_err(|_| drop(fs::remove_file(path)))?;
     Ok(f)
 }
 
@@ -529,7 +533,9 @@ impl Ctx<'_> {
 /// look like a good one.
 fn remove_failed(ctx: &Ctx) {
     for &i in ctx.failed.lock().unwrap_or_else(|p| p.into_inner()).iter() {
-        let _ = fs::remove_file(&ctx.plan.files[i].path);
+        if ctx.created[i].load(Ordering::Acquire) {
+            let _ = fs::remove_file(&ctx.plan.files[i].path);
+        }
     }
 }
 
