@@ -293,6 +293,14 @@ impl Entry {
         validate_name(&self.name)?;
         self.meta.mtime.validate("mtime")?;
         self.meta.ctime.validate("ctime")?;
+        // Every chunk holds at least one byte: more chunks than bytes (4
+        // million ids under `size: 0`, compressing to a few kilobytes) is
+        // not a file, only a way to make readers allocate.
+        if let Node::File { size, chunks } = &self.node
+            && (chunks.len() as u64 > *size || chunks.is_empty() != (*size == 0))
+        {
+            return Err(DecodeError::invalid("file", format!("{} chunks for {size} bytes", chunks.len())));
+        }
         if let Node::Symlink { target } = &self.node
             && (target.is_empty() || target.len() > MAX_LINK_TARGET_LEN || target.contains(&0))
         {
@@ -375,9 +383,12 @@ mod tests {
 
     fn arb_node() -> impl Strategy<Value = Node> {
         prop_oneof![
-            (any::<u64>(), prop::collection::vec(any::<[u8; 32]>(), 0..4)).prop_map(|(size, c)| Node::File {
-                size,
-                chunks: c.into_iter().map(ChunkId::from_bytes).collect()
+            (any::<u32>(), prop::collection::vec(any::<[u8; 32]>(), 0..4)).prop_map(|(extra, c)| {
+                Node::File {
+                    // At least one byte per chunk, none without chunks.
+                    size: if c.is_empty() { 0 } else { c.len() as u64 + u64::from(extra) },
+                    chunks: c.into_iter().map(ChunkId::from_bytes).collect(),
+                }
             }),
             any::<[u8; 32]>().prop_map(|t| Node::Dir { tree: TreeId::from_bytes(t) }),
             prop::collection::vec(1u8..=255, 1..50).prop_map(|target| Node::Symlink { target }),
@@ -513,6 +524,17 @@ mod tests {
         ] {
             assert!(Tree::decode_stored(&node(&bad)).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn files_with_more_chunks_than_bytes_are_rejected() {
+        let chunks = vec![ChunkId::from_bytes([1; 32]); 3];
+        for (size, chunks) in [(2, chunks.clone()), (0, chunks.clone()), (5, Vec::new())] {
+            let tree = Tree { entries: vec![entry(b"f", Node::File { size, chunks })] };
+            assert!(Tree::decode(&tree.encode()).is_err(), "size {size}");
+        }
+        let tree = Tree { entries: vec![entry(b"f", Node::File { size: 3, chunks })] };
+        assert!(Tree::decode(&tree.encode()).is_ok());
     }
 
     #[test]

@@ -184,8 +184,10 @@ pub fn stats(repo: &Repository, specs: &[String], progress: &dyn Progress) -> Re
                 None => report.missing_chunks += 1,
             }
         }
+        // Pages are shared between versions of a directory: each once.
         let pages = summaries.values().flat_map(|loaded| &loaded.pages);
-        for tree in summaries.keys().chain(pages) {
+        let blobs: HashSet<&TreeId> = summaries.keys().chain(pages).collect();
+        for tree in blobs {
             // A tree that loaded was found through the index.
             if let Some(loc) = index.lookup(&BlobId::Tree(*tree))? {
                 report.tree_stored_bytes += u64::from(loc.entry.stored_len);

@@ -157,6 +157,8 @@ pub fn verify(repo: &Repository, read: ReadData, progress: &dyn Progress) -> Res
     for (id, e) in &reach.failed {
         found.failed(format!("tree {id}"), e, [BlobId::Tree(*id)]);
     }
+    // Trees that did not load, or snapshots that did not, hide what they use.
+    let walked_all = reach.failed.is_empty() && list.damaged.is_empty();
     let (trees, chunks) = (reach.trees, reach.chunks);
     report.trees = trees.len() as u64;
     report.chunks = chunks.len() as u64;
@@ -215,7 +217,7 @@ pub fn verify(repo: &Repository, read: ReadData, progress: &dyn Progress) -> Res
         found.note(object, detail, proved, [BlobId::Chunk(chunk)]);
     }
     // With something unread, what is used is not known either.
-    if found.unverified.is_empty() {
+    if found.unverified.is_empty() && walked_all {
         report.unused_packs = unused_packs(repo, &packs, &trees, &chunks)?;
     }
     report.affected = trace(repo, &list.snapshots, &found.bad)?;

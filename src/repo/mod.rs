@@ -77,6 +77,10 @@ pub enum Protection<'a> {
     Password(&'a str, &'a KeyOwner),
 }
 
+/// The most a paged directory may decode to: some 10 million entries, 64
+/// pages of [`crate::format::tree::PAGE_BYTES`].
+pub const MAX_DIRECTORY_BYTES: u64 = 1 << 30;
+
 impl Repository {
     /// Creates a new repository and opens it. An encrypted repository's key
     /// file is written before its config: the config is what makes the
@@ -343,6 +347,30 @@ impl Repository {
         Ok((tree, pages))
     }
 
+    /// Refuses a paged directory whose pages decode to more than
+    /// [`MAX_DIRECTORY_BYTES`] in all, asked of the index before any page
+    /// is read: compressed pages of repeated ids could otherwise make a few
+    /// stored kilobytes decode to gigabytes. A page the index lacks is left
+    /// to the read, which reports it.
+    fn check_directory_size(&self, id: &TreeId, pages: &[crate::format::tree::Page]) -> Result<()> {
+        let mut total = 0u64;
+        for page in pages {
+            if let Ok(loc) = self.locate(&BlobId::Tree(page.tree)) {
+                total = total.saturating_add(u64::from(loc.entry.raw_len));
+            }
+        }
+        if total > MAX_DIRECTORY_BYTES {
+            return Err(Error::TreeLimit {
+                path: format!("tree {id}"),
+                detail: format!(
+                    "a directory of {total} bytes in {} pages, more than {MAX_DIRECTORY_BYTES}: refused as hostile",
+                    pages.len()
+                ),
+            });
+        }
+        Ok(())
+    }
+
     /// Loads a directory and hands each blob it is stored in to `part`, as
     /// read: its pages in order, then its own node.
     pub fn load_tree_parts(&self, id: &TreeId, part: &mut dyn FnMut(TreeId, Vec<u8>)) -> Result<Tree> {
@@ -351,6 +379,7 @@ impl Repository {
         let tree = match Tree::decode_stored(&raw).map_err(bad)? {
             Stored::Whole(tree) => tree,
             Stored::Paged(pages) => {
+                self.check_directory_size(id, &pages)?;
                 let mut parts = Vec::with_capacity(pages.len());
                 for page in &pages {
                     let bytes = self.read_blob(&BlobId::Tree(page.tree))?;
@@ -383,29 +412,40 @@ impl Repository {
         let marks = Index::open_exclusive(&path).and_then(|old| old.damage_marks()).unwrap_or_default();
         Index::destroy(&path)?;
         let mut repo = Self::open_unlocked(backend, (lock, true), config, keys, unlocked)?;
-        repo.sync.damage_marks_kept = repo.recheck_marks(&marks)?;
+        repo.sync.damage_marks_kept = repo.recheck_marks(&marks);
         Ok(repo.sync)
     }
 
     /// Reads each copy once marked damaged again; marks those proved
     /// damaged again, or that could not be read (the old proof stands),
-    /// and returns how many.
-    fn recheck_marks(&self, marks: &[(PackId, BlobId)]) -> Result<u64> {
+    /// and returns how many. Never fails: the old database is gone, so a
+    /// mark it cannot check is set all the same (best effort, as every
+    /// mark is).
+    fn recheck_marks(&self, marks: &[(PackId, BlobId)]) -> u64 {
         let mut kept = 0;
         for (pack, blob) in marks {
-            let Some(loc) = self.with_index(|i| i.lookup_in(pack, blob))? else { continue };
+            let loc = match self.with_index(|i| i.lookup_in(pack, blob)) {
+                Ok(Some(loc)) => loc,
+                // That pack is gone, or no longer holds the blob.
+                Ok(None) => continue,
+                Err(_) => {
+                    let _ = self.with_index(|i| i.mark_damaged(pack, blob));
+                    kept += 1;
+                    continue;
+                }
+            };
             let (offset, len) = (u64::from(loc.entry.offset), loc.entry.stored_len as usize);
             match self.read_pack_range(pack, offset, len).and_then(|s| self.open_blob(pack, &loc.entry, &s)) {
                 Ok(_) => {}
                 // open_blob marked it.
                 Err(e) if e.proves_damage() => kept += 1,
                 Err(_) => {
-                    self.with_index(|i| i.mark_damaged(pack, blob))?;
+                    let _ = self.with_index(|i| i.mark_damaged(pack, blob));
                     kept += 1;
                 }
             }
         }
-        Ok(kept)
+        kept
     }
 }
 

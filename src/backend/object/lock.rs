@@ -224,6 +224,18 @@ impl Other {
         }
     }
 
+    /// How the user gets rid of it once nobody uses it: an unreadable
+    /// lock never goes stale, so only `--all` removes it.
+    fn remedy(&self) -> &'static str {
+        match self.found {
+            Found::Lock(_) => "if that process is gone, `snap unlock` removes the lock",
+            Found::Unreadable(_) => {
+                "it never goes stale: once no snap (perhaps a newer one) uses the repository, `snap unlock --all` \
+                 removes it"
+            }
+        }
+    }
+
     /// Whether it keeps a holder of `exclusive` out (while not stale).
     fn conflicts_with(&self, exclusive: bool) -> bool {
         match &self.found {
@@ -309,9 +321,9 @@ impl Locks {
             return Ok(Some(other(Found::Unreadable(format!("{} bytes", listed.size)))));
         }
         let key = &listed.location;
-        // Replaced by a larger object since the listing: still never more
-        // than one byte past the cap is read.
-        let cap = (listed.size > 0).then_some(0..MAX_LOCK_LEN as u64 + 1);
+        // Replaced by a larger object since the listing (even one listed
+        // empty): still never more than one byte past the cap is read.
+        let cap = Some(0..MAX_LOCK_LEN as u64 + 1);
         let got = self.runtime.block_on(async {
             let got = self.store.get_opts(key, object_store::GetOptions::new().with_range(cap)).await?;
             let meta = got.meta.clone();
@@ -320,6 +332,9 @@ impl Locks {
         let (bytes, meta) = match got {
             Ok(got) => got,
             Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            // A range of an empty object is unsatisfiable (416); empty, it
+            // is no lock snap wrote.
+            Err(_) if listed.size == 0 => return Ok(Some(other(Found::Unreadable("0 bytes".into())))),
             Err(e) => return Err(self.error(key, e)),
         };
         let found = match LockRecord::decode(&bytes) {
@@ -535,9 +550,9 @@ pub(super) fn acquire(backend: &ObjectBackend, mode: LockMode) -> Result<Box<dyn
     let guard = HeldLock::start(locks, name, record, e_tag, lease)?;
     match guard.look()? {
         Seen::Clear => Ok(Box::new(guard)),
-        Seen::Conflict(other) => Err(Error::Locked {
-            detail: format!("{}; if that process is gone, `snap unlock` removes the lock", other.describe()),
-        }),
+        Seen::Conflict(other) => {
+            Err(Error::Locked { detail: format!("{}; {}", other.describe(), other.remedy()) })
+        }
         Seen::OwnMissing => Err(Error::LockLost {
             detail: "its lock object was not listed right after it was written".into(),
         }),
@@ -884,6 +899,13 @@ mod tests {
         guarded(&store.understated).push("locks/grown".into());
         let refused = b.lock(LockMode::Shared).err().expect("an unreadable lock keeps others out");
         assert!(refused.to_string().contains(&format!("more than {MAX_LOCK_LEN} bytes")), "{refused}");
+        assert!(refused.to_string().contains("`snap unlock --all`"), "{refused}");
+        b.unlock(Unlock::All).unwrap();
+        // An empty object: unreadable too, never an error of the store.
+        let empty = b.key(&format!("{LOCK_DIR}/empty"));
+        b.runtime.block_on(b.store.put(&empty, PutPayload::from(Vec::new()))).unwrap();
+        let refused = b.lock(LockMode::Shared).err().expect("an empty lock keeps others out");
+        assert!(refused.to_string().contains("unreadable lock"), "{refused}");
     }
 
     #[test]
