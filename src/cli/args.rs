@@ -276,9 +276,9 @@ pub enum Command {
     /// A file, symlink or other non-directory already at a restored path is replaced
     /// (--overwrite always, the default), left alone when its contents already match
     /// (if-changed; its metadata is still applied), or left untouched (never). Before anything
-    /// is replaced, restore backs up the part of the target it writes into, into the same
-    /// repository, as a snapshot tagged `safety` and `pre-restore` (unless
-    /// --no-safety-snapshot); `latest`, `latest~N` and dates pass over such snapshots, so
+    /// is replaced, restore backs up exactly what it replaces (no other file of the target)
+    /// into the repository it restores from, as a snapshot tagged `safety` and `pre-restore`
+    /// (unless --no-safety-snapshot): whoever can read that repository can read those files; `latest`, `latest~N` and dates pass over such snapshots, so
     /// restoring `latest` twice brings back the backup, not the safety copy. --dry-run lists
     /// what would be done and writes nothing, not even the target directory.
     ///
@@ -287,8 +287,9 @@ pub enum Command {
     /// the restore before any file is written. A restore into the repository is refused.
     /// Restore takes the shared lock and writes to the repository only the safety snapshot.
     ///
-    /// A file whose data is missing or damaged in the repository is removed and named in a
-    /// warning; the rest is restored, and the exit status is 3. --verify reads back every
+    /// A file whose data is missing or damaged in the repository is not written (what was at
+    /// its path stays, a partial file is removed) and is named in a warning; the rest is
+    /// restored, and the exit status is 3. --verify reads back every
     /// file written and checks it against the snapshot; a mismatch is reported the same way.
     Restore(RestoreArgs),
     /// Write a snapshot, or part of it, as a tar or zip archive (stdout or --output)

@@ -109,8 +109,11 @@ fn restoring_over_changed_files_first_takes_a_tagged_safety_snapshot_of_them() {
     assert_eq!(safety["tags"], serde_json::json!(["safety", "pre-restore"]));
     let message = safety["message"].as_str().expect("a message");
     assert!(message.contains(&f.base), "the message names the snapshot being restored: {message}");
-    // It covers where the restore wrote, not the whole target.
-    assert_eq!(safety["paths"], serde_json::json!([s(&f.restored)]));
+    // It holds what the restore replaced (every file of the snapshot that
+    // was there: --overwrite always), nothing else of the target.
+    let paths: Vec<&str> = safety["paths"].as_array().unwrap().iter().map(|p| p.as_str().unwrap()).collect();
+    assert!(paths.contains(&s(&f.restored.join("notes.txt"))), "{paths:?}");
+    assert!(paths.iter().all(|p| !p.ends_with("made-later.txt")), "{paths:?}");
 
     // The restore put the snapshot back (and left the extra file alone)...
     assert_eq!(fs::read(f.restored.join("notes.txt")).unwrap(), b"the notes\n");
@@ -120,7 +123,10 @@ fn restoring_over_changed_files_first_takes_a_tagged_safety_snapshot_of_them() {
     r.snap(["restore", safety["id"].as_str().unwrap(), "--target", s(&back)]).assert_clean();
     let saved = r.restored(&back, &f.restored);
     assert_eq!(fs::read(saved.join("notes.txt")).unwrap(), b"edited after the restore\n");
-    assert_eq!(fs::read(saved.join("alpha/made-later.txt")).unwrap(), b"not in any snapshot\n");
+    assert!(
+        !saved.join("alpha/made-later.txt").exists(),
+        "what was not replaced stays out of the repository"
+    );
 
     // The JSON report names it too.
     fs::write(f.restored.join("notes.txt"), b"edited again\n").unwrap();
@@ -415,4 +421,35 @@ fn a_file_that_cannot_be_restored_leaves_the_existing_one_alone() {
     let run = r.snap(["restore", "latest", "--target", s(&r.target), "--no-safety-snapshot"]);
     assert_ne!(run.code, Some(0), "{}", run.describe());
     assert_eq!(fs::read_to_string(restored.join("big.bin")).unwrap(), "the user's own version");
+}
+
+/// A hostile snapshot whose paths say `/`, restored into a home directory
+/// over one file: the safety snapshot took the whole target (the home
+/// directory) into the repository restored from. It takes the one file.
+#[test]
+fn a_snapshot_claiming_root_takes_only_what_it_replaces_into_the_safety_snapshot() {
+    let r = TempRepo::init();
+    fs::write(r.src.join(".bashrc"), "alias ls='rm -rf'").unwrap();
+    r.backup(&[]);
+    let repo = snap::repo::Repository::open(
+        Box::new(snap::backend::local::LocalBackend::new(&r.repo)),
+        snap::backend::LockMode::Shared,
+    )
+    .unwrap();
+    let (_, mut planted) = repo.resolve("latest").unwrap();
+    planted.paths = vec![serde_bytes::ByteBuf::from(b"/".to_vec())];
+    let id = repo.save_snapshot(&planted).unwrap().to_hex();
+    drop(repo);
+    let home = r.target.join(r.src.strip_prefix("/").unwrap());
+    fs::create_dir_all(&home).unwrap();
+    fs::write(home.join(".bashrc"), "mine").unwrap();
+    fs::write(home.join("private-key"), "SECRET-KEY-MATERIAL").unwrap();
+    let report = restore(&r, &id, &[]);
+    let safety = report["safety_snapshot"].as_str().expect("a safety snapshot");
+    let listed = safety_snapshots(&r);
+    let taken = listed.iter().find(|s| s["id"] == safety).unwrap();
+    assert_eq!(taken["paths"], serde_json::json!([s(&home.join(".bashrc"))]), "{taken:#}");
+    let back = r.root.join("back");
+    r.snap(["restore", safety, "--target", s(&back)]).assert_clean();
+    assert!(!r.restored(&back, &home).join("private-key").exists());
 }

@@ -176,7 +176,7 @@ pub fn restore(
     }
     let safety = match &opts.safety {
         Some(s) if safety_needed => {
-            let roots = safety::roots(&target, snap, opts.include.as_deref(), plan.replaced());
+            let roots = safety::roots(plan.replaced());
             Some(safety::take(repo, roots, s, opts.repository_dir.as_deref(), progress)?)
         }
         _ => None,

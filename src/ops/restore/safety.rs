@@ -1,17 +1,11 @@
 //! The safety snapshot: before a restore replaces anything in its target,
-//! the part of the target it writes into is backed up into the same
-//! repository, so whatever the restore replaces can be got back.
+//! what it replaces (and only that) is backed up into the same repository,
+//! so whatever the restore replaces can be got back.
 
-use std::collections::HashSet;
-use std::ffi::OsStr;
-use std::fs;
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
-use crate::format::snapshot::Snapshot;
 use crate::id::SnapshotId;
-use crate::names;
 use crate::ops::backup::{BackupOptions, backup};
 use crate::ops::{Warning, WarningKind};
 use crate::progress::Progress;
@@ -31,39 +25,15 @@ pub struct SafetySnapshot {
     pub username: String,
 }
 
-/// What to back up: where the restore writes (the included path, or each
-/// of the snapshot's paths, under the target) when that holds everything it
-/// replaces, so that a restore into `/` backs up the restored paths, not
-/// the machine; otherwise (a snapshot whose paths do not match its tree)
-/// the whole target.
-pub(super) fn roots<'a>(
-    target: &Path,
-    snap: &Snapshot,
-    include: Option<&Path>,
-    mut replaced: impl Iterator<Item = &'a Path>,
-) -> Vec<PathBuf> {
-    let split: Vec<Vec<Vec<u8>>> = match include {
-        Some(path) => names::split_snapshot_path(path).into_iter().collect(),
-        None => snap
-            .paths
-            .iter()
-            .filter_map(|p| names::split_snapshot_path(Path::new(OsStr::from_bytes(p))).ok())
-            .collect(),
-    };
-    let declared: HashSet<PathBuf> = split.iter().map(|components| names::join(target, components)).collect();
-    if !replaced.all(|path| path.ancestors().any(|a| declared.contains(a))) {
-        return vec![target.to_path_buf()];
-    }
-    declared.into_iter().filter(|p| holds_something(p)).collect()
-}
-
-/// Anything but nothing or an empty directory.
-fn holds_something(path: &Path) -> bool {
-    match fs::symlink_metadata(path) {
-        Ok(m) if m.is_dir() => fs::read_dir(path).is_ok_and(|mut entries| entries.next().is_some()),
-        Ok(_) => true,
-        Err(_) => false,
-    }
+/// What to back up: exactly what the restore replaces, and nothing more.
+/// The snapshot is not trusted: one whose paths say `/`, restored into a
+/// home directory over one `.bashrc`, would otherwise carry the whole
+/// home directory into the repository it came from.
+pub(super) fn roots<'a>(replaced: impl Iterator<Item = &'a Path>) -> Vec<PathBuf> {
+    let mut roots: Vec<PathBuf> = replaced.map(Path::to_path_buf).collect();
+    roots.sort();
+    roots.dedup();
+    roots
 }
 
 /// Backs up `roots` into the repository, tagged [`SAFETY_TAGS`]. A safety
