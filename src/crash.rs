@@ -86,3 +86,31 @@ pub fn tree_page_bytes() -> usize {
         bytes.filter(|b| *b > 0).unwrap_or(crate::format::tree::PAGE_BYTES)
     })
 }
+
+/// The environment variable that pauses a command at a named point:
+/// `POINT=FILE` makes it create `FILE` there and wait (up to two minutes)
+/// until `FILE` is removed, so a test can change the file system in
+/// between (swap a directory of a restore's target for a symlink, say).
+pub const PAUSE_ENV: &str = "SNAP_TEST_PAUSE";
+
+/// Every pause point.
+pub const PAUSE_POINTS: &[&str] = &["restore-after-dirs", "restore-before-metadata"];
+
+/// Pauses here if `SNAP_TEST_PAUSE` names `point`. Unset, it costs one
+/// cached lookup.
+pub fn pause(point: &str) {
+    static TARGET: OnceLock<Option<(String, std::path::PathBuf)>> = OnceLock::new();
+    let target = TARGET.get_or_init(|| {
+        let v = std::env::var(PAUSE_ENV).ok()?;
+        let (at, file) = v.split_once('=')?;
+        Some((at.to_owned(), file.into()))
+    });
+    let Some((at, file)) = target.as_ref().filter(|(at, _)| at == point) else { return };
+    if std::fs::write(file, at).is_err() {
+        return;
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while file.exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}

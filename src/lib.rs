@@ -16,6 +16,7 @@ pub mod chunk;
 pub mod compress;
 pub mod crash;
 pub mod crypto;
+pub mod dirfd;
 pub mod error;
 pub mod format;
 pub mod hash;

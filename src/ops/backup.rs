@@ -9,19 +9,21 @@
 //! snapshot is written, so nothing refers to data that is not there.
 
 use std::collections::{BTreeMap, HashSet};
-use std::fs::{File, OpenOptions};
+use std::ffi::OsStr;
+use std::fs::File;
 use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use rayon::prelude::*;
 use serde::Serialize;
 
 use super::{Warning, WarningKind, Warnings};
+use crate::dirfd::Dir;
 use crate::error::{Error, IoContext, Result};
 use crate::format::Timestamp;
 use crate::format::snapshot::{Snapshot, Summary};
@@ -29,7 +31,7 @@ use crate::format::tree::{Entry, Metadata, Node, Tree};
 use crate::id::{BlobId, ChunkId, SnapshotId, TreeId};
 use crate::progress::Progress;
 use crate::repo::{BlobWriter, Repository};
-use crate::walk::{self, GitIgnores, SourceKind, Stat};
+use crate::walk::{self, GitIgnores, Place, SourceKind, Stat};
 use sha2::{Digest, Sha256};
 
 /// Which snapshot unchanged files may be taken from.
@@ -163,7 +165,8 @@ pub fn backup(repo: &Repository, opts: &BackupOptions, progress: &dyn Progress) 
         let parent_root = parent_tree.as_ref().map(|(id, _)| *id);
         let root = match build_trie(&sources) {
             Trie::Source(path) => {
-                let root = backup_dir(&ctx, &path, parent_tree, &source_ignores(&ctx, &path))?;
+                let dir = Dir::open_root(&path, false).at(&path);
+                let root = backup_dir(&ctx, dir, &path, parent_tree, &source_ignores(&ctx, &path))?;
                 ctx.source_changed.fetch_or(Some(root) != parent_root, Ordering::Relaxed);
                 root
             }
@@ -347,6 +350,7 @@ fn store_inner(
                 Trie::Source(src) => {
                     let entry = backup_entry(
                         ctx,
+                        Place::Named,
                         src,
                         walk::lstat(src),
                         name,
@@ -360,7 +364,7 @@ fn store_inner(
                 }
                 Trie::Inner(grand) => {
                     let mut stat = walk::lstat(&child_path)?;
-                    stat.meta.xattrs = read_xattrs(ctx, &child_path);
+                    stat.meta.xattrs = read_xattrs(ctx, Place::Named, name, &child_path);
                     let subtree = parent_subtree(ctx, parent_entry);
                     let tree = store_inner(ctx, &child_path, grand, subtree)?;
                     ctx.counters.dirs.fetch_add(1, Ordering::Relaxed);
@@ -418,8 +422,8 @@ fn xattrs_unchanged(ctx: &Ctx, prev: &Metadata, now: &Metadata) -> bool {
         && prev.ctime == now.ctime
 }
 
-fn read_xattrs(ctx: &Ctx, path: &Path) -> Vec<crate::format::tree::Xattr> {
-    walk::xattrs(path).unwrap_or_else(|e| {
+fn read_xattrs(ctx: &Ctx, place: Place, name: &[u8], path: &Path) -> Vec<crate::format::tree::Xattr> {
+    place.xattrs(OsStr::from_bytes(name), path).unwrap_or_else(|e| {
         ctx.warnings.push(path, WarningKind::Metadata, format!("extended attributes: {}", e.detail()));
         Vec::new()
     })
@@ -431,6 +435,7 @@ fn read_xattrs(ctx: &Ctx, path: &Path) -> Vec<crate::format::tree::Xattr> {
 #[allow(clippy::too_many_arguments)]
 fn backup_entry(
     ctx: &Ctx,
+    place: Place,
     path: &Path,
     stat: Result<Stat>,
     name: &[u8],
@@ -452,7 +457,7 @@ fn backup_entry(
     }
     stat.meta.xattrs = match parent {
         Some(prev) if xattrs_unchanged(ctx, &prev.meta, &stat.meta) => prev.meta.xattrs.clone(),
-        _ => read_xattrs(ctx, path),
+        _ => read_xattrs(ctx, place, name, path),
     };
     let c = &ctx.counters;
     let mut sha256 = None;
@@ -464,23 +469,24 @@ fn backup_entry(
             }
             c.dirs.fetch_add(1, Ordering::Relaxed);
             let tree = if ctx.filter.enters_device(stat.meta.dev, &ctx.source_devices) {
-                backup_dir(ctx, path, parent_subtree(ctx, parent), ignores)?
+                let dir = place.open_dir(OsStr::from_bytes(name), path, &stat);
+                backup_dir(ctx, dir, path, parent_subtree(ctx, parent), ignores)?
             } else {
                 store_tree(ctx, Tree::default(), None)? // a mount point: kept, not entered
             };
             Node::Dir { tree }
         }
-        SourceKind::File => match backup_file(ctx, path, &stat, parent, indexed)? {
+        SourceKind::File => match backup_file(ctx, place, name, path, &stat, parent, indexed)? {
             Some((node, sum)) => {
                 sha256 = sum;
                 node
             }
             None => return Ok(None),
         },
-        SourceKind::Symlink => match std::fs::read_link(path) {
-            Ok(target) => Node::Symlink { target: target.as_os_str().as_bytes().to_vec() },
+        SourceKind::Symlink => match place.read_link(OsStr::from_bytes(name), path) {
+            Ok(target) => Node::Symlink { target },
             Err(e) => {
-                ctx.warnings.push(path, WarningKind::Failed, e);
+                ctx.warnings.push(path, WarningKind::Failed, e.detail());
                 return Ok(None);
             }
         },
@@ -500,14 +506,25 @@ fn backup_entry(
     Ok(Some(Entry { name: name.to_vec(), node, meta: stat.meta, sha256 }))
 }
 
+/// Backs up the directory `dir` (at `path`; the error if it could not be
+/// opened), its entries reached through its descriptor.
 fn backup_dir(
     ctx: &Ctx,
+    dir: Result<Arc<Dir>>,
     path: &Path,
     parent_tree: Option<(TreeId, Tree)>,
     ignores: &GitIgnores,
 ) -> Result<TreeId> {
+    let listed = dir.and_then(|dir| walk::list(&dir, path).map(|names| (dir, names)));
+    let (dir, mut names) = match listed {
+        Ok(listed) => listed,
+        Err(e) => {
+            ctx.warnings.push(path, WarningKind::Failed, format!("cannot list directory: {}", e.detail()));
+            return store_tree(ctx, Tree::default(), None);
+        }
+    };
     let ignores = if ctx.filter.uses_git_ignore() {
-        let (inner, problem) = ignores.enter(path);
+        let (inner, problem) = ignores.enter(path, &dir);
         if let Some(p) = problem {
             ctx.warnings.push(path, WarningKind::Skipped, format!("ignore file not fully read: {p}"));
         }
@@ -515,14 +532,7 @@ fn backup_dir(
     } else {
         ignores.clone()
     };
-    let (dir, mut names) = match walk::OpenDir::open(path) {
-        Ok(listed) => listed,
-        Err(e) => {
-            ctx.warnings.push(path, WarningKind::Failed, format!("cannot list directory: {}", e.detail()));
-            return store_tree(ctx, Tree::default(), None);
-        }
-    };
-    if ctx.filter.is_excluded_cache(path) {
+    if ctx.filter.is_excluded_cache(&dir) {
         names.retain(|n| n == walk::CACHEDIR_TAG);
     }
     // The chunks of the files the parent had here, looked up together: an
@@ -539,24 +549,23 @@ fn backup_dir(
         )?,
         None => HashSet::new(),
     };
-    // Every entry is looked at before the directory is closed and before any
-    // is entered: open directories then stay one per thread, however deep
-    // the tree, instead of one per level.
+    // Every entry is looked at before any is entered, while the
+    // directory's descriptor is surely open.
     let looked: Vec<(PathBuf, Result<Stat>)> = names
         .iter()
         .map(|name| {
             let path = path.join(name);
-            let stat = dir.lstat(name, &path);
+            let stat = Place::In(&dir).lstat(name, &path);
             (path, stat)
         })
         .collect();
-    drop(dir);
     let entries = names
         .par_iter()
         .zip(looked)
         .map(|(name, (path, stat))| {
             let prev = parent_tree.as_ref().and_then(|(_, t)| t.find(name.as_bytes()));
-            backup_entry(ctx, &path, stat, name.as_bytes(), prev, false, &ignores, &indexed)
+            let place = Place::In(&dir);
+            backup_entry(ctx, place, &path, stat, name.as_bytes(), prev, false, &ignores, &indexed)
         })
         .collect::<Result<Vec<_>>>()?;
     store_tree(ctx, Tree { entries: entries.into_iter().flatten().collect() }, parent_tree.map(|(id, _)| id))
@@ -568,6 +577,8 @@ fn backup_dir(
 /// unchanged, so the checksum gets computed.
 fn backup_file(
     ctx: &Ctx,
+    place: Place,
+    name: &[u8],
     path: &Path,
     stat: &Stat,
     parent: Option<&Entry>,
@@ -584,7 +595,7 @@ fn backup_file(
             return Ok(Some((Node::File { size: *size, chunks: chunks.clone() }, *sha256)));
         }
     }
-    read_file(ctx, path, stat)
+    read_file(ctx, place.open_file(OsStr::from_bytes(name), path), path, stat)
 }
 
 /// A file's node and, when known, the SHA-256 of its contents.
@@ -607,11 +618,10 @@ pub(crate) enum ReadError {
     Repo(Error),
 }
 
-fn read_file(ctx: &Ctx, path: &Path, stat: &Stat) -> Result<Option<FileNode>> {
-    // O_NOFOLLOW and O_NONBLOCK: a path swapped for a symlink or a fifo since
-    // the lstat must neither be followed nor block the backup.
-    let flags = (rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK).bits() as i32;
-    let file = match OpenOptions::new().read(true).custom_flags(flags).open(path) {
+/// Reads the file `opened` (not following a symlink, not blocking on a
+/// fifo: it may have been swapped for either since the `lstat`).
+fn read_file(ctx: &Ctx, opened: std::io::Result<File>, path: &Path, stat: &Stat) -> Result<Option<FileNode>> {
+    let file = match opened {
         Ok(f) => f,
         Err(e) => {
             ctx.warnings.push(path, WarningKind::Failed, e);

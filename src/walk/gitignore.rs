@@ -13,6 +13,11 @@ use std::sync::Arc;
 use ignore::Match;
 use ignore::gitignore::{Gitignore, GitignoreBuilder};
 
+use crate::dirfd::Dir;
+
+/// The ignore files of a directory, as the names that lead to them from it.
+const IGNORE_FILES: [&[&str]; 2] = [&[".gitignore"], &[".git", "info", "exclude"]];
+
 /// The ignore files in force for one directory, innermost first. Cheap to
 /// clone: directories share their parents' matchers.
 #[derive(Clone, Debug, Default)]
@@ -36,25 +41,37 @@ impl GitIgnores {
         let mut problems = Vec::new();
         let above: &[&Path] = if top > 0 { &chain[1..=top] } else { &[] };
         for d in above.iter().rev() {
-            let (next, problem) = ignores.enter(d);
+            let Ok(open) = Dir::open_root(d, true) else { continue };
+            let (next, problem) = ignores.enter(d, &open);
             ignores = next;
             problems.extend(problem);
         }
         (ignores, problems)
     }
 
-    /// The ignore files for `dir`, a directory below the current one.
-    pub fn enter(&self, dir: &Path) -> (Self, Option<String>) {
+    /// The ignore files for `dir` (open as `open`), a directory below the
+    /// current one. They are read through the directory's descriptor.
+    pub fn enter(&self, dir: &Path, open: &Arc<Dir>) -> (Self, Option<String>) {
         let mut b = GitignoreBuilder::new(dir);
         let mut found = false;
         let mut problem = None;
-        for file in [dir.join(".gitignore"), dir.join(".git/info/exclude")] {
-            if !file.is_file() {
-                continue;
-            }
+        for names in IGNORE_FILES {
+            let Some(read) = super::read_small_file(open, names) else { continue };
             found = true;
-            if let Some(e) = b.add(&file) {
-                problem = Some(format!("{}: {e}", file.display()));
+            let file = names.iter().fold(dir.to_path_buf(), |p, n| p.join(n));
+            let bytes = match read {
+                Ok(bytes) => bytes,
+                Err(e) => {
+                    problem = Some(format!("{}: {e}", file.display()));
+                    continue;
+                }
+            };
+            // As git reads it: UTF-8, a byte order mark at the start ignored.
+            let text = String::from_utf8_lossy(&bytes);
+            for line in text.trim_start_matches('\u{feff}').lines() {
+                if let Err(e) = b.add_line(Some(file.clone()), line) {
+                    problem = Some(format!("{}: {e}", file.display()));
+                }
             }
         }
         if !found {
@@ -85,6 +102,10 @@ mod tests {
     use super::*;
     use std::fs;
 
+    fn open(dir: &Path) -> Arc<Dir> {
+        Dir::open_root(dir, false).unwrap()
+    }
+
     #[test]
     fn deeper_files_override_and_work_tree_parents_apply() {
         let dir = tempfile::tempdir().unwrap();
@@ -97,7 +118,7 @@ mod tests {
 
         // A source inside the work tree sees the root's patterns.
         let (above, problems) = GitIgnores::above_source(&root.join("src"));
-        let (src, _) = above.enter(&root.join("src"));
+        let (src, _) = above.enter(&root.join("src"), &open(&root.join("src")));
         assert!(problems.is_empty(), "{problems:?}");
         assert!(src.ignores(&root.join("src/a.o"), false));
         assert!(src.ignores(&root.join("src/build"), true));
@@ -105,7 +126,7 @@ mod tests {
         assert!(src.ignores(&root.join("src/secret.txt"), false));
         assert!(!src.ignores(&root.join("src/a.c"), false));
 
-        let (gen_dir, _) = src.enter(&root.join("src/gen"));
+        let (gen_dir, _) = src.enter(&root.join("src/gen"), &open(&root.join("src/gen")));
         assert!(!gen_dir.ignores(&root.join("src/gen/keep.o"), false), "re-included deeper");
         assert!(gen_dir.ignores(&root.join("src/gen/other.o"), false));
     }
@@ -116,7 +137,7 @@ mod tests {
         fs::create_dir(dir.path().join("a")).unwrap();
         fs::write(dir.path().join(".gitignore"), "*.log\n").unwrap();
         let (above, _) = GitIgnores::above_source(&dir.path().join("a"));
-        let (a, _) = above.enter(&dir.path().join("a"));
+        let (a, _) = above.enter(&dir.path().join("a"), &open(&dir.path().join("a")));
         assert!(!a.ignores(&dir.path().join("a/x.log"), false));
         // A work tree root as the source: nothing above it applies.
         fs::create_dir(dir.path().join("a/.git")).unwrap();

@@ -1,13 +1,17 @@
 //! The source side: what a path on the local filesystem is, its metadata and
 //! its directory listing, read without following symlinks, and which paths a
 //! backup leaves out. Backups read the file system only through here and
-//! through `ops::backup`'s file reader.
+//! through `ops::backup`'s file reader. Below the paths the user named,
+//! every entry is reached through its directory's descriptor (`dirfd`),
+//! never by its full path: a tree of any depth is read, and a directory
+//! swapped for a symlink while the backup runs is not followed.
 
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::fs;
 use std::io::ErrorKind;
-use std::os::unix::ffi::OsStrExt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::Path;
+use std::sync::Arc;
 
 use ignore::gitignore::{Gitignore, GitignoreBuilder};
 
@@ -17,6 +21,7 @@ mod watch;
 pub use gitignore::GitIgnores;
 pub use watch::{Change, ChangeWatcher};
 
+use crate::dirfd::Dir;
 use crate::error::{Error, IoContext, Result};
 use crate::format::Timestamp;
 use crate::format::tree::{Metadata, Xattr};
@@ -79,6 +84,11 @@ impl Stat {
         }
     }
 
+    /// Device and inode: what identifies the file.
+    pub fn identity(&self) -> (u64, u64) {
+        (self.meta.dev, self.meta.inode)
+    }
+
     /// Whether a later look at the same file shows it unchanged: same
     /// inode, size, mtime and ctime.
     pub fn unchanged_since(&self, later: &Stat) -> bool {
@@ -101,18 +111,91 @@ pub fn fstat(file: &fs::File) -> std::io::Result<Stat> {
     Ok(Stat::from_raw(&rustix::fs::fstat(file)?))
 }
 
+/// Where an entry of the source is reached from.
+#[derive(Clone, Copy)]
+pub enum Place<'a> {
+    /// By its full path: a path the user named, or one above it.
+    Named,
+    /// Through the descriptor of its directory: everything below.
+    In(&'a Arc<Dir>),
+}
+
+impl Place<'_> {
+    /// `lstat` of the entry `name` (at `path`, which names it in errors).
+    pub fn lstat(self, name: &OsStr, path: &Path) -> Result<Stat> {
+        match self {
+            Place::Named => lstat(path),
+            Place::In(dir) => dir.stat(name).map(|st| Stat::from_raw(&st)).at(path),
+        }
+    }
+
+    /// Its extended attributes (see [`xattrs`]).
+    pub fn xattrs(self, name: &OsStr, path: &Path) -> Result<Vec<Xattr>> {
+        match self {
+            Place::Named => xattrs(path),
+            Place::In(dir) => dir.with_entry_path(name, |through| xattrs_through(through, path)).at(path)?,
+        }
+    }
+
+    /// The target of the symlink.
+    pub fn read_link(self, name: &OsStr, path: &Path) -> Result<Vec<u8>> {
+        match self {
+            Place::Named => fs::read_link(path).map(|t| t.into_os_string().into_vec()).at(path),
+            Place::In(dir) => dir.read_link(name).at(path),
+        }
+    }
+
+    /// Opens the file for reading: a symlink there is not followed, and a
+    /// fifo does not block.
+    pub fn open_file(self, name: &OsStr, path: &Path) -> std::io::Result<fs::File> {
+        use rustix::fs::OFlags;
+        let flags = OFlags::RDONLY | OFlags::NONBLOCK;
+        match self {
+            Place::Named => Ok(rustix::fs::open(
+                path,
+                flags | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                rustix::fs::Mode::empty(),
+            )?
+            .into()),
+            Place::In(dir) => dir.open(name, flags, 0),
+        }
+    }
+
+    /// Opens the directory, which `lstat` found as `stat`: what is there
+    /// when it is opened must be that directory, not a symlink or another.
+    pub fn open_dir(self, name: &OsStr, path: &Path, stat: &Stat) -> Result<Arc<Dir>> {
+        let dir = match self {
+            Place::Named => Dir::open_root(path, false).at(path)?,
+            Place::In(parent) => parent.child(name, Some(stat.identity())),
+        };
+        dir.fd().at(path)?;
+        Ok(dir)
+    }
+}
+
+/// The names in `dir` (at `path`), sorted by their bytes.
+pub fn list(dir: &Arc<Dir>, path: &Path) -> Result<Vec<OsString>> {
+    dir.list().at(path)
+}
+
 /// A path's extended attributes, sorted by name; a filesystem without
 /// xattr support has none. Attributes that vanish while being read are
 /// skipped.
 pub fn xattrs(path: &Path) -> Result<Vec<Xattr>> {
-    let names = match xattr::list(path) {
+    xattrs_through(path, path)
+}
+
+/// The extended attributes of what `through` names (not following a
+/// symlink there); `path` names it in errors.
+fn xattrs_through(through: &Path, path: &Path) -> Result<Vec<Xattr>> {
+    let names = match xattr::list(through) {
         Ok(names) => names,
         Err(e) if is_unsupported(&e) => return Ok(Vec::new()),
         Err(e) => return Err(crate::Error::io(path, e)),
     };
     let mut out = Vec::new();
     for name in names {
-        if let Some(value) = xattr::get(path, &name).at(path)? {
+        if let Some(value) = xattr::get(through, &name).at(path)? {
             out.push(Xattr { name: name.as_bytes().to_vec(), value });
         }
     }
@@ -124,40 +207,18 @@ fn is_unsupported(e: &std::io::Error) -> bool {
     e.kind() == ErrorKind::Unsupported || e.raw_os_error() == Some(rustix::io::Errno::NOTSUP.raw_os_error())
 }
 
-/// A directory kept open while its entries are backed up: each entry is
-/// looked at relative to it, so the kernel does not walk the whole path
-/// again for every entry.
-pub struct OpenDir {
-    dir: rustix::fs::Dir,
-}
-
-impl OpenDir {
-    /// Opens the directory at `path` (not following a symlink there) and
-    /// lists its names, sorted by their bytes.
-    pub fn open(path: &Path) -> Result<(OpenDir, Vec<OsString>)> {
-        use rustix::fs::{Mode, OFlags};
-        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-        let fd = rustix::fs::open(path, flags, Mode::empty()).at(path)?;
-        let mut dir = rustix::fs::Dir::new(fd).at(path)?;
-        let mut names = Vec::new();
-        while let Some(entry) = dir.read() {
-            let entry = entry.at(path)?;
-            let name = entry.file_name().to_bytes();
-            if name != b"." && name != b".." {
-                names.push(OsString::from(std::ffi::OsStr::from_bytes(name)));
-            }
-        }
-        names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
-        Ok((OpenDir { dir }, names))
+/// The bytes of the regular file reached from `dir` by `names` (the last
+/// one the file, the others directories), if there is one.
+pub(crate) fn read_small_file(dir: &Arc<Dir>, names: &[&str]) -> Option<std::io::Result<Vec<u8>>> {
+    use rustix::fs::OFlags;
+    let (file, dirs) = names.split_last()?;
+    let dir = dirs.iter().fold(dir.clone(), |d, name| d.child(name.as_ref(), None));
+    let mut f = dir.open(file.as_ref(), OFlags::RDONLY | OFlags::NONBLOCK, 0).ok()?;
+    if !f.metadata().is_ok_and(|m| m.is_file()) {
+        return None;
     }
-
-    /// `lstat` of the entry `name`; `path` (its full path) names it in errors.
-    pub fn lstat(&self, name: &std::ffi::OsStr, path: &Path) -> Result<Stat> {
-        let fd = self.dir.fd().at(path)?;
-        rustix::fs::statat(fd, name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW)
-            .map(|st| Stat::from_raw(&st))
-            .at(path)
-    }
+    let mut bytes = Vec::new();
+    Some(std::io::Read::read_to_end(&mut f, &mut bytes).map(|_| bytes))
 }
 
 /// What to leave out of a backup. Nothing is left out unless asked.
@@ -263,7 +324,7 @@ impl Filter {
     }
 
     /// Whether only the tag of this directory is kept.
-    pub fn is_excluded_cache(&self, dir: &Path) -> bool {
+    pub fn is_excluded_cache(&self, dir: &Arc<Dir>) -> bool {
         self.exclude_caches && is_cache_dir(dir)
     }
 
@@ -274,9 +335,10 @@ impl Filter {
     }
 }
 
-fn is_cache_dir(dir: &Path) -> bool {
+fn is_cache_dir(dir: &Arc<Dir>) -> bool {
     let mut head = [0u8; CACHEDIR_SIGNATURE.len()];
-    std::fs::File::open(dir.join(CACHEDIR_TAG))
+    let flags = rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::NONBLOCK;
+    dir.open(CACHEDIR_TAG.as_ref(), flags, 0)
         .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut head))
         .is_ok_and(|()| head == CACHEDIR_SIGNATURE)
 }
@@ -314,12 +376,15 @@ mod tests {
         fs::create_dir(dir.path().join("a")).unwrap();
         std::os::unix::fs::symlink("nowhere", dir.path().join("c")).unwrap();
         std::os::unix::fs::symlink("a", dir.path().join("d")).unwrap();
-        let (open, names) = OpenDir::open(dir.path()).unwrap();
-        assert_eq!(names, ["a", "b", "c", "d"]);
-        assert_eq!(open.lstat("b".as_ref(), &dir.path().join("b")).unwrap().size, 1);
-        assert_eq!(open.lstat("c".as_ref(), &dir.path().join("c")).unwrap().kind, SourceKind::Symlink);
-        assert!(open.lstat("gone".as_ref(), &dir.path().join("gone")).is_err());
-        assert!(OpenDir::open(&dir.path().join("d")).is_err(), "a symlink to a directory is not entered");
+        let open = Dir::open_root(dir.path(), false).unwrap();
+        let at = Place::In(&open);
+        assert_eq!(list(&open, dir.path()).unwrap(), ["a", "b", "c", "d"]);
+        assert_eq!(at.lstat("b".as_ref(), &dir.path().join("b")).unwrap().size, 1);
+        let c = at.lstat("c".as_ref(), &dir.path().join("c")).unwrap();
+        assert_eq!(c.kind, SourceKind::Symlink);
+        assert!(at.lstat("gone".as_ref(), &dir.path().join("gone")).is_err());
+        let d = open.child("d".as_ref(), None);
+        assert!(list(&d, &dir.path().join("d")).is_err(), "a symlink to a directory is not entered");
         assert_eq!(lstat(&dir.path().join("a")).unwrap().kind, SourceKind::Dir);
         assert_eq!(lstat(&dir.path().join("b")).unwrap().size, 1);
         assert_eq!(lstat(&dir.path().join("c")).unwrap().kind, SourceKind::Symlink);
@@ -363,10 +428,11 @@ mod tests {
     fn cache_tag_needs_the_signature() {
         let dir = tempfile::tempdir().unwrap();
         let f = Filter::new(&Selection { exclude_caches: true, ..Selection::default() }).unwrap();
+        let open = Dir::open_root(dir.path(), false).unwrap();
         fs::write(dir.path().join(CACHEDIR_TAG), "not a tag").unwrap();
-        assert!(!f.is_excluded_cache(dir.path()));
+        assert!(!f.is_excluded_cache(&open));
         fs::write(dir.path().join(CACHEDIR_TAG), [CACHEDIR_SIGNATURE, b"\n# made by a test"].concat())
             .unwrap();
-        assert!(f.is_excluded_cache(dir.path()));
+        assert!(f.is_excluded_cache(&open));
     }
 }

@@ -503,8 +503,20 @@ fn repo_with_packs() -> (TempRepo, String, String) {
     (r, chunks, trees)
 }
 
+/// Opens the repository with reads of `name` failing once. An exclusive
+/// open is retried for a while: the flock of the open before it lives on,
+/// for an instant, in any child another test of this process forked then
+/// (until that child's exec closes it).
 fn open_failing(r: &TempRepo, name: &str, mode: LockMode) -> Repository {
-    Repository::open(Box::new(Faulty::failing_reads_of(r, name, 1)), mode).unwrap()
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match Repository::open(Box::new(Faulty::failing_reads_of(r, name, 1)), mode) {
+            Err(Error::Locked { .. }) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            opened => return opened.unwrap(),
+        }
+    }
 }
 
 /// Rule 1: one EIO on a healthy pack proves nothing. Verify says it cannot

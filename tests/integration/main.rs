@@ -28,6 +28,8 @@ mod hostile_trees;
 mod index_rebuild;
 mod large_dirs;
 mod lock_protocol;
+mod long_paths;
 mod reliability;
+mod restore_races;
 mod server_faults;
 mod storages;

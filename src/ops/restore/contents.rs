@@ -3,15 +3,14 @@
 //! blocks left as holes), and re-reading files to check them against their
 //! chunk ids.
 
-use std::fs::OpenOptions;
 use std::io::Read;
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
-use std::path::Path;
+use std::os::fd::AsFd;
+use std::os::unix::fs::FileExt;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use rayon::prelude::*;
 
-use super::{Applied, Ctx, Located, Plan, apply_metadata, create_sized};
+use super::{Applied, At, Ctx, Located, Plan, apply_metadata, create_sized, identity};
 use crate::error::Result;
 use crate::format::pack::PackEntry;
 use crate::hash::BlobHasher;
@@ -76,14 +75,15 @@ pub(super) fn write_contents(ctx: &Ctx, located: &Located) {
     let begin = |i: &usize| writes(i) && !ctx.is_failed(*i) && !ctx.stopped();
     sizes.par_iter().enumerate().filter(|(i, _)| begin(i)).for_each(|(i, len)| {
         let file = &ctx.plan.files[i];
-        let created = create_sized(&file.path, *len, file.action);
-        if created.is_ok() {
-            ctx.created[i].store(true, Ordering::Release);
-        }
+        let created = create_sized(&file.at, *len, file.action).and_then(|f| {
+            let _ = ctx.created[i].set(identity(&rustix::fs::fstat(&f)?));
+            Ok(f)
+        });
         match created {
             // Nothing more will be written to it.
             Ok(f) if file.chunks.is_empty() => {
-                if let Err(e) = apply_metadata(ctx, &file.path, &file.meta, Applied::Open(&f)) {
+                let to = Applied::Open { fd: f.as_fd(), dir: false };
+                if let Err(e) = apply_metadata(ctx, &file.at.path, &file.meta, to) {
                     ctx.write_failed(i, e);
                 }
             }
@@ -190,21 +190,17 @@ fn write_places(ctx: &Ctx, need: &Need, raw: &[u8]) {
 /// the same descriptor, after every write to it.
 fn write_place(ctx: &Ctx, file: usize, raw: &[u8], offset: u64) -> std::io::Result<()> {
     let planned = &ctx.plan.files[file];
-    let written = write_nonzero(&planned.path, raw, offset)?;
+    let written = write_nonzero(ctx, file, raw, offset)?;
     // A write that failed never counts, so a failed file is never complete.
     if ctx.unwritten[file].fetch_sub(1, Ordering::AcqRel) == 1 {
         let f = match written {
             Some(f) => f,
-            None => open_for_writing(&planned.path)?,
+            None => ctx.open_created(file)?,
         };
-        apply_metadata(ctx, &planned.path, &planned.meta, Applied::Open(&f))?;
+        let to = Applied::Open { fd: f.as_fd(), dir: false };
+        apply_metadata(ctx, &planned.at.path, &planned.meta, to)?;
     }
     Ok(())
-}
-
-fn open_for_writing(path: &Path) -> std::io::Result<std::fs::File> {
-    let flags = rustix::fs::OFlags::NOFOLLOW.bits() as i32;
-    OpenOptions::new().write(true).custom_flags(flags).open(path)
 }
 
 /// Filesystem block size assumed for holes; a multiple of every common one.
@@ -213,12 +209,12 @@ const HOLE_BLOCK: u64 = 4096;
 /// Writes `data` at `offset` except for block-aligned all-zero stretches:
 /// the file already has its full length, so those stay holes and a sparse
 /// file is restored sparse. Returns the file it opened, if it had to.
-fn write_nonzero(path: &Path, data: &[u8], offset: u64) -> std::io::Result<Option<std::fs::File>> {
+fn write_nonzero(ctx: &Ctx, file: usize, data: &[u8], offset: u64) -> std::io::Result<Option<std::fs::File>> {
     let runs = nonzero_runs(data, offset);
     if runs.is_empty() {
         return Ok(None);
     }
-    let f = open_for_writing(path)?;
+    let f = ctx.open_created(file)?;
     for run in runs {
         f.write_all_at(&data[run.clone()], offset + run.start as u64)?;
     }
@@ -250,25 +246,24 @@ pub(super) fn verify_files(ctx: &Ctx, located: &Located) -> u64 {
     let checked = AtomicU64::new(0);
     let written = |(i, f): &(usize, &super::PlannedFile)| f.action.writes() && !ctx.is_failed(*i);
     ctx.plan.files.par_iter().enumerate().filter(written).for_each(|(_, f)| {
-        match verify_file(ctx.repo.keys().hasher(), &f.path, &f.chunks, located) {
+        match verify_file(ctx.repo.keys().hasher(), &f.at, &f.chunks, located) {
             Ok(()) => drop(checked.fetch_add(1, Ordering::Relaxed)),
-            Err(e) => ctx.warnings.push(&f.path, WarningKind::Failed, format!("verification failed: {e}")),
+            Err(e) => ctx.warnings.push(&f.at.path, WarningKind::Failed, format!("verification failed: {e}")),
         }
     });
     checked.into_inner()
 }
 
-/// Whether the file at `path` holds exactly `chunks`. It is opened without
+/// Whether the file at `at` holds exactly `chunks`. It is opened without
 /// following a symlink or blocking on a fifo: a restore also asks this of
 /// whatever it finds in the target.
 pub(super) fn verify_file(
     hasher: &BlobHasher,
-    path: &Path,
+    at: &At,
     chunks: &[ChunkId],
     located: &Located,
 ) -> std::io::Result<()> {
-    let flags = (rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK).bits() as i32;
-    let mut f = OpenOptions::new().read(true).custom_flags(flags).open(path)?;
+    let mut f = at.parent.open(at.name(), rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::NONBLOCK, 0)?;
     let mut buf = Vec::new();
     for chunk in chunks {
         let len = located.get(chunk).map_or(0, |(_, e)| e.raw_len as usize);

@@ -10,9 +10,13 @@
 //! The snapshot is treated as hostile: every name was validated when its
 //! tree was decoded (one component, not `.`/`..`, no `/`), an existing
 //! non-directory where a directory is needed stops the restore before any
-//! file is read or written, files are opened with `O_NOFOLLOW`, and symlinks
-//! are created last, so nothing is ever written through a link. A file whose
-//! data is missing or corrupt is removed and named; the rest is restored.
+//! file is read or written, and symlinks are created last. So is the
+//! target, when others can write into it: every entry is reached through
+//! its directory's descriptor (`dirfd`), never by its full path, so a
+//! directory swapped for a symlink while the restore runs is refused, not
+//! followed, and no write, mode or owner change lands outside the target
+//! (and paths longer than `PATH_MAX` restore as well). A file whose data is
+//! missing or corrupt is removed and named; the rest is restored.
 
 mod contents;
 mod overwrite;
@@ -20,13 +24,14 @@ mod safety;
 
 use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
-use std::fs::{self, OpenOptions};
+use std::fs;
 use std::io::ErrorKind;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use rayon::prelude::*;
 use serde::Serialize;
@@ -35,6 +40,7 @@ pub use overwrite::{Action, Change, Overwrite};
 pub use safety::{SAFETY_TAGS, SafetySnapshot};
 
 use super::{Warning, WarningKind, Warnings};
+use crate::dirfd::{Dir, fd_path};
 use crate::error::{Error, IoContext, Result};
 use crate::format::pack::PackEntry;
 use crate::format::snapshot::Snapshot;
@@ -96,8 +102,37 @@ pub struct RestoreReport {
     pub incomplete: bool,
 }
 
-struct PlannedDir {
+/// Where a planned entry goes: its directory, and its path under the
+/// target (whose last component is its name) to name it in messages.
+#[derive(Clone)]
+struct At {
+    parent: Arc<Dir>,
     path: PathBuf,
+}
+
+impl At {
+    fn name(&self) -> &OsStr {
+        self.path.file_name().expect("planned paths end in a validated name")
+    }
+
+    fn stat(&self) -> std::io::Result<rustix::fs::Stat> {
+        self.parent.stat(self.name())
+    }
+
+    /// Removes whatever non-directory is here, so a new file, link or node
+    /// can be created without following anything.
+    fn clear(&self) -> std::io::Result<()> {
+        match self.parent.remove(self.name()) {
+            Err(e) if e.kind() != ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+}
+
+struct PlannedDir {
+    at: At,
+    /// The directory itself, for what goes inside it and its own metadata.
+    dir: Arc<Dir>,
     meta: Metadata,
     /// Not there yet: the restore creates it.
     new: bool,
@@ -105,7 +140,7 @@ struct PlannedDir {
 
 #[derive(Clone)]
 struct PlannedFile {
-    path: PathBuf,
+    at: At,
     size: u64,
     chunks: Vec<ChunkId>,
     meta: Metadata,
@@ -115,13 +150,13 @@ struct PlannedFile {
 /// Another name of a file restored earlier in the plan.
 struct PlannedLink {
     leader: usize,
-    path: PathBuf,
+    at: At,
     action: Action,
 }
 
 /// A symlink, fifo or device.
 struct PlannedOther {
-    path: PathBuf,
+    at: At,
     node: Node,
     meta: Metadata,
     action: Action,
@@ -144,10 +179,13 @@ struct Ctx<'a> {
     /// Per planned file, the chunks not yet written: the write that takes
     /// it to zero completes the file and applies its metadata.
     unwritten: Vec<AtomicUsize>,
-    /// Per planned file, whether this restore created it: only such a file
-    /// may be removed when it is not whole, or counted whole. One that
-    /// appeared at its path since the plan (creating it failed) is not.
-    created: Vec<std::sync::atomic::AtomicBool>,
+    /// Per planned file, the identity (device, inode) of the file this
+    /// restore created: only that file is written, removed when it is not
+    /// whole, or counted whole. One that appeared at its path since the
+    /// plan (creating it failed), or replaced it since, is not.
+    created: Vec<OnceLock<(u64, u64)>>,
+    /// Directories that could not be created: nothing below them is restored.
+    unmade: HashSet<PathBuf>,
     warnings: Warnings,
     failed: Mutex<HashSet<usize>>,
     /// Set by the first write that found the target full: every later
@@ -166,8 +204,8 @@ pub fn restore(
     opts: &RestoreOptions,
     progress: &dyn Progress,
 ) -> Result<RestoreReport> {
-    let target = prepare_target(&opts.target, opts.repository_dir.as_deref(), opts.dry_run)?;
-    let mut plan = make_plan(repo, snap, &target, opts.include.as_deref())?;
+    let (target, root) = prepare_target(&opts.target, opts.repository_dir.as_deref(), opts.dry_run)?;
+    let mut plan = make_plan(repo, snap, &target, root, opts.include.as_deref())?;
     let located = locate_chunks(repo, &plan)?;
     overwrite::decide(&mut plan, opts.overwrite, repo.keys().hasher(), &located)?;
     let safety_needed = opts.safety.is_some() && plan.replaced().next().is_some();
@@ -181,7 +219,6 @@ pub fn restore(
         }
         _ => None,
     };
-    create_dirs(&plan)?;
     let mut report = write_plan(repo, plan, &target, &located, opts.verify, progress)?;
     report.safety_snapshot_needed = safety_needed;
     if let Some((id, warnings)) = safety {
@@ -201,11 +238,12 @@ fn write_plan(
     verify: bool,
     progress: &dyn Progress,
 ) -> Result<RestoreReport> {
-    let ctx = Ctx {
+    let mut ctx = Ctx {
         repo,
         unwritten: plan.files.iter().map(|f| AtomicUsize::new(f.chunks.len())).collect(),
-        created: plan.files.iter().map(|_| Default::default()).collect(),
+        created: plan.files.iter().map(|_| OnceLock::new()).collect(),
         plan,
+        unmade: HashSet::new(),
         warnings: Warnings::default(),
         failed: Mutex::new(HashSet::new()),
         full: OnceLock::new(),
@@ -213,12 +251,20 @@ fn write_plan(
         bytes: AtomicU64::new(0),
         special_dropped: AtomicU64::new(0),
     };
+    ctx.unmade = create_dirs(&ctx)?;
+    crate::crash::pause("restore-after-dirs");
+    // Files in a directory that could not be made are not begun; the
+    // directory's warning names them all.
+    let unmade: HashSet<usize> =
+        (0..ctx.plan.files.len()).filter(|i| ctx.unmade(&ctx.plan.files[*i].at)).collect();
+    ctx.failed.get_mut().unwrap_or_else(|p| p.into_inner()).extend(unmade);
     repo.in_io_pool(|| write_contents(&ctx, located));
     if let Some((path, error)) = ctx.full.get() {
         return Err(stopped_full(&ctx, path, error, 0));
     }
     remove_failed(&ctx);
     let (links, others) = create_others(&ctx);
+    crate::crash::pause("restore-before-metadata");
     apply_all_metadata(&ctx);
     if let Some((path, error)) = ctx.full.get() {
         return Err(stopped_full(&ctx, path, error, links + others));
@@ -251,15 +297,13 @@ fn write_plan(
 /// far it got, counting the `made` links, symlinks and nodes with the files.
 fn stopped_full(ctx: &Ctx, path: &Path, error: &std::io::Error, made: u64) -> Error {
     let (mut whole, mut left) = (0, 0);
-    for (i, file) in ctx.plan.files.iter().enumerate().filter(|(_, f)| f.action.writes()) {
-        let created = ctx.created[i].load(Ordering::Acquire);
+    for (i, _) in ctx.plan.files.iter().enumerate().filter(|(_, f)| f.action.writes()) {
+        let created = ctx.created[i].get().is_some();
         if created && ctx.unwritten[i].load(Ordering::Acquire) == 0 && !ctx.is_failed(i) {
             whole += 1;
             continue;
         }
-        if created {
-            let _ = fs::remove_file(&file.path);
-        }
+        ctx.remove_created(i);
         left += 1;
     }
     let links = ctx.plan.hardlinks.iter().filter(|l| l.action.writes()).count();
@@ -310,10 +354,14 @@ fn counts(plan: &Plan, written_files: u64, written_others: u64) -> RestoreReport
 impl Plan {
     /// Where something that exists is replaced.
     fn replaced(&self) -> impl Iterator<Item = &Path> {
-        let files = self.files.iter().map(|f| (&f.path, f.action));
-        let links = self.hardlinks.iter().map(|l| (&l.path, l.action));
-        let others = self.others.iter().map(|o| (&o.path, o.action));
-        files.chain(links).chain(others).filter(|(_, a)| *a == Action::Replace).map(|(p, _)| p.as_path())
+        let files = self.files.iter().map(|f| (&f.at, f.action));
+        let links = self.hardlinks.iter().map(|l| (&l.at, l.action));
+        let others = self.others.iter().map(|o| (&o.at, o.action));
+        files
+            .chain(links)
+            .chain(others)
+            .filter(|(_, a)| *a == Action::Replace)
+            .map(|(at, _)| at.path.as_path())
     }
 
     /// How many files (every hardlink name counts) and others have an
@@ -328,8 +376,9 @@ impl Plan {
 
 /// Checks the target before creating anything (a target inside the
 /// repository is refused without leaving a trace there), then creates it
-/// unless this is a dry run. Returns it resolved through symlinks.
-fn prepare_target(target: &Path, repo_dir: Option<&Path>, dry_run: bool) -> Result<PathBuf> {
+/// unless this is a dry run. Returns it resolved through symlinks, and
+/// opened (not in a dry run of a target that does not exist yet).
+fn prepare_target(target: &Path, repo_dir: Option<&Path>, dry_run: bool) -> Result<(PathBuf, Arc<Dir>)> {
     let resolved = resolve_existing_prefix(target)?;
     if let Some(dir) = repo_dir {
         let repo = dir.canonicalize().at(dir)?;
@@ -346,11 +395,16 @@ fn prepare_target(target: &Path, repo_dir: Option<&Path>, dry_run: bool) -> Resu
             target.display()
         )));
     }
-    if dry_run {
-        return Ok(resolved);
+    if dry_run && !resolved.exists() {
+        return Ok((resolved, Dir::root(None)));
     }
-    fs::DirBuilder::new().recursive(true).mode(0o700).create(target).at(target)?;
-    target.canonicalize().at(target)
+    if !dry_run {
+        fs::DirBuilder::new().recursive(true).mode(0o700).create(target).at(target)?;
+    }
+    let resolved = target.canonicalize().at(target)?;
+    // Resolved already: a symlink found there now was put there since.
+    let root = Dir::open_root(&resolved, false).at(&resolved)?;
+    Ok((resolved, root))
 }
 
 /// `path` made absolute, with its longest existing prefix resolved through
@@ -373,38 +427,65 @@ fn resolve_existing_prefix(path: &Path) -> Result<PathBuf> {
     }
 }
 
-fn make_plan(repo: &Repository, snap: &Snapshot, target: &Path, include: Option<&Path>) -> Result<Plan> {
+/// The plan's directories by depth, from the target down to the directory
+/// the walk is in: what the next entry is placed in. The walk is depth
+/// first, so an entry's directory is always the last one at its depth.
+struct Placer {
+    root: Arc<Dir>,
+    open: Vec<(Arc<Dir>, PathBuf)>,
+}
+
+impl Placer {
+    /// Where the entry at `dest` (`depth` components below the snapshot's root) goes.
+    fn at(&mut self, depth: usize, dest: PathBuf) -> At {
+        self.open.truncate(depth.saturating_sub(1));
+        let (parent, parent_path) = self.open.last().map_or((&self.root, None), |(d, p)| (d, Some(p)));
+        debug_assert!(parent_path.is_none_or(|p| dest.parent() == Some(p.as_path())), "{dest:?}");
+        At { parent: parent.clone(), path: dest }
+    }
+
+    /// Plans the directory at `at`, which is what entries one deeper go into.
+    fn enter(&mut self, at: At, meta: Metadata) -> PlannedDir {
+        let dir = at.parent.child(at.name(), None);
+        self.open.push((dir.clone(), at.path.clone()));
+        PlannedDir { at, dir, meta, new: true }
+    }
+}
+
+fn make_plan(
+    repo: &Repository,
+    snap: &Snapshot,
+    target: &Path,
+    root: Arc<Dir>,
+    include: Option<&Path>,
+) -> Result<Plan> {
     let include = names::split_optional_path(include)?;
     let mut plan = Plan::default();
+    let mut placer = Placer { root, open: Vec::new() };
     // The directories leading to an included path are restored with their own metadata.
     for depth in 1..include.len() {
         if let Found::Entry(e) = tree::find(repo, snap.tree, &include[..depth])? {
-            plan.dirs.push(PlannedDir {
-                path: names::join(target, &include[..depth]),
-                meta: e.meta,
-                new: true,
-            });
+            let at = placer.at(depth, names::join(target, &include[..depth]));
+            plan.dirs.push(placer.enter(at, e.meta));
         }
     }
     let mut leaders: HashMap<(u64, u64), usize> = HashMap::new();
     tree::walk_path(repo, snap.tree, &include, &mut |path, entry| {
-        let dest = names::join(target, path);
+        let at = placer.at(path.len(), names::join(target, path));
         match &entry.node {
-            Node::Dir { .. } => {
-                plan.dirs.push(PlannedDir { path: dest, meta: entry.meta.clone(), new: true })
-            }
+            Node::Dir { .. } => plan.dirs.push(placer.enter(at, entry.meta.clone())),
             Node::File { size, chunks } => {
                 let key = (entry.meta.dev, entry.meta.inode);
                 match leaders.get(&key) {
                     Some(&leader) if entry.meta.nlink > 1 => {
-                        plan.hardlinks.push(PlannedLink { leader, path: dest, action: Action::New });
+                        plan.hardlinks.push(PlannedLink { leader, at, action: Action::New });
                     }
                     _ => {
                         if entry.meta.nlink > 1 {
                             leaders.insert(key, plan.files.len());
                         }
                         plan.files.push(PlannedFile {
-                            path: dest,
+                            at,
                             size: *size,
                             chunks: chunks.clone(),
                             meta: entry.meta.clone(),
@@ -416,7 +497,7 @@ fn make_plan(repo: &Repository, snap: &Snapshot, target: &Path, include: Option<
             // Sockets are recreated by the programs that own them.
             Node::Socket => {}
             other => plan.others.push(PlannedOther {
-                path: dest,
+                at,
                 node: other.clone(),
                 meta: entry.meta.clone(),
                 action: Action::New,
@@ -429,38 +510,56 @@ fn make_plan(repo: &Repository, snap: &Snapshot, target: &Path, include: Option<
 
 /// Creates the directories (private until their metadata is applied). An
 /// existing symlink or file where a directory belongs would let later
-/// writes escape the target, so it stops the restore here.
-fn create_dirs(plan: &Plan) -> Result<()> {
-    for PlannedDir { path, .. } in &plan.dirs {
-        match fs::DirBuilder::new().mode(0o700).create(path) {
+/// writes escape the target, so it stops the restore here; so does a full
+/// target. A directory that cannot be made for another reason (a name the
+/// target's file system does not take) is one warning, and nothing below
+/// it is restored: those are returned.
+fn create_dirs(ctx: &Ctx) -> Result<HashSet<PathBuf>> {
+    let mut unmade = HashSet::new();
+    for PlannedDir { at, .. } in &ctx.plan.dirs {
+        if below(&unmade, &at.path) {
+            unmade.insert(at.path.clone());
+            continue;
+        }
+        match at.parent.mkdir(at.name(), 0o700) {
             Ok(()) => {}
             Err(e) if e.kind() == ErrorKind::AlreadyExists => {
-                if !fs::symlink_metadata(path).at(path)?.is_dir() {
-                    return Err(not_a_directory(path));
+                if !is_dir(&at.stat().at(&at.path)?) {
+                    return Err(not_a_directory(&at.path));
                 }
             }
             Err(e) if is_full(&e) => {
-                let (files, others) = plan.count(Action::writes);
-                return Err(target_full(path, &e, 0, files + others));
+                let (files, others) = ctx.plan.count(Action::writes);
+                return Err(target_full(&at.path, &e, 0, files + others));
             }
-            Err(e) => return Err(Error::io(path, e)),
+            Err(e) => {
+                let why = format!("cannot create the directory: {e}; nothing below it is restored");
+                ctx.warnings.push(&at.path, WarningKind::Failed, why);
+                unmade.insert(at.path.clone());
+            }
         }
     }
-    Ok(())
+    Ok(unmade)
+}
+
+/// Whether `path` lies below one of `dirs`.
+fn below(dirs: &HashSet<PathBuf>, path: &Path) -> bool {
+    !dirs.is_empty() && path.ancestors().skip(1).any(|a| dirs.contains(a))
+}
+
+fn is_dir(st: &rustix::fs::Stat) -> bool {
+    rustix::fs::FileType::from_raw_mode(st.st_mode as _) == rustix::fs::FileType::Directory
+}
+
+/// Device and inode: what identifies a file.
+#[allow(clippy::unnecessary_cast)] // the field types differ between architectures
+fn identity(st: &rustix::fs::Stat) -> (u64, u64) {
+    (st.st_dev as u64, st.st_ino as u64)
 }
 
 /// The error that stops a restore finding a non-directory where a directory belongs.
 fn not_a_directory(path: &Path) -> Error {
     Error::InvalidInput(format!("cannot restore: {} exists and is not a directory", path.display()))
-}
-
-/// Removes whatever non-directory is at `path`, so a new file, link or
-/// node can be created there without following anything.
-fn clear(path: &Path) -> std::io::Result<()> {
-    match fs::remove_file(path) {
-        Err(e) if e.kind() != ErrorKind::NotFound => Err(e),
-        _ => Ok(()),
-    }
 }
 
 /// Whether this process may set owners and make devices (asked once: a
@@ -470,20 +569,20 @@ fn is_root() -> bool {
     *ROOT.get_or_init(|| rustix::process::geteuid().is_root())
 }
 
-/// Creates a file of `len` bytes in place of whatever was at `path` when
+/// Creates a file of `len` bytes in place of whatever was at `at` when
 /// the plan says something is there. Setting the length first leaves
 /// never-written (all-zero) chunks as holes.
-fn create_sized(path: &Path, len: u64, action: Action) -> std::io::Result<fs::File> {
+fn create_sized(at: &At, len: u64, action: Action) -> std::io::Result<fs::File> {
+    use rustix::fs::OFlags;
     // Where the plan found nothing, nothing is removed: if something has
     // appeared since, creating fails instead of replacing it.
     if action != Action::New {
-        clear(path)?;
+        at.clear()?;
     }
-    let flags = rustix::fs::OFlags::NOFOLLOW.bits() as i32;
-    let f = OpenOptions::new().write(true).create_new(true).mode(0o600).custom_flags(flags).open(path)?;
+    let f = at.parent.open(at.name(), OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL, 0o600)?;
     // Made here, so taken back here if it cannot get its length: the
     // caller only removes what it knows it created.
-    f.set_len(len).inspect_err(|_| drop(fs::remove_file(path)))?;
+    f.set_len(len).inspect_err(|_| drop(at.parent.remove(at.name())))?;
     Ok(f)
 }
 
@@ -495,7 +594,7 @@ impl Ctx<'_> {
             return self.fail(file, error);
         }
         self.failed.lock().unwrap_or_else(|p| p.into_inner()).insert(file);
-        self.stop_full(&self.plan.files[file].path, error);
+        self.stop_full(&self.plan.files[file].at.path, error);
     }
 
     /// Stops the restore: the target had no room for what goes at `path`.
@@ -520,12 +619,37 @@ impl Ctx<'_> {
 
     fn fail(&self, file: usize, why: impl ToString) {
         if self.failed.lock().unwrap_or_else(|p| p.into_inner()).insert(file) {
-            self.warnings.push(&self.plan.files[file].path, WarningKind::Failed, why);
+            self.warnings.push(&self.plan.files[file].at.path, WarningKind::Failed, why);
         }
+    }
+
+    /// Whether `at` lies in a directory that could not be created.
+    fn unmade(&self, at: &At) -> bool {
+        below(&self.unmade, &at.path)
     }
 
     fn is_failed(&self, file: usize) -> bool {
         self.failed.lock().unwrap_or_else(|p| p.into_inner()).contains(&file)
+    }
+
+    /// Opens planned file `file` for writing, if it is still the file this
+    /// restore created (not another one put in its place since).
+    fn open_created(&self, file: usize) -> std::io::Result<fs::File> {
+        let at = &self.plan.files[file].at;
+        let f = at.parent.open(at.name(), rustix::fs::OFlags::WRONLY, 0)?;
+        match self.created[file].get() {
+            Some(made) if *made == identity(&rustix::fs::fstat(&f)?) => Ok(f),
+            _ => Err(std::io::Error::other("replaced by another file while being restored")),
+        }
+    }
+
+    /// Removes planned file `file` if it is the one this restore created.
+    fn remove_created(&self, file: usize) {
+        let at = &self.plan.files[file].at;
+        let Some(made) = self.created[file].get() else { return };
+        if at.stat().is_ok_and(|st| identity(&st) == *made) {
+            let _ = at.parent.remove(at.name());
+        }
     }
 }
 
@@ -533,9 +657,7 @@ impl Ctx<'_> {
 /// look like a good one.
 fn remove_failed(ctx: &Ctx) {
     for &i in ctx.failed.lock().unwrap_or_else(|p| p.into_inner()).iter() {
-        if ctx.created[i].load(Ordering::Acquire) {
-            let _ = fs::remove_file(&ctx.plan.files[i].path);
-        }
+        ctx.remove_created(i);
     }
 }
 
@@ -543,58 +665,63 @@ fn remove_failed(ctx: &Ctx) {
 /// how many links and how many others were made.
 fn create_others(ctx: &Ctx) -> (u64, u64) {
     let mut links = 0;
-    for PlannedLink { leader, path, .. } in ctx.plan.hardlinks.iter().filter(|l| l.action.writes()) {
+    let made_here = |at: &At| !ctx.unmade(at);
+    for PlannedLink { leader, at, .. } in
+        ctx.plan.hardlinks.iter().filter(|l| l.action.writes() && made_here(&l.at))
+    {
         if ctx.stopped() {
             return (links, 0);
         }
         if ctx.is_failed(*leader) {
-            ctx.warnings.push(path, WarningKind::Failed, "its hardlinked file could not be restored");
+            ctx.warnings.push(&at.path, WarningKind::Failed, "its hardlinked file could not be restored");
             continue;
         }
-        match clear(path).and_then(|()| fs::hard_link(&ctx.plan.files[*leader].path, path)) {
+        let from = &ctx.plan.files[*leader].at;
+        match at.clear().and_then(|()| at.parent.hard_link(at.name(), &from.parent, from.name())) {
             Ok(()) => links += 1,
-            Err(e) => ctx.make_failed(path, e),
+            Err(e) => ctx.make_failed(&at.path, e),
         }
     }
     let mut made = 0;
     let mut symlinks = Vec::new();
-    for PlannedOther { path, node, .. } in ctx.plan.others.iter().filter(|o| o.action.writes()) {
+    for PlannedOther { at, node, .. } in
+        ctx.plan.others.iter().filter(|o| o.action.writes() && made_here(&o.at))
+    {
         let result = match node {
             Node::Symlink { target } => {
-                symlinks.push((path, target));
+                symlinks.push((at, target));
                 continue;
             }
             _ if ctx.stopped() => return (links, made),
-            Node::Fifo => make_node(path, rustix::fs::FileType::Fifo, 0),
-            Node::CharDevice { rdev } => make_device(path, rustix::fs::FileType::CharacterDevice, *rdev),
-            Node::BlockDevice { rdev } => make_device(path, rustix::fs::FileType::BlockDevice, *rdev),
+            Node::Fifo => make_node(at, rustix::fs::FileType::Fifo, 0),
+            Node::CharDevice { rdev } => make_device(at, rustix::fs::FileType::CharacterDevice, *rdev),
+            Node::BlockDevice { rdev } => make_device(at, rustix::fs::FileType::BlockDevice, *rdev),
             _ => continue, // only symlinks, fifos and devices are planned as others
         };
         match result {
             Ok(()) => made += 1,
-            Err(e) => ctx.make_failed(path, e),
+            Err(e) => ctx.make_failed(&at.path, e),
         }
     }
-    for (path, target) in symlinks.into_iter().take_while(|_| !ctx.stopped()) {
-        match clear(path).and_then(|()| std::os::unix::fs::symlink(OsStr::from_bytes(target), path)) {
+    for (at, target) in symlinks.into_iter().take_while(|_| !ctx.stopped()) {
+        match at.clear().and_then(|()| at.parent.symlink(target, at.name())) {
             Ok(()) => made += 1,
-            Err(e) => ctx.make_failed(path, e),
+            Err(e) => ctx.make_failed(&at.path, e),
         }
     }
     (links, made)
 }
 
-fn make_device(path: &Path, kind: rustix::fs::FileType, rdev: u64) -> std::io::Result<()> {
+fn make_device(at: &At, kind: rustix::fs::FileType, rdev: u64) -> std::io::Result<()> {
     if !is_root() {
         return Err(std::io::Error::new(ErrorKind::PermissionDenied, "device files need root to restore"));
     }
-    make_node(path, kind, rdev)
+    make_node(at, kind, rdev)
 }
 
-fn make_node(path: &Path, kind: rustix::fs::FileType, rdev: u64) -> std::io::Result<()> {
-    clear(path)?;
-    let mode = rustix::fs::Mode::from_raw_mode(0o600);
-    rustix::fs::mknodat(rustix::fs::CWD, path, kind, mode, rdev).map_err(std::io::Error::from)
+fn make_node(at: &At, kind: rustix::fs::FileType, rdev: u64) -> std::io::Result<()> {
+    at.clear()?;
+    at.parent.mknod(at.name(), kind, rdev)
 }
 
 /// Applies metadata to what the restore did not write but leaves in place
@@ -609,24 +736,58 @@ fn apply_all_metadata(ctx: &Ctx) {
         .iter()
         .enumerate()
         .filter(|(i, f)| f.action == Action::Unchanged && !ctx.is_failed(*i))
-        .map(|(_, f)| (&f.path, &f.meta, false));
+        .map(|(_, f)| (&f.at, &f.meta, false));
     let others = plan
         .others
         .iter()
-        .filter(|o| o.action != Action::Skip && fs::symlink_metadata(&o.path).is_ok())
-        .map(|o| (&o.path, &o.meta, matches!(o.node, Node::Symlink { .. })));
-    let paths: Vec<_> = files.chain(others).collect();
-    let apply = |path: &Path, meta, to| {
-        if let Err(e) = apply_metadata(ctx, path, meta, to) {
+        .filter(|o| o.action != Action::Skip && !ctx.unmade(&o.at) && o.at.stat().is_ok())
+        .map(|o| (&o.at, &o.meta, matches!(o.node, Node::Symlink { .. })));
+    let entries: Vec<_> = files.chain(others).collect();
+    let apply = |path: &Path, result: std::io::Result<()>| {
+        if let Err(e) = result {
             ctx.stop_full(path, e);
         }
     };
-    paths
-        .par_iter()
-        .filter(|_| !ctx.stopped())
-        .for_each(|(path, meta, is_link)| apply(path, meta, Applied::Path { is_link: *is_link }));
-    for dir in plan.dirs.iter().rev().take_while(|_| !ctx.stopped()) {
-        apply(&dir.path, &dir.meta, Applied::Dir);
+    entries.par_iter().filter(|_| !ctx.stopped()).for_each(|(at, meta, is_link)| {
+        apply(&at.path, apply_to_entry(ctx, at, meta, *is_link));
+    });
+    let made = plan.dirs.iter().rev().filter(|d| !ctx.unmade.contains(&d.at.path));
+    for PlannedDir { at, dir, meta, .. } in made.take_while(|_| !ctx.stopped()) {
+        match dir.fd() {
+            Ok(fd) => apply(
+                &at.path,
+                apply_metadata(ctx, &at.path, meta, Applied::Open { fd: fd.as_fd(), dir: true }),
+            ),
+            Err(e) => ctx.warnings.push(&at.path, WarningKind::Metadata, e),
+        }
+    }
+}
+
+/// Applies metadata to an entry the restore does not hold open: a symlink
+/// through its directory (not followed), anything else through an
+/// `O_PATH` descriptor of the entry itself, checked to be what the plan
+/// has there, so a name swapped since for a symlink is not followed.
+fn apply_to_entry(ctx: &Ctx, at: &At, meta: &Metadata, is_link: bool) -> std::io::Result<()> {
+    let reached = if is_link {
+        at.parent.fd().map(|dir| (dir, None))
+    } else {
+        at.parent.open_path(at.name()).and_then(|fd| {
+            let kind = rustix::fs::FileType::from_raw_mode(rustix::fs::fstat(&fd)?.st_mode as _);
+            if kind == rustix::fs::FileType::Symlink || kind == rustix::fs::FileType::Directory {
+                return Err(std::io::Error::other("replaced by something else while being restored"));
+            }
+            Ok((at.parent.fd()?, Some(fd)))
+        })
+    };
+    match reached {
+        Ok((dir, None)) => {
+            apply_metadata(ctx, &at.path, meta, Applied::Link { dir: dir.as_fd(), name: at.name() })
+        }
+        Ok((_, Some(fd))) => apply_metadata(ctx, &at.path, meta, Applied::Node(fd.as_fd())),
+        Err(e) => {
+            ctx.warnings.push(&at.path, WarningKind::Metadata, e);
+            Ok(())
+        }
     }
 }
 
@@ -634,72 +795,105 @@ fn apply_all_metadata(ctx: &Ctx) {
 /// setuid or setgid file would run as the restoring user (or group): those
 /// bits are left off and counted, as GNU tar does. A directory's setgid
 /// bit only passes its group on, and stays.
-fn restored_mode(ctx: &Ctx, mode: u32, to: Applied) -> u32 {
+fn restored_mode(ctx: &Ctx, mode: u32, dir: bool) -> u32 {
     const SPECIAL: u32 = 0o6000;
-    if is_root() || mode & SPECIAL == 0 || matches!(to, Applied::Dir) {
+    if is_root() || mode & SPECIAL == 0 || dir {
         return mode;
     }
     ctx.special_dropped.fetch_add(1, Ordering::Relaxed);
     mode & !SPECIAL
 }
 
-/// What metadata is applied through: a file the restore has open, or the
-/// path itself (a symlink at it is not followed).
+/// What metadata is applied through.
 #[derive(Clone, Copy)]
 enum Applied<'a> {
-    Open(&'a fs::File),
-    Path {
-        is_link: bool,
-    },
-    /// A directory, by its path.
-    Dir,
+    /// A file or directory the restore has open.
+    Open { fd: BorrowedFd<'a>, dir: bool },
+    /// An `O_PATH` descriptor of a fifo, device or unchanged file.
+    Node(BorrowedFd<'a>),
+    /// A symlink, by its name in its directory.
+    Link { dir: BorrowedFd<'a>, name: &'a OsStr },
+}
+
+impl Applied<'_> {
+    fn set_xattr(self, name: &OsStr, value: &[u8]) -> std::io::Result<()> {
+        use rustix::fs::XattrFlags;
+        Ok(match self {
+            Applied::Open { fd, .. } => rustix::fs::fsetxattr(fd, name, value, XattrFlags::empty()),
+            // Through the descriptor's magic link, which leads to the node itself.
+            Applied::Node(fd) => rustix::fs::setxattr(fd_path(fd), name, value, XattrFlags::empty()),
+            Applied::Link { dir, name: link } => {
+                rustix::fs::lsetxattr(fd_path(dir).join(link), name, value, XattrFlags::empty())
+            }
+        }?)
+    }
+
+    fn chown(self, uid: u32, gid: u32) -> std::io::Result<()> {
+        use rustix::fs::{AtFlags, Gid, Uid};
+        let (uid, gid) = (Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid)));
+        Ok(match self {
+            Applied::Open { fd, .. } => rustix::fs::fchown(fd, uid, gid),
+            Applied::Node(fd) => rustix::fs::chownat(fd, "", uid, gid, AtFlags::EMPTY_PATH),
+            Applied::Link { dir, name } => {
+                rustix::fs::chownat(dir, name, uid, gid, AtFlags::SYMLINK_NOFOLLOW)
+            }
+        }?)
+    }
+
+    /// A symlink has no mode of its own.
+    fn chmod(self, mode: u32) -> std::io::Result<()> {
+        let mode = rustix::fs::Mode::from_raw_mode(mode);
+        Ok(match self {
+            Applied::Open { fd, .. } => rustix::fs::fchmod(fd, mode),
+            Applied::Node(fd) => rustix::fs::chmod(fd_path(fd), mode),
+            Applied::Link { .. } => Ok(()),
+        }?)
+    }
+
+    fn set_times(self, mtime: crate::format::Timestamp) -> std::io::Result<()> {
+        use rustix::fs::{AtFlags, Timespec, Timestamps};
+        let t = Timespec { tv_sec: mtime.secs, tv_nsec: mtime.nanos.into() };
+        let times = Timestamps { last_access: t, last_modification: t };
+        Ok(match self {
+            Applied::Open { fd, .. } => rustix::fs::futimens(fd, &times),
+            Applied::Node(fd) => {
+                rustix::fs::utimensat(rustix::fs::CWD, fd_path(fd), &times, AtFlags::empty())
+            }
+            Applied::Link { dir, name } => {
+                rustix::fs::utimensat(dir, name, &times, AtFlags::SYMLINK_NOFOLLOW)
+            }
+        }?)
+    }
+
+    fn is_dir(self) -> bool {
+        matches!(self, Applied::Open { dir: true, .. })
+    }
 }
 
 /// xattrs (while the file is still writable), owner (root only, before the
-/// mode because chown clears setuid), mode, then times, to what is at
-/// `path`. Problems are warnings about `path`, except a target without
-/// room for an xattr: that error is returned, to stop the restore.
+/// mode because chown clears setuid), mode, then times. Problems are
+/// warnings about `path`, except a target without room for an xattr: that
+/// error is returned, to stop the restore.
 fn apply_metadata(ctx: &Ctx, path: &Path, meta: &Metadata, to: Applied) -> std::io::Result<()> {
     let warn = |what: &str, e: &dyn std::fmt::Display| {
         ctx.warnings.push(path, WarningKind::Metadata, format!("{what}: {e}"));
     };
     for x in &meta.xattrs {
-        let name = OsStr::from_bytes(&x.name);
-        let set = match to {
-            Applied::Open(f) => xattr::FileExt::set_xattr(f, name, &x.value),
-            Applied::Path { .. } | Applied::Dir => xattr::set(path, name, &x.value),
-        };
-        match set {
+        match to.set_xattr(OsStr::from_bytes(&x.name), &x.value) {
             Err(e) if is_full(&e) => return Err(e),
             Err(e) => warn(&format!("xattr {}", names::escape(&x.name)), &e),
             Ok(()) => {}
         }
     }
-    if is_root() {
-        let (uid, gid) = (Some(meta.uid), Some(meta.gid));
-        let chown = match to {
-            Applied::Open(f) => std::os::unix::fs::fchown(f, uid, gid),
-            Applied::Path { .. } | Applied::Dir => std::os::unix::fs::lchown(path, uid, gid),
-        };
-        if let Err(e) = chown {
-            warn("owner", &e);
-        }
+    if is_root()
+        && let Err(e) = to.chown(meta.uid, meta.gid)
+    {
+        warn("owner", &e);
     }
-    let mode = fs::Permissions::from_mode(restored_mode(ctx, meta.mode, to));
-    let chmod = match to {
-        Applied::Open(f) => f.set_permissions(mode),
-        Applied::Path { is_link: true } => Ok(()),
-        Applied::Path { is_link: false } | Applied::Dir => fs::set_permissions(path, mode),
-    };
-    if let Err(e) = chmod {
+    if let Err(e) = to.chmod(restored_mode(ctx, meta.mode, to.is_dir())) {
         warn("mode", &e);
     }
-    let mtime = filetime::FileTime::from_unix_time(meta.mtime.secs, meta.mtime.nanos);
-    let times = match to {
-        Applied::Open(f) => filetime::set_file_handle_times(f, Some(mtime), Some(mtime)),
-        Applied::Path { .. } | Applied::Dir => filetime::set_symlink_file_times(path, mtime, mtime),
-    };
-    if let Err(e) = times {
+    if let Err(e) = to.set_times(meta.mtime) {
         warn("times", &e);
     }
     Ok(())

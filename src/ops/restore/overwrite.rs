@@ -4,16 +4,16 @@
 //! list a dry run shows.
 
 use std::collections::{HashMap, HashSet};
-use std::fs;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+
+use rustix::fs::{FileType, Stat};
 
 use rayon::prelude::*;
 use serde::Serialize;
 
 use super::contents::verify_file;
-use super::{Located, Plan, PlannedFile, PlannedLink, not_a_directory};
+use super::{At, Located, Plan, PlannedFile, PlannedLink, identity, is_dir, not_a_directory};
 use crate::error::Result;
 use crate::format::tree::Node;
 use crate::hash::BlobHasher;
@@ -80,31 +80,40 @@ pub struct Change {
 /// directory belongs stops the restore here, before anything below it is
 /// read or written.
 pub(super) fn decide(plan: &mut Plan, mode: Overwrite, hasher: &BlobHasher, located: &Located) -> Result<()> {
+    let mut new_dirs = HashSet::new();
     for dir in &mut plan.dirs {
-        match fs::symlink_metadata(&dir.path) {
-            Ok(m) if m.is_dir() => dir.new = false,
-            Ok(_) => return Err(not_a_directory(&dir.path)),
-            Err(_) => dir.new = true,
+        // Below a directory that does not exist, nothing does.
+        dir.new = new_dirs_contain(&new_dirs, &dir.at)
+            || match dir.at.stat() {
+                Ok(m) if is_dir(&m) => false,
+                Ok(_) => return Err(not_a_directory(&dir.at.path)),
+                Err(_) => true,
+            };
+        if dir.new {
+            new_dirs.insert(dir.at.path.clone());
         }
     }
     // Nothing can be inside a directory that did not exist: what goes there
     // is new without a look (and creating it fails if something appeared).
-    let new_dirs: HashSet<PathBuf> = plan.dirs.iter().filter(|d| d.new).map(|d| d.path.clone()).collect();
-    let in_new_dir = |path: &Path| path.parent().is_some_and(|p| new_dirs.contains(p));
-    plan.files.par_iter_mut().filter(|f| !in_new_dir(&f.path)).for_each(|f| {
+    let in_new_dir = |at: &At| new_dirs_contain(&new_dirs, at);
+    plan.files.par_iter_mut().filter(|f| !in_new_dir(&f.at)).for_each(|f| {
         f.action = file_action(f, mode, hasher, located);
     });
     decide_links(plan, mode, &in_new_dir);
-    for o in plan.others.iter_mut().filter(|o| !in_new_dir(&o.path)) {
-        o.action = action(&o.path, mode, |existing| same_node(&o.path, &o.node, existing));
+    for o in plan.others.iter_mut().filter(|o| !in_new_dir(&o.at)) {
+        o.action = action(&o.at, mode, |existing| same_node(&o.at, &o.node, existing));
     }
     Ok(())
 }
 
-/// New when nothing is at `path`; otherwise what `mode` says, `same`
+fn new_dirs_contain(new_dirs: &HashSet<PathBuf>, at: &At) -> bool {
+    at.path.parent().is_some_and(|p| new_dirs.contains(p))
+}
+
+/// New when nothing is at `at`; otherwise what `mode` says, `same`
 /// telling whether what is there already matches the snapshot.
-fn action(path: &Path, mode: Overwrite, same: impl FnOnce(&fs::Metadata) -> bool) -> Action {
-    let Ok(existing) = fs::symlink_metadata(path) else { return Action::New };
+fn action(at: &At, mode: Overwrite, same: impl FnOnce(&Stat) -> bool) -> Action {
+    let Ok(existing) = at.stat() else { return Action::New };
     match mode {
         Overwrite::Always => Action::Replace,
         Overwrite::Never => Action::Skip,
@@ -115,10 +124,10 @@ fn action(path: &Path, mode: Overwrite, same: impl FnOnce(&fs::Metadata) -> bool
 
 /// The size is compared first, so only a file that may match is read.
 fn file_action(f: &PlannedFile, mode: Overwrite, hasher: &BlobHasher, located: &Located) -> Action {
-    action(&f.path, mode, |existing| {
-        existing.is_file()
-            && existing.len() == f.size
-            && verify_file(hasher, &f.path, &f.chunks, located).is_ok()
+    action(&f.at, mode, |existing| {
+        FileType::from_raw_mode(existing.st_mode as _) == FileType::RegularFile
+            && existing.st_size as u64 == f.size
+            && verify_file(hasher, &f.at, &f.chunks, located).is_ok()
     })
 }
 
@@ -126,20 +135,20 @@ fn file_action(f: &PlannedFile, mode: Overwrite, hasher: &BlobHasher, located: &
 /// file keeps its other names only if they already are that very file;
 /// otherwise the whole group is written again. And where `Never` skips the
 /// first name of a group, the first new name takes its place.
-fn decide_links(plan: &mut Plan, mode: Overwrite, in_new_dir: &dyn Fn(&Path) -> bool) {
+fn decide_links(plan: &mut Plan, mode: Overwrite, in_new_dir: &dyn Fn(&At) -> bool) {
     let split: Vec<usize> = plan
         .hardlinks
         .iter()
         .filter(|l| plan.files[l.leader].action == Action::Unchanged)
-        .filter(|l| !same_file(&plan.files[l.leader].path, &l.path))
+        .filter(|l| !same_file(&plan.files[l.leader].at, &l.at))
         .map(|l| l.leader)
         .collect();
     for leader in split {
         plan.files[leader].action = Action::Replace;
     }
-    for link in plan.hardlinks.iter_mut().filter(|l| !in_new_dir(&l.path)) {
+    for link in plan.hardlinks.iter_mut().filter(|l| !in_new_dir(&l.at)) {
         let leader_unchanged = plan.files[link.leader].action == Action::Unchanged;
-        link.action = action(&link.path, mode, |_| leader_unchanged);
+        link.action = action(&link.at, mode, |_| leader_unchanged);
     }
     adopt_orphans(plan);
 }
@@ -158,32 +167,34 @@ fn adopt_orphans(plan: &mut Plan) {
             return true;
         }
         adopted.insert(link.leader, files.len());
-        let PlannedLink { leader, path, .. } = link;
+        let PlannedLink { leader, at, .. } = link;
         let orphaned = &files[*leader];
-        let file = PlannedFile { path: path.clone(), action: Action::New, ..orphaned.clone() };
+        let file = PlannedFile { at: at.clone(), action: Action::New, ..orphaned.clone() };
         files.push(file);
         false
     });
 }
 
-/// Whether two paths are names of one inode.
-fn same_file(a: &Path, b: &Path) -> bool {
-    match (fs::symlink_metadata(a), fs::symlink_metadata(b)) {
-        (Ok(a), Ok(b)) => (a.dev(), a.ino()) == (b.dev(), b.ino()),
+/// Whether two places are names of one inode.
+fn same_file(a: &At, b: &At) -> bool {
+    match (a.stat(), b.stat()) {
+        (Ok(a), Ok(b)) => identity(&a) == identity(&b),
         _ => false,
     }
 }
 
 /// Whether an existing symlink, fifo or device is what the snapshot has.
-fn same_node(path: &Path, node: &Node, existing: &fs::Metadata) -> bool {
-    let t = existing.file_type();
+#[allow(clippy::unnecessary_cast)] // st_rdev's type differs between architectures
+fn same_node(at: &At, node: &Node, existing: &Stat) -> bool {
+    let t = FileType::from_raw_mode(existing.st_mode as _);
+    let rdev = existing.st_rdev as u64;
     match node {
         Node::Symlink { target } => {
-            t.is_symlink() && fs::read_link(path).is_ok_and(|l| l.as_os_str().as_bytes() == target.as_slice())
+            t == FileType::Symlink && at.parent.read_link(at.name()).is_ok_and(|l| l == *target)
         }
-        Node::Fifo => t.is_fifo(),
-        Node::CharDevice { rdev } => t.is_char_device() && existing.rdev() == *rdev,
-        Node::BlockDevice { rdev } => t.is_block_device() && existing.rdev() == *rdev,
+        Node::Fifo => t == FileType::Fifo,
+        Node::CharDevice { rdev: want } => t == FileType::CharacterDevice && rdev == *want,
+        Node::BlockDevice { rdev: want } => t == FileType::BlockDevice && rdev == *want,
         _ => false,
     }
 }
@@ -191,10 +202,10 @@ fn same_node(path: &Path, node: &Node, existing: &fs::Metadata) -> bool {
 /// Every path the restore creates, replaces, leaves alone or skips, in
 /// path order. Directories that exist already are merged into, not listed.
 pub(super) fn changes(plan: &Plan) -> Vec<Change> {
-    let dirs = plan.dirs.iter().filter(|d| d.new).map(|d| (&d.path, 'd', Action::New));
-    let files = plan.files.iter().map(|f| (&f.path, '-', f.action));
-    let links = plan.hardlinks.iter().map(|l| (&l.path, '-', l.action));
-    let others = plan.others.iter().map(|o| (&o.path, o.node.type_char(), o.action));
+    let dirs = plan.dirs.iter().filter(|d| d.new).map(|d| (&d.at.path, 'd', Action::New));
+    let files = plan.files.iter().map(|f| (&f.at.path, '-', f.action));
+    let links = plan.hardlinks.iter().map(|l| (&l.at.path, '-', l.action));
+    let others = plan.others.iter().map(|o| (&o.at.path, o.node.type_char(), o.action));
     let mut all: Vec<_> = dirs.chain(files).chain(links).chain(others).collect();
     all.sort_by(|a, b| a.0.cmp(b.0));
     all.into_iter()
