@@ -20,6 +20,72 @@ pub trait TreeStore: Sync {
     fn load_tree(&self, id: &TreeId) -> Result<Tree> {
         Ok(self.load_node(id)?.0)
     }
+
+    /// What a walk does when the node of the directory at `path` fails to
+    /// load with `error`: `Ok` goes on as if it were empty, `Err` ends the
+    /// walk (the default).
+    fn hole(&self, _path: &[Vec<u8>], error: Error) -> Result<()> {
+        Err(error)
+    }
+}
+
+/// A directory a walk could not enter: its node is damaged or missing.
+#[derive(Debug)]
+pub struct Hole {
+    /// Names from the snapshot's root (empty: the root itself).
+    pub path: Vec<Vec<u8>>,
+    pub error: Error,
+}
+
+impl Hole {
+    /// The path for display, escaped.
+    pub fn shown(&self) -> String {
+        names::display_components(&self.path)
+    }
+}
+
+/// A store for walks that go on past damage: a directory whose node is
+/// proved damaged or missing reads as empty and is recorded as a hole, to
+/// be named; any other error (I/O, a newer format) proves nothing and
+/// still ends the walk.
+pub struct WithHoles<'a> {
+    store: &'a dyn TreeStore,
+    holes: std::sync::Mutex<Vec<Hole>>,
+}
+
+impl<'a> WithHoles<'a> {
+    pub fn new(store: &'a dyn TreeStore) -> Self {
+        WithHoles { store, holes: Default::default() }
+    }
+
+    /// The holes met so far, in the order met.
+    pub fn into_holes(self) -> Vec<Hole> {
+        self.holes.into_inner().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl TreeStore for WithHoles<'_> {
+    fn load_node(&self, id: &TreeId) -> Result<(Tree, Vec<TreeId>)> {
+        self.store.load_node(id)
+    }
+
+    fn load_tree(&self, id: &TreeId) -> Result<Tree> {
+        self.store.load_tree(id)
+    }
+
+    fn hole(&self, path: &[Vec<u8>], error: Error) -> Result<()> {
+        if !error.proves_damage() {
+            return Err(error);
+        }
+        self.holes.lock().unwrap_or_else(|p| p.into_inner()).push(Hole { path: path.to_vec(), error });
+        Ok(())
+    }
+}
+
+/// Loads the directory at `path` for a walk: a node that fails to load is
+/// what the store's [`TreeStore::hole`] says.
+fn load_for_walk(store: &dyn TreeStore, id: &TreeId, path: &[Vec<u8>]) -> Result<Tree> {
+    store.load_tree(id).or_else(|e| store.hole(path, e).map(|()| Tree::default()))
 }
 
 impl TreeStore for crate::repo::Repository {
@@ -187,6 +253,8 @@ pub fn walk_pruned(
     visit: &mut PruningVisitor<'_>,
 ) -> Result<()> {
     let mut guard = Guard::new();
+    // The walk's own root is never a hole: a walk that can show nothing
+    // fails instead.
     let root = store.load_tree(&tree)?;
     guard.loaded(&tree, root.entries.len());
     // One frame per directory being listed; below the first, each frame's
@@ -206,7 +274,7 @@ pub fn walk_pruned(
         match entry.node {
             Node::Dir { tree } if descend => {
                 guard.descend(stack.len(), prefix)?;
-                let below = store.load_tree(&tree)?;
+                let below = load_for_walk(store, &tree, prefix)?;
                 guard.loaded(&tree, below.entries.len());
                 stack.push(below.entries.into_iter());
             }

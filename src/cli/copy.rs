@@ -45,7 +45,10 @@ pub fn run(g: &Global, a: &CopyArgs) -> Result<ExitCode> {
     } else {
         print(&report)?;
     }
-    Ok(ExitCode::SUCCESS)
+    for n in &report.not_copied {
+        output::warn(&format!("snapshot {} not copied: {}", n.source.short(), n.error));
+    }
+    Ok(if report.not_copied.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(super::EXIT_INCOMPLETE) })
 }
 
 fn print(r: &CopyReport) -> Result<()> {

@@ -78,7 +78,9 @@ pub fn run(g: &Global, a: &DumpArgs) -> Result<ExitCode> {
             output::line(&summary(&id.short(), path, &report))?;
         }
     }
-    Ok(ExitCode::SUCCESS)
+    // A damaged directory is a hole in the archive: named, and exit 3.
+    let incomplete = report.warnings.iter().any(|w| w.kind == snap::ops::WarningKind::Failed);
+    Ok(if incomplete { ExitCode::from(super::EXIT_INCOMPLETE) } else { ExitCode::SUCCESS })
 }
 
 /// Refuses what would make the archive unusable on standard output.

@@ -7,7 +7,7 @@ use anyhow::Result;
 use snap::Repository;
 use snap::backend::LockMode;
 use snap::format::snapshot::Snapshot;
-use snap::ops::ls::{LsEntry, ls as list_entries, sha256_lines};
+use snap::ops::ls::{Listing, LsEntry, ls as list_entries, sha256_lines};
 use snap::ops::snapshots::{SnapshotFilter, SnapshotInfo, calendar, list};
 
 use super::args::{DiffArgs, Global, LsArgs, SnapshotsArgs};
@@ -87,15 +87,21 @@ pub fn ls(g: &Global, a: &LsArgs) -> Result<ExitCode> {
     if a.sha256 && !g.json {
         return checksums(&repo, &snap, a.path.as_deref());
     }
-    let entries = list_entries(&repo, &snap, a.path.as_deref())?;
+    let listing = list_entries(&repo, &snap, a.path.as_deref())?;
+    let code =
+        if listing.warnings.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(super::EXIT_INCOMPLETE) };
     if g.json {
-        output::json(&serde_json::json!({ "snapshot": id.to_hex(), "entries": entries }))?;
-        return Ok(ExitCode::SUCCESS);
+        let Listing { entries, warnings } = listing;
+        output::json(
+            &serde_json::json!({ "snapshot": id.to_hex(), "entries": entries, "warnings": warnings }),
+        )?;
+        return Ok(code);
     }
-    for e in &entries {
+    for e in &listing.entries {
         output::line(&ls_line(e))?;
     }
-    Ok(ExitCode::SUCCESS)
+    output::warnings(&listing.warnings);
+    Ok(code)
 }
 
 /// `sha256sum -c` lines; exit code 3 when some files have no checksum.
@@ -153,11 +159,17 @@ pub fn diff(g: &Global, a: &DiffArgs) -> Result<ExitCode> {
     let (id_a, snap_a) = repo.resolve(&a.a)?;
     let (id_b, snap_b) = repo.resolve(&a.b)?;
     let report = snap::ops::diff::diff(&repo, snap_a.tree, snap_b.tree, a.path.as_deref())?;
+    let code =
+        if report.warnings.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(super::EXIT_INCOMPLETE) };
     if g.json {
-        output::json(
-            &serde_json::json!({ "a": id_a.to_hex(), "b": id_b.to_hex(), "changes": report.changes, "summary": report.summary }),
-        )?;
-        return Ok(ExitCode::SUCCESS);
+        output::json(&serde_json::json!({
+            "a": id_a.to_hex(),
+            "b": id_b.to_hex(),
+            "changes": report.changes,
+            "summary": report.summary,
+            "warnings": report.warnings,
+        }))?;
+        return Ok(code);
     }
     for line in &report.changes {
         output::line(&format!("{}  {}", line.change.marker(), line.path))?;
@@ -173,5 +185,6 @@ pub fn diff(g: &Global, a: &DiffArgs) -> Result<ExitCode> {
         output::bytes(s.bytes_added),
         output::bytes(s.bytes_removed)
     ))?;
-    Ok(ExitCode::SUCCESS)
+    output::warnings(&report.warnings);
+    Ok(code)
 }

@@ -47,6 +47,16 @@ pub struct AlreadyThere {
     pub target: SnapshotId,
 }
 
+/// One snapshot that could not be copied: part of it is damaged or
+/// missing in the source (a copy would not be whole).
+#[derive(Clone, Debug, Serialize)]
+pub struct NotCopied {
+    /// In the source.
+    pub source: SnapshotId,
+    /// What is damaged.
+    pub error: String,
+}
+
 /// What a copy did.
 #[derive(Clone, Debug, Serialize)]
 pub struct CopyReport {
@@ -54,6 +64,8 @@ pub struct CopyReport {
     pub copied: Vec<Copied>,
     /// Snapshots skipped because the destination has them.
     pub already_there: Vec<AlreadyThere>,
+    /// Snapshots left in the source because part of them is damaged.
+    pub not_copied: Vec<NotCopied>,
     /// Whether file contents were re-chunked (the repositories name blobs differently).
     pub rechunked: bool,
     /// Blobs new to the destination.
@@ -111,17 +123,29 @@ pub fn copy(
     let rechunk =
         !matches!((src.keys().hasher(), dst.keys().hasher()), (BlobHasher::Plain, BlobHasher::Plain));
     progress.begin("copy", None);
-    let (prepared, written) = BlobWriter::write(dst, |writer| {
+    let ((prepared, not_copied), written) = BlobWriter::write(dst, |writer| {
         let ctx = Ctx { src, writer, dst, rechunk, done: Mutex::new(HashMap::new()), progress };
         let mut prepared = Vec::with_capacity(todo.len());
+        let mut not_copied = Vec::new();
         let mut seen = HashSet::new();
         for (id, snap) in todo {
-            let tree = copy_tree(&ctx, &mut seen, snap.tree)?;
+            let tree = match copy_tree(&ctx, &mut seen, snap.tree) {
+                Ok(tree) => tree,
+                // Proved damage leaves this snapshot out, named; the others
+                // are copied. Trees it began but did not finish are not
+                // seen, so a later snapshot sharing one copies it itself.
+                Err(e) if e.proves_damage() => {
+                    seen.retain(|t| lock(&ctx.done).contains_key(t));
+                    not_copied.push(NotCopied { source: id, error: e.to_string() });
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             let mut copy = Snapshot { tree, parent: None, ..snap };
             copy.extra.entry(COPIED_FROM.to_owned()).or_insert_with(|| id.to_hex());
             prepared.push((id, copy));
         }
-        Ok(prepared)
+        Ok((prepared, not_copied))
     })?;
     progress.end();
     // Every blob is durable and indexed: now the snapshots may name them.
@@ -132,6 +156,7 @@ pub fn copy(
     Ok(CopyReport {
         copied,
         already_there,
+        not_copied,
         rechunked: rechunk,
         new_blobs: written.blobs,
         new_bytes: written.raw_bytes,

@@ -8,6 +8,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
+use super::Warning;
 use crate::error::Result;
 use crate::format::tree::{Entry, Metadata, Node, Tree};
 use crate::id::{BlobId, ChunkId, TreeId};
@@ -72,6 +73,9 @@ pub struct DiffSummary {
 pub struct DiffReport {
     pub changes: Vec<DiffLine>,
     pub summary: DiffSummary,
+    /// Directories whose node is damaged or missing on either side:
+    /// nothing below them is compared.
+    pub warnings: Vec<Warning>,
 }
 
 struct Differ<'a> {
@@ -136,13 +140,30 @@ impl Differ<'_> {
         id.map_or_else(|| Ok(Tree::default()), |id| self.repo.load_tree(&id))
     }
 
-    /// Loads the two sides of a pair of subtrees into a frame; `None` when
-    /// they are the same tree (nothing below differs, nothing is loaded).
-    fn open(&mut self, a: Option<TreeId>, b: Option<TreeId>) -> Result<Option<Frame>> {
+    /// Loads the two sides of a pair of subtrees (at `path`) into a frame;
+    /// `None` when they are the same tree (nothing below differs, nothing
+    /// is loaded), or, below the diff's own root (`hole_ok`), when a side
+    /// is damaged: that directory is named, and nothing below it compared
+    /// (an empty side would show as all added or removed).
+    fn open(
+        &mut self,
+        path: &[Vec<u8>],
+        a: Option<TreeId>,
+        b: Option<TreeId>,
+        hole_ok: bool,
+    ) -> Result<Option<Frame>> {
         if a == b {
             return Ok(None);
         }
-        let (ta, tb) = (self.load(a)?, self.load(b)?);
+        let (ta, tb) = match (self.load(a), self.load(b)) {
+            (Ok(ta), Ok(tb)) => (ta, tb),
+            (Err(e), _) | (_, Err(e)) if hole_ok && e.proves_damage() => {
+                let hole = crate::tree::Hole { path: path.to_vec(), error: e };
+                self.report.warnings.push(super::hole_warning(&hole, Path::new("/"), "compared"));
+                return Ok(None);
+            }
+            (Err(e), _) | (_, Err(e)) => return Err(e),
+        };
         for (id, t) in [(a, &ta), (b, &tb)] {
             if let Some(id) = id {
                 self.guard.loaded(&id, t.entries.len());
@@ -157,7 +178,7 @@ impl Differ<'_> {
     /// path of `start`.
     fn run(&mut self, path: &mut Vec<Vec<u8>>, start: Below) -> Result<()> {
         let Some((a, b)) = start else { return Ok(()) };
-        let mut stack: Vec<Frame> = self.open(a, b)?.into_iter().collect();
+        let mut stack: Vec<Frame> = self.open(path, a, b, false)?.into_iter().collect();
         while let Some(f) = stack.last_mut() {
             let (ea, eb) = (f.a.get(f.i), f.b.get(f.j));
             let order = match (ea, eb) {
@@ -186,7 +207,7 @@ impl Differ<'_> {
             let frame = match below {
                 Some((x, y)) => {
                     self.guard.descend(stack.len(), path)?;
-                    self.open(x, y)?
+                    self.open(path, x, y, true)?
                 }
                 None => None,
             };

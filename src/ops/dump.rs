@@ -184,11 +184,14 @@ impl Walk<'_> {
             warnings: Warnings::default(),
         };
         self.progress.begin("dump", None);
-        let walked = tree::walk_path(self.repo, self.snap.tree, &self.path, &mut |names, entry| {
-            dumper.add(names, entry)
-        });
+        let store = tree::WithHoles::new(self.repo);
+        let walked =
+            tree::walk_path(&store, self.snap.tree, &self.path, &mut |names, entry| dumper.add(names, entry));
         self.progress.end();
         walked?;
+        for hole in store.into_holes() {
+            dumper.warnings.push_warning(super::hole_warning(&hole, Path::new("/"), "in the archive"));
+        }
         Ok(DumpReport { warnings: dumper.warnings.into_vec(), ..dumper.report })
     }
 }

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use super::EntryInfo;
+use super::{EntryInfo, Warning};
 
 use crate::error::Result;
 use crate::format::snapshot::Snapshot;
@@ -23,15 +23,27 @@ pub struct LsEntry {
     pub entry: EntryInfo,
 }
 
+/// What `ls` found.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Listing {
+    pub entries: Vec<LsEntry>,
+    /// Directories whose node is damaged or missing: listed themselves,
+    /// nothing in them is.
+    pub warnings: Vec<Warning>,
+}
+
 /// Lists everything at and below `path` (the whole snapshot when `None`).
-pub fn ls(repo: &Repository, snap: &Snapshot, path: Option<&Path>) -> Result<Vec<LsEntry>> {
+pub fn ls(repo: &Repository, snap: &Snapshot, path: Option<&Path>) -> Result<Listing> {
     let components = names::split_optional_path(path)?;
-    let mut out = Vec::new();
-    tree::walk_path(repo, snap.tree, &components, &mut |path, entry| {
-        out.push(LsEntry { path: names::display_components(path), entry: EntryInfo::new(entry) });
+    let mut entries = Vec::new();
+    let store = tree::WithHoles::new(repo);
+    tree::walk_path(&store, snap.tree, &components, &mut |path, entry| {
+        entries.push(LsEntry { path: names::display_components(path), entry: EntryInfo::new(entry) });
         Ok(())
     })?;
-    Ok(out)
+    let holes = store.into_holes();
+    let warnings = holes.iter().map(|h| super::hole_warning(h, Path::new("/"), "listed")).collect();
+    Ok(Listing { entries, warnings })
 }
 
 /// `sha256sum` lines for the files at and below a path.

@@ -102,14 +102,29 @@ pub enum WarningKind {
 #[derive(Debug, Default)]
 pub(crate) struct Warnings(std::sync::Mutex<Vec<Warning>>);
 
+impl Warning {
+    /// A warning about `path`, escaped for display.
+    pub(crate) fn new(path: &std::path::Path, kind: WarningKind, message: impl ToString) -> Self {
+        let path = crate::names::escape(std::os::unix::ffi::OsStrExt::as_bytes(path.as_os_str()));
+        Warning { path, kind, message: message.to_string() }
+    }
+}
+
+/// The warning naming a directory a walk could not enter (its node is
+/// damaged or missing), at its place below `base`: nothing in it was
+/// `done` ("restored", "listed", ...).
+pub(crate) fn hole_warning(hole: &crate::tree::Hole, base: &std::path::Path, done: &str) -> Warning {
+    let why = format!("damaged directory, nothing in it is {done}: {}", hole.error);
+    Warning::new(&crate::names::join(base, &hole.path), WarningKind::Failed, why)
+}
+
 impl Warnings {
     pub(crate) fn push(&self, path: &std::path::Path, kind: WarningKind, message: impl ToString) {
-        let path = crate::names::escape(std::os::unix::ffi::OsStrExt::as_bytes(path.as_os_str()));
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).push(Warning {
-            path,
-            kind,
-            message: message.to_string(),
-        });
+        self.push_warning(Warning::new(path, kind, message));
+    }
+
+    pub(crate) fn push_warning(&self, warning: Warning) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).push(warning);
     }
 
     /// Whether something could not be backed up or restored at all.

@@ -168,6 +168,9 @@ struct Plan {
     files: Vec<PlannedFile>,
     hardlinks: Vec<PlannedLink>,
     others: Vec<PlannedOther>,
+    /// Directories whose node is damaged or missing: neither they nor
+    /// anything below them is restored, and each is named.
+    damaged: Vec<Warning>,
 }
 
 /// Where each needed chunk is stored; chunks the index lacks are absent.
@@ -251,6 +254,9 @@ fn write_plan(
         bytes: AtomicU64::new(0),
         special_dropped: AtomicU64::new(0),
     };
+    for damaged in &ctx.plan.damaged {
+        ctx.warnings.push_warning(damaged.clone());
+    }
     ctx.unmade = create_dirs(&ctx)?;
     crate::crash::pause("restore-after-dirs");
     // Files in a directory that could not be made are not begun; the
@@ -331,6 +337,8 @@ fn dry_run_report(plan: &Plan, safety_snapshot_needed: bool) -> RestoreReport {
         bytes: plan.files.iter().filter(|f| f.action.writes()).map(|f| f.size).sum(),
         safety_snapshot_needed,
         changes: Some(overwrite::changes(plan)),
+        incomplete: !plan.damaged.is_empty(),
+        warnings: plan.damaged.clone(),
         ..counts(plan, files, others)
     }
 }
@@ -470,7 +478,8 @@ fn make_plan(
         }
     }
     let mut leaders: HashMap<(u64, u64), usize> = HashMap::new();
-    tree::walk_path(repo, snap.tree, &include, &mut |path, entry| {
+    let store = tree::WithHoles::new(repo);
+    tree::walk_path(&store, snap.tree, &include, &mut |path, entry| {
         let at = placer.at(path.len(), names::join(target, path));
         match &entry.node {
             Node::Dir { .. } => plan.dirs.push(placer.enter(at, entry.meta.clone())),
@@ -505,6 +514,11 @@ fn make_plan(
         }
         Ok(())
     })?;
+    for hole in store.into_holes() {
+        let dest = names::join(target, &hole.path);
+        plan.dirs.retain(|d| d.at.path != dest);
+        plan.damaged.push(super::hole_warning(&hole, target, "restored"));
+    }
     Ok(plan)
 }
 
