@@ -180,12 +180,21 @@ pub fn verify(repo: &Repository, read: ReadData, progress: &dyn Progress) -> Res
     // a pack is fetched twice.
     let (selected, unread): (Vec<_>, Vec<_>) =
         packs.iter().map(|(i, s)| (*i, *s)).partition(|(id, _)| selected(id, read));
-    let trailers: Vec<(PackId, Result<Vec<PackEntry>>)> = repo.in_io_pool(|| {
-        unread.par_iter().map(|(id, size)| (*id, repo.read_pack_entries(id, *size))).collect()
+    let trailers: Vec<(PackId, u64, Result<Vec<PackEntry>>)> = repo.in_io_pool(|| {
+        unread.par_iter().map(|(id, size)| (*id, *size, repo.read_pack_entries(id, *size))).collect()
     });
-    for (id, trailer) in trailers {
-        judge_trailer(repo, &id, trailer, &mut found)?;
+    // A pack whose trailer is damaged is read in full after all: its blobs
+    // are checked one by one where the index places them.
+    let mut by_index = Vec::new();
+    for (id, size, trailer) in trailers {
+        match trailer {
+            Err(e) if e.proves_damage() => by_index.push((id, size, e)),
+            trailer => judge_trailer(repo, &id, trailer, false, &mut found)?,
+        }
     }
+    let rechecked: Vec<(PackId, u64, PackRead)> = repo.in_io_pool(|| {
+        by_index.into_par_iter().map(|(id, size, e)| (id, size, read_by_index(repo, &id, size, e))).collect()
+    });
     progress.begin("verify", Some(selected.iter().map(|(_, s)| s).sum()));
     let read_results: Vec<(PackId, u64, PackRead)> = repo.in_io_pool(|| {
         selected
@@ -198,10 +207,10 @@ pub fn verify(repo: &Repository, read: ReadData, progress: &dyn Progress) -> Res
             .collect()
     });
     progress.end();
-    for (id, size, PackRead { trailer, errors }) in read_results {
+    for (id, size, PackRead { trailer, errors, blobs_checked }) in read_results.into_iter().chain(rechecked) {
         report.packs_read += 1;
         report.bytes_read += size;
-        judge_trailer(repo, &id, trailer, &mut found)?;
+        judge_trailer(repo, &id, trailer, blobs_checked, &mut found)?;
         for (blob, e) in errors {
             // A damaged copy costs nothing while an intact one is indexed.
             let lost = match blob {
@@ -256,12 +265,15 @@ fn check_missing_packs(repo: &Repository, chunks: &HashSet<ChunkId>, found: &mut
     Ok(())
 }
 
-/// Compares a pack's own trailer with what the index says about it; a pack
-/// whose trailer cannot be had makes every blob indexed in it suspect.
+/// Compares a pack's own trailer with what the index says about it. A
+/// pack whose trailer cannot be had makes every blob indexed in it
+/// suspect, unless they were checked one by one (`blobs_checked`): then
+/// only the trailer is named, and each blob stood on its own.
 fn judge_trailer(
     repo: &Repository,
     id: &PackId,
     trailer: Result<Vec<PackEntry>>,
+    blobs_checked: bool,
     found: &mut Findings,
 ) -> Result<()> {
     let indexed = repo.with_index(|i| i.pack_entries(id))?;
@@ -276,6 +288,7 @@ fn judge_trailer(
                 found.note(format!("pack {id}"), detail.into(), false, []);
             }
         }
+        Err(e) if blobs_checked => found.failed(format!("pack {id}"), &e, []),
         Err(e) => found.failed(format!("pack {id}"), &e, indexed.iter().map(|e| e.blob)),
     }
     Ok(())
@@ -305,6 +318,9 @@ fn selected(id: &PackId, read: ReadData) -> bool {
 struct PackRead {
     trailer: Result<Vec<PackEntry>>,
     errors: PackErrors,
+    /// Whether every indexed blob was opened and checked on its own (so a
+    /// trailer that failed takes no blob with it).
+    blobs_checked: bool,
 }
 
 /// Reads one pack in full and opens every blob in it. The trailer comes
@@ -314,7 +330,8 @@ struct PackRead {
 fn read_pack(repo: &Repository, id: &PackId, size: u64) -> PackRead {
     let (entries, tail) = match repo.read_pack_tail(id, size) {
         Ok(t) => t,
-        Err(e) => return PackRead { trailer: Err(e), errors: Vec::new() },
+        Err(e) if e.proves_damage() => return read_by_index(repo, id, size, e),
+        Err(e) => return PackRead { trailer: Err(e), errors: Vec::new(), blobs_checked: false },
     };
     let mut errors = Vec::new();
     match read_blobs(repo, id, (size - tail.len() as u64, &tail), &entries, &mut errors) {
@@ -329,9 +346,34 @@ fn read_pack(repo: &Repository, id: &PackId, size: u64) -> PackRead {
         Ok(_) => {
             errors.push((None, Error::corrupt(format!("pack {id}"), "contents do not match the pack's name")))
         }
-        Err(e) => return PackRead { trailer: Err(e), errors },
+        Err(e) => return PackRead { trailer: Err(e), errors, blobs_checked: false },
     }
-    PackRead { trailer: Ok(entries), errors }
+    PackRead { trailer: Ok(entries), errors, blobs_checked: true }
+}
+
+/// Reads a pack whose trailer (its table of contents) is damaged: the
+/// blobs are where the index says, so each is opened and checked on its
+/// own, and only those that fail are lost. The pack as a whole cannot
+/// match its name any more (its trailer changed), which the trailer's
+/// error already says.
+fn read_by_index(repo: &Repository, id: &PackId, size: u64, trailer: Error) -> PackRead {
+    let unchecked = |trailer, errors| PackRead { trailer: Err(trailer), errors, blobs_checked: false };
+    let indexed = match repo.with_index(|i| i.pack_entries(id)) {
+        Ok(entries) => entries,
+        Err(e) => return unchecked(trailer, vec![(None, e)]),
+    };
+    let mut errors = Vec::new();
+    if let Err(e) = read_blobs(repo, id, (size, &[]), &indexed, &mut errors) {
+        errors.push((None, e));
+        return unchecked(trailer, errors);
+    }
+    errors.retain(|(blob, _)| blob.is_some());
+    let detail = format!(
+        "{}; each of its {} blob(s) was checked where the index places it",
+        trailer.detail(),
+        indexed.len()
+    );
+    PackRead { trailer: Err(Error::corrupt(format!("pack {id}"), detail)), errors, blobs_checked: true }
 }
 
 /// Reads the pack up to `end`, where its `tail` (trailer and footer, read

@@ -23,6 +23,7 @@ mod cli_verify;
 mod cli_watch;
 mod common;
 mod crash;
+mod damage_property;
 mod damaged_trees;
 mod faults;
 mod hostile_trees;
