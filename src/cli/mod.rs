@@ -209,10 +209,17 @@ fn repair_index(g: &args::Global) -> Result<ExitCode> {
     for u in &report.unreadable {
         output::warn(&format!("pack {} is unreadable and was not indexed: {}", u.name, u.error));
     }
+    for p in &report.salvaged {
+        output::warn(&format!(
+            "pack {}: its trailer is damaged; {} of its {} blob(s) were checked where the old index placed              them and indexed again",
+            p.pack, p.kept, p.rows
+        ));
+    }
     if g.json {
         output::json(&serde_json::json!({
             "packs_indexed": report.added.len(),
             "packs_unreadable": report.unreadable,
+            "packs_salvaged": report.salvaged,
             "damage_marks_kept": report.damage_marks_kept,
         }))?;
     } else {

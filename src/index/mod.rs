@@ -69,6 +69,14 @@ impl Index {
         Ok(Index { conn })
     }
 
+    /// Writes a copy of the whole database to `dest` (which must not exist).
+    pub fn copy_to(&self, dest: &Path) -> Result<()> {
+        let dest =
+            dest.to_str().ok_or_else(|| Error::InvalidInput(format!("{} is not UTF-8", dest.display())))?;
+        self.conn.execute("VACUUM INTO ?1", [dest])?;
+        Ok(())
+    }
+
     /// Deletes the database and its journal files.
     pub fn destroy(path: &Path) -> Result<()> {
         for suffix in ["", "-wal", "-shm"] {

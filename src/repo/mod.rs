@@ -404,16 +404,64 @@ impl Repository {
     /// copy would serve the next backup's deduplication, but a mark set
     /// through a wrong row, or on a pack put back whole, must go. The key
     /// is unlocked first, so a wrong password deletes nothing.
+    ///
+    /// A pack whose trailer is damaged cannot be indexed from itself; the
+    /// old database's rows for it (kept aside in a temporary copy, when it
+    /// still opens) say where its blobs lie, and each blob that opens and
+    /// matches its id there is indexed again: only the table of contents
+    /// is lost, not the data.
     pub fn rebuild_index(backend: Box<dyn Backend>, password: PasswordFn<'_>) -> Result<SyncReport> {
         let (config, config_bytes) = read_config_bytes(backend.as_ref())?;
         let (keys, unlocked) = keys::unlock(backend.as_ref(), &config, &config_bytes, password)?;
         let lock = backend.lock(LockMode::Exclusive)?;
         let path = backend.index_path(&config.local_name())?;
-        let marks = Index::open_exclusive(&path).and_then(|old| old.damage_marks()).unwrap_or_default();
+        let old = Index::open_exclusive(&path).ok();
+        let marks = old.as_ref().and_then(|o| o.damage_marks().ok()).unwrap_or_default();
+        let aside = tempfile::Builder::new().prefix("snap-old-index-").tempdir().ok();
+        let old_rows: Option<std::path::PathBuf> = match (old, &aside) {
+            (Some(old), Some(dir)) => {
+                let copy = dir.path().join("index.sqlite");
+                old.copy_to(&copy).ok().map(|()| copy)
+            }
+            _ => None,
+        };
         Index::destroy(&path)?;
         let mut repo = Self::open_unlocked(backend, (lock, true), config, keys, unlocked)?;
         repo.sync.damage_marks_kept = repo.recheck_marks(&marks);
+        if let Some(old_rows) = old_rows.and_then(|p| Index::open(&p).ok()) {
+            repo.salvage_trailers(&old_rows)?;
+        }
         Ok(repo.sync)
+    }
+
+    /// Indexes each pack whose trailer is damaged from `old`'s rows for it,
+    /// keeping only the blobs that open and match their ids there.
+    fn salvage_trailers(&mut self, old: &Index) -> Result<()> {
+        let sizes = old.packs()?;
+        let mut still = Vec::new();
+        for u in std::mem::take(&mut self.sync.unreadable) {
+            let found = PackId::from_hex(&u.name).ok().and_then(|id| Some((id, *sizes.get(&id)?)));
+            let Some((id, size)) = found.filter(|_| u.damaged) else {
+                still.push(u);
+                continue;
+            };
+            let rows = old.pack_entries(&id)?;
+            let kept: Vec<PackEntry> = rows.iter().filter(|e| self.blob_opens(&id, e)).copied().collect();
+            if kept.is_empty() {
+                still.push(u);
+                continue;
+            }
+            self.with_index(|i| i.add_pack(&id, size, &kept))?;
+            self.sync.salvaged.push(sync::Salvaged { pack: u.name, kept: kept.len(), rows: rows.len() });
+        }
+        self.sync.unreadable = still;
+        Ok(())
+    }
+
+    /// Whether the blob `entry` describes opens and matches its id in `pack`.
+    fn blob_opens(&self, pack: &PackId, entry: &PackEntry) -> bool {
+        let (offset, len) = (u64::from(entry.offset), entry.stored_len as usize);
+        self.read_pack_range(pack, offset, len).and_then(|s| self.open_blob(pack, entry, &s)).is_ok()
     }
 
     /// Reads each copy once marked damaged again; marks those proved

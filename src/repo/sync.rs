@@ -31,6 +31,19 @@ pub struct SyncReport {
     pub leftovers_removed: u64,
     /// Marks of damaged copies carried over by `repair index`.
     pub damage_marks_kept: u64,
+    /// Packs whose trailer is damaged, indexed all the same by `repair
+    /// index` from the old index's rows, each blob checked first.
+    pub salvaged: Vec<Salvaged>,
+}
+
+/// A pack whose trailer is damaged, found through the old index's rows.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Salvaged {
+    pub pack: String,
+    /// Blobs that opened and matched their ids where the old rows say: indexed.
+    pub kept: usize,
+    /// Rows the old index had for the pack.
+    pub rows: usize,
 }
 
 impl Repository {

@@ -304,6 +304,26 @@ fn verify_read_data_finds_damage_outside_the_blobs() {
     f.r.snap(["restore", "latest", "--target", s(&f.r.target)]).assert_clean();
 }
 
+/// `repair index` with a pack whose trailer is damaged: the pack cannot be
+/// indexed from itself, but the old index's rows say where its blobs lie,
+/// and the blob is whole there, so it is indexed again and nothing is lost.
+#[test]
+fn repair_index_keeps_the_blobs_of_a_pack_whose_trailer_is_damaged() {
+    let f = Fixture::new();
+    let pack = f.pack_path("two");
+    flip_byte(&pack, fs::metadata(&pack).unwrap().len() - 41);
+    let run = f.r.snap(["--json", "repair", "index"]);
+    run.assert_ok();
+    assert!(run.stderr.contains("its trailer is damaged; 1 of its 1 blob(s)"), "{}", run.describe());
+    let report = run.json();
+    assert_eq!(report["packs_salvaged"].as_array().unwrap().len(), 1, "{report:#}");
+    assert_eq!(report["packs_unreadable"].as_array().unwrap().len(), 0, "{report:#}");
+    let (code, json) = verify(&f.r, &["--read-data"]);
+    assert_eq!(code, EXIT_DAMAGED, "the trailer is still damaged: {json:#}");
+    assert!(affected(&json).is_empty(), "{json:#}");
+    f.r.snap(["restore", "latest", "--target", s(&f.r.target)]).assert_clean();
+}
+
 #[test]
 fn verify_read_data_reads_a_large_pack_in_pieces_and_names_the_damaged_blob() {
     let r = TempRepo::init();
