@@ -267,6 +267,13 @@ impl Drop for Dir {
     }
 }
 
+/// Whether `/proc/self/fd` is there (it is unless `/proc` is not mounted,
+/// as in some chroots): the calls with no descriptor form need it. Asked once.
+pub fn has_proc() -> bool {
+    static HAS: OnceLock<bool> = OnceLock::new();
+    *HAS.get_or_init(|| Path::new("/proc/self/fd").is_dir())
+}
+
 /// The path through which the kernel reaches what `fd` is open on.
 pub fn fd_path(fd: BorrowedFd) -> PathBuf {
     use std::os::fd::AsRawFd;

@@ -129,11 +129,14 @@ impl Place<'_> {
         }
     }
 
-    /// Its extended attributes (see [`xattrs`]).
+    /// Its extended attributes (see [`xattrs`]). Without `/proc` they are
+    /// read by full path, which works up to `PATH_MAX`.
     pub fn xattrs(self, name: &OsStr, path: &Path) -> Result<Vec<Xattr>> {
         match self {
-            Place::Named => xattrs(path),
-            Place::In(dir) => dir.with_entry_path(name, |through| xattrs_through(through, path)).at(path)?,
+            Place::In(dir) if crate::dirfd::has_proc() => {
+                dir.with_entry_path(name, |through| xattrs_through(through, path)).at(path)?
+            }
+            _ => xattrs(path),
         }
     }
 
