@@ -162,11 +162,6 @@ impl KeyedCut {
         u64::from_le_bytes(block[..8].try_into().expect("8 bytes")).leading_zeros() >= zeros
     }
 
-    /// Whether the position whose digest, shifted, is `h` is a cut.
-    fn is_cut(&self, h: u64, zeros: u32) -> bool {
-        h & self.candidate_ls == 0 && self.accepts(h, zeros)
-    }
-
     /// The length of the first chunk of `source`, found as FastCDC 2020
     /// finds it: never below the minimum (unless the input ends), the strict
     /// threshold up to the average size, the loose one after, and the
@@ -184,18 +179,21 @@ impl KeyedCut {
         } else if remaining < center {
             center = remaining;
         }
+        // Locals and one slice bound let the compiler keep the tables in
+        // registers and drop the bounds checks from the loop.
+        let (gear, gear_ls, candidate_ls) = (&**self.gear, &**self.gear_ls, self.candidate_ls);
+        let source = &source[..remaining];
         let mut index = min / 2;
         let mut hash: u64 = 0;
         for (until, zeros) in [(center / 2, self.strict), (remaining / 2, self.loose)] {
-            while index < until {
-                let a = index * 2;
-                hash = (hash << 2).wrapping_add(self.gear_ls[source[a] as usize]);
-                if self.is_cut(hash, zeros) {
-                    return a;
+            for pair in source[index * 2..until * 2].chunks_exact(2) {
+                hash = (hash << 2).wrapping_add(gear_ls[pair[0] as usize]);
+                if hash & candidate_ls == 0 && self.accepts(hash, zeros) {
+                    return index * 2;
                 }
-                hash = hash.wrapping_add(self.gear[source[a + 1] as usize]);
-                if self.is_cut(hash << 1, zeros) {
-                    return a + 1;
+                hash = hash.wrapping_add(gear[pair[1] as usize]);
+                if (hash << 1) & candidate_ls == 0 && self.accepts(hash << 1, zeros) {
+                    return index * 2 + 1;
                 }
                 index += 1;
             }
