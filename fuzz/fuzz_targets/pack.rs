@@ -8,7 +8,9 @@
 //! `repo::sync` reads them from storage. Every unencrypted pack accepted is
 //! also sealed blob by blob into the pack an encrypted repository would
 //! have written, which must decode to the same entries at their new offsets
-//! (so the encrypted entry checks see accepted entries too).
+//! (so the encrypted entry checks see accepted entries too), and into the
+//! padded, shuffled-layout pack of a format 3 repository, which must decode
+//! too and show only a padded length and trailer length.
 //!
 //! Invariants: no panic, allocation within a bound of the input, and any
 //! accepted entry list lies inside the blob area, is sorted and
@@ -23,8 +25,8 @@ mod common;
 use libfuzzer_sys::fuzz_target;
 use snap::crypto::{Aad, ENVELOPE_OVERHEAD, Keys};
 use snap::format::pack::{
-    Compression, FOOTER_LEN, FOOTER_MAGIC, MAX_ENTRIES, MAX_ENTRY_WIRE_LEN, PackEntry, decode_footer,
-    decode_pack, decode_trailer, encode_trailer, pack_header,
+    Compression, FOOTER_LEN, FOOTER_MAGIC, MAX_ENTRIES, MAX_ENTRY_WIRE_LEN, PackEntry, TRAILER_PAD, data_end,
+    decode_footer, decode_pack, decode_trailer, encode_trailer, pack_header, padded_len,
 };
 use snap::format::{HEADER_LEN, MAX_BLOB_LEN};
 
@@ -34,7 +36,7 @@ const OFF_HASH: usize = 4;
 const OFF_MAGIC: usize = 36;
 
 fuzz_target!(|data: &[u8]| {
-    for keys in common::both_keys() {
+    for keys in common::both_keys().into_iter().chain([common::padded_keys()]) {
         check_pack(data, keys);
         if let Some(fixed) = with_valid_checksum(data, keys) {
             check_pack(&fixed, keys);
@@ -75,15 +77,21 @@ fn check_pack(bytes: &[u8], keys: &Keys) {
     let Ok(entries) = decoded else { return };
     assert_eq!(bytes[..HEADER_LEN], pack_header(keys), "accepted a pack with another header");
     let footer_at = bytes.len() - FOOTER_LEN;
-    let data_end = footer_at - trailer_len_field(&bytes[footer_at..]) as usize;
-    check_entries(&entries, data_end as u64, keys);
+    let trailer_at = footer_at - trailer_len_field(&bytes[footer_at..]) as usize;
+    check_entries(&entries, trailer_at as u64, keys);
+    if keys.hides_sizes() {
+        check_padded(bytes.len() as u64, &bytes[footer_at..]);
+    }
 
     // The same blobs under a freshly encoded trailer decode to the same list,
-    // and only under these keys.
-    let trailer = encode_trailer(&entries, keys).expect("a trailer encodes");
-    let plain_trailer = encode_trailer(&entries, common::plain_keys()).expect("a trailer encodes");
-    assert_eq!(trailer.len(), plain_trailer.len() + keys.overhead(), "sealing added the wrong overhead");
-    let mut rebuilt = bytes[..data_end].to_vec();
+    // and only under these keys. A padded pack's padding is encoded anew.
+    let blobs_end = if keys.hides_sizes() { data_end(&entries) } else { trailer_at };
+    let trailer = encode_trailer(&entries, blobs_end, keys).expect("a trailer encodes");
+    if !keys.hides_sizes() {
+        let plain_trailer = encode_trailer(&entries, blobs_end, common::plain_keys()).expect("a trailer encodes");
+        assert_eq!(trailer.len(), plain_trailer.len() + keys.overhead(), "sealing added the wrong overhead");
+    }
+    let mut rebuilt = bytes[..blobs_end].to_vec();
     rebuilt.extend(trailer);
     assert_eq!(decode_pack(&rebuilt, keys).as_ref(), Ok(&entries), "re-encoded trailer decodes differently");
     assert!(
@@ -92,12 +100,24 @@ fn check_pack(bytes: &[u8], keys: &Keys) {
     );
 
     if keys.overhead() == 0 {
-        let sealed = common::sealed_keys();
-        let (twin, twin_entries, twin_data_end) = sealed_twin(bytes, &entries);
+        for sealed in [common::sealed_keys(), common::padded_keys()] {
+            check_twin(bytes, &entries, sealed);
+        }
+    }
+}
+
+/// Checks the pack `sealed` would have written for the blobs of an accepted
+/// unencrypted pack.
+fn check_twin(bytes: &[u8], entries: &[PackEntry], sealed: &Keys) {
+    {
+        let (twin, twin_entries, twin_data_end) = sealed_twin(bytes, entries, sealed);
         let (decoded, peak) = common::peak_alloc(|| decode_pack(&twin, sealed));
-        common::assert_within_budget("sealed pack", twin.len(), peak);
+        common::assert_within_budget("sealed pack", twin.len().max(256 << 10), peak);
         assert_eq!(decoded.as_ref(), Ok(&twin_entries), "a pack sealed blob by blob decodes differently");
         check_entries(&twin_entries, twin_data_end, sealed);
+        if sealed.hides_sizes() {
+            check_padded(twin.len() as u64, &twin[twin.len() - FOOTER_LEN..]);
+        }
         for (e, t) in entries.iter().zip(&twin_entries) {
             let at = t.offset as usize;
             let opened = sealed.open(Aad::Blob(&t.blob), &twin[at..at + t.stored_len as usize]);
@@ -111,8 +131,7 @@ fn check_pack(bytes: &[u8], keys: &Keys) {
 /// accepted unencrypted pack: each blob's stored bytes sealed as that blob,
 /// back to back, and a sealed trailer listing them. Returns the pack, the
 /// entries it must decode to and the end of its blob area.
-fn sealed_twin(bytes: &[u8], entries: &[PackEntry]) -> (Vec<u8>, Vec<PackEntry>, u64) {
-    let keys = common::sealed_keys();
+fn sealed_twin(bytes: &[u8], entries: &[PackEntry], keys: &Keys) -> (Vec<u8>, Vec<PackEntry>, u64) {
     let mut twin = pack_header(keys);
     let mut twin_entries = Vec::with_capacity(entries.len());
     for e in entries {
@@ -122,9 +141,16 @@ fn sealed_twin(bytes: &[u8], entries: &[PackEntry]) -> (Vec<u8>, Vec<PackEntry>,
         twin_entries.push(PackEntry { offset: twin.len() as u32, stored_len: sealed.len() as u32, ..*e });
         twin.extend(sealed);
     }
-    let data_end = twin.len() as u64;
-    twin.extend(encode_trailer(&twin_entries, keys).expect("a trailer encodes"));
-    (twin, twin_entries, data_end)
+    let data_end = twin.len();
+    twin.extend(encode_trailer(&twin_entries, data_end, keys).expect("a trailer encodes"));
+    (twin, twin_entries, data_end as u64)
+}
+
+/// A format 3 pack shows only padded lengths: the pack's, a Padmé bucket;
+/// the trailer's (in the clear in `footer`), a multiple of the pad.
+fn check_padded(pack_len: u64, footer: &[u8]) {
+    assert_eq!(padded_len(pack_len), pack_len, "accepted an unpadded pack length");
+    assert_eq!(trailer_len_field(footer) as usize % TRAILER_PAD, 0, "accepted an unpadded trailer");
 }
 
 /// Entries must lie in `HEADER_LEN..data_end`, sorted and non-overlapping,
@@ -137,6 +163,7 @@ fn check_entries(entries: &[PackEntry], data_end: u64, keys: &Keys) {
         let start = u64::from(e.offset);
         let end = start + u64::from(e.stored_len);
         assert!(start >= next_free, "entry at {start} overlaps or precedes {next_free}: {e:?}");
+        assert!(!keys.hides_sizes() || start == next_free, "a gap before a padded pack's entry {e:?}");
         assert!(end <= data_end, "entry {start}..{end} runs past the blob area end {data_end}: {e:?}");
         assert!(e.stored_len <= MAX_BLOB_LEN + overhead && e.raw_len <= MAX_BLOB_LEN, "{e:?}");
         assert!(e.stored_len >= overhead, "stored bytes too short for an envelope: {e:?}");
@@ -206,7 +233,7 @@ fn check_tail(tail: &[u8], pack_len: u64, fix: bool, keys: &Keys) {
     let Ok(footer) = decode_footer(&footer_bytes, pack_len) else { return };
     assert_eq!(footer_bytes[OFF_MAGIC..], FOOTER_MAGIC);
     assert_eq!(footer.trailer_len as usize, claimed);
-    let max = (MAX_ENTRIES * MAX_ENTRY_WIRE_LEN + 5 + ENVELOPE_OVERHEAD) as u64;
+    let max = (MAX_ENTRIES * MAX_ENTRY_WIRE_LEN + 5 + ENVELOPE_OVERHEAD).next_multiple_of(TRAILER_PAD) as u64;
     assert!(u64::from(footer.trailer_len) <= max, "accepted trailer length {}", footer.trailer_len);
     let min_pack = (HEADER_LEN + FOOTER_LEN) as u64 + u64::from(footer.trailer_len);
     assert!(pack_len >= min_pack, "accepted pack length {pack_len} below {min_pack}");

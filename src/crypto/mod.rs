@@ -72,6 +72,8 @@ pub enum Aad<'a> {
     Blob(&'a BlobId),
     /// A pack's trailer.
     PackTrailer,
+    /// The filler that brings a format 3 pack to its padded length.
+    PackPadding,
     /// A snapshot body, with the file's header.
     Snapshot(&'a [u8]),
     /// A key file's wrapped master key, with the repository id.
@@ -88,6 +90,7 @@ impl Aad<'_> {
                 out.extend_from_slice(blob.as_bytes());
             }
             Aad::PackTrailer => out.extend_from_slice(b"snap pack trailer v1\0"),
+            Aad::PackPadding => out.extend_from_slice(b"snap pack padding v1\0"),
             Aad::Snapshot(header) => {
                 out.extend_from_slice(b"snap snapshot v1\0");
                 out.extend_from_slice(header);
@@ -164,19 +167,22 @@ fn open_cipher(
 }
 
 /// The keys an open repository works with: how blobs are named, how objects
-/// are sealed, and the chunker's seed. For an unencrypted repository sealing
-/// is the identity and ids are plain.
+/// are sealed, and how the chunker is keyed. For an unencrypted repository
+/// sealing is the identity and ids are plain.
 pub struct Keys {
     hasher: BlobHasher,
     cipher: Option<XChaCha20Poly1305>,
     chunker_seed: u64,
+    /// Format 3 only: the key of the chunker's cut rule. Its presence is
+    /// what makes packs padded and shuffled (DESIGN.md 5.2, 16).
+    chunker_key: Option<SecretKey>,
     config_mac: Option<SecretKey>,
 }
 
 impl Keys {
     /// The keys of an unencrypted repository.
     pub fn plain() -> Self {
-        Keys { hasher: BlobHasher::Plain, cipher: None, chunker_seed: 0, config_mac: None }
+        Keys { hasher: BlobHasher::Plain, cipher: None, chunker_seed: 0, chunker_key: None, config_mac: None }
     }
 
     /// Every key of an encrypted repository, derived from its master key
@@ -191,8 +197,21 @@ impl Keys {
             },
             cipher: Some(XChaCha20Poly1305::new(data.as_ref().into())),
             chunker_seed: u64::from_le_bytes(seed[..8].try_into().expect("8 bytes")),
+            chunker_key: None,
             config_mac: Some(derive("snap 2026-12 config mac key", master)),
         }
+    }
+
+    /// The keys of an encrypted repository of format `version`: from format
+    /// 3 on, packs hide their sizes and the chunker cuts by a keyed PRF.
+    /// Format 2 keeps its seeded FastCDC, or its chunks would no longer
+    /// deduplicate against what it holds.
+    pub fn from_master_for(master: &[u8; KEY_LEN], version: u32) -> Self {
+        let mut keys = Self::from_master(master);
+        if version >= crate::format::SIZE_HIDING_VERSION {
+            keys.chunker_key = Some(derive("snap 2026-12 chunker cut key", master));
+        }
+        keys
     }
 
     /// The scheme these keys seal with.
@@ -209,6 +228,16 @@ impl Keys {
     /// repository, so chunk boundaries (and sizes) do not identify files.
     pub fn chunker_seed(&self) -> u64 {
         self.chunker_seed
+    }
+
+    /// The key of format 3's cut rule; `None` before format 3.
+    pub fn chunker_key(&self) -> Option<&SecretKey> {
+        self.chunker_key.as_ref()
+    }
+
+    /// Whether packs are padded and their blobs shuffled (format 3).
+    pub fn hides_sizes(&self) -> bool {
+        self.chunker_key.is_some()
     }
 
     /// Seals an object's bytes (the identity when unencrypted).

@@ -139,7 +139,7 @@ impl Config {
                 format!("encryption scheme {:?} is not supported", self.encryption),
             )
         })?;
-        if self.version != format_for(scheme) {
+        if !formats_for(scheme).contains(&self.version) {
             return Err(DecodeError::invalid(
                 "config",
                 format!("format {} cannot have encryption {:?}", self.version, self.encryption),
@@ -159,11 +159,17 @@ impl Config {
     }
 }
 
-/// Format 1 is unencrypted; format 2 added encryption.
+/// The format a new repository with `scheme` gets: 1 is unencrypted; 2
+/// added encryption, 3 hid sizes (super::SIZE_HIDING_VERSION).
 fn format_for(scheme: Scheme) -> u32 {
+    *formats_for(scheme).end()
+}
+
+/// The formats a repository with `scheme` may have.
+fn formats_for(scheme: Scheme) -> std::ops::RangeInclusive<u32> {
     match scheme {
-        Scheme::None => 1,
-        Scheme::XChaCha20Poly1305 => 2,
+        Scheme::None => 1..=1,
+        Scheme::XChaCha20Poly1305 => 2..=super::SIZE_HIDING_VERSION,
     }
 }
 
@@ -202,6 +208,23 @@ mod tests {
             assert_eq!(c.scheme(), scheme);
         }
         assert_eq!(Config::new([7; 32], Scheme::None).version, 1, "unencrypted repositories stay format 1");
+        assert_eq!(
+            Config::new([7; 32], Scheme::XChaCha20Poly1305).version,
+            3,
+            "new encrypted ones hide sizes"
+        );
+    }
+
+    #[test]
+    fn format_2_stays_readable_and_format_3_needs_encryption() {
+        let mut c = Config::new([7; 32], Scheme::XChaCha20Poly1305);
+        c.version = 2;
+        assert_eq!(Config::decode(&c.encode()).unwrap(), c);
+        let mut c = Config::new([7; 32], Scheme::None);
+        c.version = 3;
+        assert!(Config::decode(&c.encode()).is_err(), "format 3 is encrypted");
+        c.version = 4;
+        assert_eq!(Config::decode(&c.encode()), Err(DecodeError::NewerVersion(4)));
     }
 
     #[test]

@@ -23,8 +23,12 @@ use serde::{Deserialize, Serialize};
 use crate::crypto::Scheme;
 
 /// The newest repository format (config `version`) this build reads; it
-/// writes 1 for unencrypted and 2 for encrypted repositories.
-pub const FORMAT_VERSION: u32 = 2;
+/// makes 1 for unencrypted and 3 for encrypted repositories, and still
+/// reads and writes format 2 repositories as they are.
+pub const FORMAT_VERSION: u32 = 3;
+/// The first format whose packs hide their sizes (padded, shuffled) and
+/// whose chunker cuts by a keyed PRF (DESIGN.md 5.2, 16).
+pub const SIZE_HIDING_VERSION: u32 = 3;
 /// The object header version (packs and snapshots), the same in both formats.
 pub const OBJECT_VERSION: u8 = 1;
 

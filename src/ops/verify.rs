@@ -409,7 +409,19 @@ fn read_blobs(
             errors.push((Some(entry.blob), e));
         }
     }
-    reader.read_to(end, |s| hasher.update(s))?;
+    // What lies between the last blob and the trailer: in format 3 the
+    // padding envelope, which must open like any other (a pack renamed to
+    // the hash of altered padding is still found).
+    bytes.clear();
+    reader.read_to(end, |s| {
+        hasher.update(s);
+        bytes.extend_from_slice(s);
+    })?;
+    if repo.keys().hides_sizes()
+        && let Err(e) = crate::format::pack::check_padding(&bytes, repo.keys())
+    {
+        errors.push((None, Error::corrupt(format!("pack {id}"), format!("padding: {e}"))));
+    }
     hasher.update(tail);
     Ok(hasher.finish())
 }

@@ -46,13 +46,14 @@ fn put_key(backend: &dyn Backend, key: &KeyFile) -> Result<String> {
 /// Makes the master key of a new repository and its first key file.
 pub(super) fn write_first_key(
     backend: &dyn Backend,
-    config_bytes: &[u8],
-    repo_id: &[u8; 32],
+    config: (&Config, &[u8]),
     password: &str,
     owner: &KeyOwner,
 ) -> Result<(Keys, Unlocked)> {
+    let (config, config_bytes) = config;
+    let repo_id = &config.id_bytes();
     let master = random_key()?;
-    let keys = Keys::from_master(&master);
+    let keys = Keys::from_master_for(&master, config.version);
     let mac = keys.config_mac(config_bytes).expect("encrypted keys have a config MAC key");
     let key = keyfile::create(&master, password, repo_id, mac, owner)?;
     let key_name = put_key(backend, &key)?;
@@ -126,7 +127,7 @@ pub(super) fn unlock(
         // A damaged key file is skipped: another may still open.
         let Ok(key) = load_key(backend, &name) else { continue };
         let Some(master) = keyfile::unlock(&key, &password, &repo_id)? else { continue };
-        let keys = Keys::from_master(&master);
+        let keys = Keys::from_master_for(&master, config.version);
         if keys.config_mac(config_bytes).as_ref().map(|m| &m[..]) != Some(&key.config_mac[..]) {
             return Err(Error::corrupt(
                 "config",

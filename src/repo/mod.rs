@@ -59,6 +59,8 @@ pub struct Repository {
     backend: Box<dyn Backend>,
     config: Config,
     keys: Keys,
+    /// Built once: format 3's cut rule derives a table and a key schedule.
+    chunker: Chunker,
     unlocked: Option<keys::Unlocked>,
     index: Mutex<Index>,
     sync: SyncReport,
@@ -112,7 +114,7 @@ impl Repository {
             Protection::None => (Keys::plain(), None),
             Protection::Password(password, owner) => {
                 let (keys, unlocked) =
-                    keys::write_first_key(backend.as_ref(), &config_bytes, &id, password, owner)?;
+                    keys::write_first_key(backend.as_ref(), (&config, &config_bytes), password, owner)?;
                 remembered::note_encrypted(&config.local_name(), &backend.place());
                 (keys, Some(unlocked))
             }
@@ -177,12 +179,14 @@ impl Repository {
             None => None,
         };
         let tree_cache = backend.tree_cache_dir(&config.local_name())?.map(tree_cache::TreeCache::new);
+        let chunker = chunker_for(&config, &keys);
         let mut repo = Repository {
             io_pool,
             tree_cache,
             backend,
             config,
             keys,
+            chunker,
             unlocked,
             index: Mutex::new(index),
             sync: SyncReport::default(),
@@ -237,12 +241,9 @@ impl Repository {
         &self.sync
     }
 
-    /// A chunker with this repository's parameters.
+    /// A chunker with this repository's parameters and keys.
     pub fn chunker(&self) -> Chunker {
-        Chunker::new(crate::format::config::ChunkerParams {
-            seed: self.keys.chunker_seed(),
-            ..self.config.chunker
-        })
+        self.chunker.clone()
     }
 
     /// Runs `f` with the index locked. The lock ends with the call, so it
@@ -494,6 +495,17 @@ impl Repository {
             }
         }
         kept
+    }
+}
+
+/// The chunker a repository's format and keys call for: format 3's keyed
+/// rule, or FastCDC with the seed (0 when unencrypted).
+fn chunker_for(config: &Config, keys: &Keys) -> Chunker {
+    match keys.chunker_key() {
+        Some(key) => Chunker::keyed(config.chunker, key),
+        None => {
+            Chunker::new(crate::format::config::ChunkerParams { seed: keys.chunker_seed(), ..config.chunker })
+        }
     }
 }
 

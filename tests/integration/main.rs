@@ -17,6 +17,7 @@ mod cli_prune;
 mod cli_restore_safety;
 mod cli_selection;
 mod cli_sha256;
+mod cli_size_hiding;
 mod cli_snapshots;
 mod cli_stats;
 mod cli_verify;

@@ -22,6 +22,8 @@ pub const FIXED_KEY: [u8; 32] = *b"snap fuzz: a fixed master key!!!";
 
 static PLAIN: LazyLock<Keys> = LazyLock::new(Keys::plain);
 static SEALED: LazyLock<Keys> = LazyLock::new(|| Keys::from_master(&FIXED_KEY));
+static PADDED: LazyLock<Keys> =
+    LazyLock::new(|| Keys::from_master_for(&FIXED_KEY, snap::format::SIZE_HIDING_VERSION));
 
 /// The keys of an unencrypted repository.
 pub fn plain_keys() -> &'static Keys {
@@ -31,6 +33,11 @@ pub fn plain_keys() -> &'static Keys {
 /// The keys of an encrypted repository whose master key is [`FIXED_KEY`].
 pub fn sealed_keys() -> &'static Keys {
     &SEALED
+}
+
+/// The keys of a format 3 repository (padded packs) with [`FIXED_KEY`].
+pub fn padded_keys() -> &'static Keys {
+    &PADDED
 }
 
 /// Both sets of keys, unencrypted first.
