@@ -131,7 +131,7 @@ fn every_command_works_on_an_encrypted_repository() {
     assert!(run.stdout.contains("repository encrypted (xchacha20-poly1305)"), "{}", run.stdout);
     let status = r.json(["status"]);
     assert_eq!(status["encryption"], "xchacha20-poly1305");
-    assert_eq!(status["format_version"], 2);
+    assert_eq!(status["format_version"], 3, "new encrypted repositories are format 3");
     let diff = r.snap(["diff", "latest~1", "latest"]);
     diff.assert_clean();
     assert!(diff.stdout.contains("new.txt"), "{}", diff.stdout);

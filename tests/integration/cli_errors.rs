@@ -227,7 +227,7 @@ fn repository_of_a_newer_format_asks_to_upgrade() {
     let path = r.repo.join("config");
     let mut config: serde_json::Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
     assert_eq!(config["version"], 1, "{config:#}");
-    config["version"] = 3.into();
+    config["version"] = (snap::format::FORMAT_VERSION + 1).into();
     config["a_field_from_the_future"] = true.into();
     fs::write(&path, serde_json::to_vec_pretty(&config).unwrap()).unwrap();
     let target = r.root.join("t");
