@@ -94,7 +94,7 @@ pub fn tree_page_bytes() -> usize {
 pub const PAUSE_ENV: &str = "SNAP_TEST_PAUSE";
 
 /// Every pause point.
-pub const PAUSE_POINTS: &[&str] = &["restore-after-dirs", "restore-before-metadata"];
+pub const PAUSE_POINTS: &[&str] = &["restore-after-dirs", "restore-before-links", "restore-before-metadata"];
 
 /// Pauses here if `SNAP_TEST_PAUSE` names `point`. Unset, it costs one
 /// cached lookup.

@@ -230,6 +230,14 @@ impl Dir {
         Ok(rustix::fs::linkat(from_fd.as_fd(), from_name, fd.as_fd(), name, AtFlags::empty())?)
     }
 
+    /// Makes `name` another name of the file open as `fd` (an `O_PATH`
+    /// descriptor will do): the very file, whatever its old name leads to now.
+    pub fn hard_link_fd(self: &Arc<Self>, name: &OsStr, fd: BorrowedFd) -> io::Result<()> {
+        let dir = self.fd()?;
+        let from = fd_path(fd);
+        Ok(rustix::fs::linkat(rustix::fs::CWD, &from, dir.as_fd(), name, AtFlags::SYMLINK_FOLLOW)?)
+    }
+
     /// Creates the fifo or device node `name`.
     pub fn mknod(self: &Arc<Self>, name: &OsStr, kind: rustix::fs::FileType, rdev: u64) -> io::Result<()> {
         let mode = Mode::from_raw_mode(0o600);

@@ -20,10 +20,11 @@ use common::*;
 const DIRS: usize = 300;
 
 /// Starts `snap restore` paused at `point`; returns once it is there.
-fn start_paused(r: &TempRepo, point: &str, flag: &Path) -> Child {
+fn start_paused(r: &TempRepo, point: &str, flag: &Path, extra: &[&str]) -> Child {
     let mut cmd = r.command();
     cmd.env("SNAP_TEST_PAUSE", format!("{point}={}", s(flag)));
-    cmd.args(["restore", "latest", "--target", s(&r.target)]).stdout(Stdio::null()).stderr(Stdio::piped());
+    cmd.args(["restore", "latest", "--target", s(&r.target)]).args(extra);
+    cmd.stdout(Stdio::null()).stderr(Stdio::piped());
     let mut child = cmd.spawn().expect("start snap");
     let deadline = Instant::now() + Duration::from_secs(60);
     while !flag.exists() {
@@ -64,7 +65,7 @@ fn directories_swapped_for_symlinks_mid_restore_lead_nowhere_outside() {
         let before = observe(&outside);
 
         let flag = r.root.join("paused");
-        let child = start_paused(&r, point, &flag);
+        let child = start_paused(&r, point, &flag, &[]);
         let restored = r.restored(&r.target, &r.src);
         // The first directory made (long out of the kept descriptors), one
         // in the middle, and the last (surely still open).
@@ -90,5 +91,129 @@ fn directories_swapped_for_symlinks_mid_restore_lead_nowhere_outside() {
             assert_eq!(fs::read_to_string(dir.join("sub/inner")).unwrap(), format!("inner {i}"), "{point}");
             assert_eq!(fs::metadata(&dir).unwrap().mode() & 0o7777, 0o751, "{point}");
         }
+    }
+}
+
+/// Someone else's user: owns what the "attacker" puts into the target.
+const NOBODY: u32 = 65534;
+
+fn is_root() -> bool {
+    rustix::process::geteuid().is_root()
+}
+
+/// A file of `NOBODY`'s at `path`, in place of whatever is there.
+fn plant_foreign_file(path: &Path) {
+    let _ = fs::remove_file(path);
+    fs::write(path, "attacker's").unwrap();
+    std::os::unix::fs::chown(path, Some(NOBODY), Some(NOBODY)).unwrap();
+    fs::set_permissions(path, fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// Run as root into a directory another user can write to: a file left
+/// unchanged, a fifo and a symlink are each swapped for a file of that
+/// user's just before the metadata is applied. None of them may get the
+/// snapshot's owner or mode (the file's is setuid root).
+#[test]
+fn entries_swapped_before_their_metadata_get_none_of_it() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    for overwrite in ["if-changed", "always"] {
+        let r = TempRepo::init();
+        let dir = r.src.join("shared");
+        fs::create_dir(&dir).unwrap();
+        fs::write(dir.join("su"), "setuid program").unwrap();
+        fs::set_permissions(dir.join("su"), fs::Permissions::from_mode(0o4755)).unwrap();
+        rustix::fs::mknodat(rustix::fs::CWD, dir.join("fifo"), rustix::fs::FileType::Fifo, 0o644.into(), 0)
+            .unwrap();
+        std::os::unix::fs::symlink("nowhere", dir.join("link")).unwrap();
+        r.backup(&[]);
+        r.snap(["restore", "latest", "--target", s(&r.target)]).assert_clean();
+        let restored = r.restored(&r.target, &r.src).join("shared");
+        std::os::unix::fs::chown(&restored, Some(NOBODY), Some(NOBODY)).unwrap();
+
+        let flag = r.root.join("paused");
+        let child = start_paused(&r, "restore-before-metadata", &flag, &["--overwrite", overwrite]);
+        let swapped: &[&str] =
+            if overwrite == "always" { &["fifo", "link"] } else { &["su", "fifo", "link"] };
+        for name in swapped {
+            plant_foreign_file(&restored.join(name));
+        }
+        fs::remove_file(&flag).unwrap();
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        for name in swapped {
+            let m = fs::symlink_metadata(restored.join(name)).unwrap();
+            assert_eq!((m.uid(), m.mode() & 0o7777), (NOBODY, 0o755), "{overwrite}: {name}\n{stderr}");
+            assert!(stderr.contains(&format!("{name}: replaced by something else")), "{overwrite}: {stderr}");
+        }
+    }
+}
+
+/// A file someone else made, identical to the snapshot's setuid-root
+/// file, is not left "unchanged" by a root restore (which would make it
+/// root's and setuid while they may still have it open): it is written
+/// anew.
+#[test]
+fn a_foreign_copy_of_a_file_is_not_taken_as_unchanged_by_root() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let r = TempRepo::init();
+    fs::write(r.src.join("su"), "setuid program").unwrap();
+    fs::set_permissions(r.src.join("su"), fs::Permissions::from_mode(0o4755)).unwrap();
+    r.backup(&[]);
+    let restored = r.restored(&r.target, &r.src);
+    fs::create_dir_all(&restored).unwrap();
+    fs::write(restored.join("su"), "setuid program").unwrap();
+    std::os::unix::fs::chown(restored.join("su"), Some(NOBODY), Some(NOBODY)).unwrap();
+    let run = r.snap(["--json", "restore", "latest", "--target", s(&r.target), "--overwrite", "if-changed"]);
+    let report = &run.json()["report"];
+    // Written anew (its inode number may well be the removed one's again).
+    assert_eq!((&report["unchanged"], &report["written"]), (&0.into(), &1.into()), "{}", run.describe());
+    let m = fs::metadata(restored.join("su")).unwrap();
+    assert_eq!((m.uid(), m.mode() & 0o7777), (0, 0o4755));
+}
+
+/// A hardlink's leader, in a directory another user can write to, is
+/// swapped for a symlink and for a file of theirs before the links are
+/// made: the other name, in a directory only root can write to, must not
+/// become another name of what they put there.
+#[test]
+fn a_hardlink_leader_swapped_before_linking_is_not_linked() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    for swap in ["symlink", "file"] {
+        let r = TempRepo::init();
+        for dir in ["a", "b"] {
+            fs::create_dir(r.src.join(dir)).unwrap();
+        }
+        fs::write(r.src.join("a/h"), "leader").unwrap();
+        fs::hard_link(r.src.join("a/h"), r.src.join("b/h2")).unwrap();
+        fs::set_permissions(r.src.join("b"), fs::Permissions::from_mode(0o700)).unwrap();
+        r.backup(&[]);
+        let restored = r.restored(&r.target, &r.src);
+        fs::create_dir_all(restored.join("a")).unwrap();
+        std::os::unix::fs::chown(restored.join("a"), Some(NOBODY), Some(NOBODY)).unwrap();
+
+        let flag = r.root.join("paused");
+        let child = start_paused(&r, "restore-before-links", &flag, &[]);
+        let leader = restored.join("a/h");
+        fs::rename(&leader, restored.join("a/h.moved")).unwrap();
+        match swap {
+            "symlink" => std::os::unix::fs::symlink("/etc/passwd", &leader).unwrap(),
+            _ => plant_foreign_file(&leader),
+        }
+        fs::remove_file(&flag).unwrap();
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(3), "{swap}: {stderr}");
+        assert!(stderr.contains("was replaced by another while being restored"), "{swap}: {stderr}");
+        assert!(fs::symlink_metadata(restored.join("b/h2")).is_err(), "{swap}: not linked\n{stderr}");
     }
 }

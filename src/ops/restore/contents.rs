@@ -247,22 +247,22 @@ pub(super) fn verify_files(ctx: &Ctx, located: &Located) -> u64 {
     let written = |(i, f): &(usize, &super::PlannedFile)| f.action.writes() && !ctx.is_failed(*i);
     ctx.plan.files.par_iter().enumerate().filter(written).for_each(|(_, f)| {
         match verify_file(ctx.repo.keys().hasher(), &f.at, &f.chunks, located) {
-            Ok(()) => drop(checked.fetch_add(1, Ordering::Relaxed)),
+            Ok(_) => drop(checked.fetch_add(1, Ordering::Relaxed)),
             Err(e) => ctx.warnings.push(&f.at.path, WarningKind::Failed, format!("verification failed: {e}")),
         }
     });
     checked.into_inner()
 }
 
-/// Whether the file at `at` holds exactly `chunks`. It is opened without
-/// following a symlink or blocking on a fifo: a restore also asks this of
-/// whatever it finds in the target.
+/// Whether the file at `at` holds exactly `chunks`; if so, the identity
+/// of the file read. It is opened without following a symlink or blocking
+/// on a fifo: a restore also asks this of whatever it finds in the target.
 pub(super) fn verify_file(
     hasher: &BlobHasher,
     at: &At,
     chunks: &[ChunkId],
     located: &Located,
-) -> std::io::Result<()> {
+) -> std::io::Result<super::Owned> {
     let mut f = at.parent.open(at.name(), rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::NONBLOCK, 0)?;
     let mut buf = Vec::new();
     for chunk in chunks {
@@ -276,7 +276,7 @@ pub(super) fn verify_file(
     if f.read(&mut [0u8; 1])? != 0 {
         return Err(std::io::Error::other("file is longer than in the snapshot"));
     }
-    Ok(())
+    Ok(super::owned_identity(&rustix::fs::fstat(&f)?))
 }
 
 #[cfg(test)]

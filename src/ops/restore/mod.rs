@@ -145,6 +145,10 @@ struct PlannedFile {
     chunks: Vec<ChunkId>,
     meta: Metadata,
     action: Action,
+    /// For [`Action::Unchanged`]: the identity of the existing file whose
+    /// contents were found to match. Its metadata is applied to that file
+    /// only, never to one put at its path since.
+    found: Option<Owned>,
 }
 
 /// Another name of a file restored earlier in the plan.
@@ -160,6 +164,10 @@ struct PlannedOther {
     node: Node,
     meta: Metadata,
     action: Action,
+    /// The identity of what is at its path for this restore: the node it
+    /// made (checked to be owned by the restoring user), or the existing one
+    /// found to match. Metadata is applied to that only.
+    made: OnceLock<Owned>,
 }
 
 #[derive(Default)]
@@ -269,6 +277,7 @@ fn write_plan(
         return Err(stopped_full(&ctx, path, error, 0));
     }
     remove_failed(&ctx);
+    crate::crash::pause("restore-before-links");
     let (links, others) = create_others(&ctx);
     crate::crash::pause("restore-before-metadata");
     apply_all_metadata(&ctx);
@@ -499,6 +508,7 @@ fn make_plan(
                             chunks: chunks.clone(),
                             meta: entry.meta.clone(),
                             action: Action::New,
+                            found: None,
                         });
                     }
                 }
@@ -510,6 +520,7 @@ fn make_plan(
                 node: other.clone(),
                 meta: entry.meta.clone(),
                 action: Action::New,
+                made: OnceLock::new(),
             }),
         }
         Ok(())
@@ -563,6 +574,19 @@ fn below(dirs: &HashSet<PathBuf>, path: &Path) -> bool {
 
 fn is_dir(st: &rustix::fs::Stat) -> bool {
     rustix::fs::FileType::from_raw_mode(st.st_mode as _) == rustix::fs::FileType::Directory
+}
+
+/// Device, inode and owner: what identifies an entry the restore made or
+/// found, until it applies the entry's metadata. The owner is part of it
+/// because a device and inode are used again as soon as a file is
+/// removed: someone who can write into its directory may remove it and
+/// make one of theirs that gets the same inode, but not one of this
+/// process's (or of the owner it found).
+type Owned = (u64, u64, u32);
+
+fn owned_identity(st: &rustix::fs::Stat) -> Owned {
+    let (dev, ino) = identity(st);
+    (dev, ino, st.st_uid)
 }
 
 /// Device and inode: what identifies a file.
@@ -651,8 +675,12 @@ impl Ctx<'_> {
     fn open_created(&self, file: usize) -> std::io::Result<fs::File> {
         let at = &self.plan.files[file].at;
         let f = at.parent.open(at.name(), rustix::fs::OFlags::WRONLY, 0)?;
+        // Not completed yet (its owner is set by the write that completes
+        // it), so still this process's: an inode number used again by a
+        // file someone else made in its place is not taken for it.
+        let st = rustix::fs::fstat(&f)?;
         match self.created[file].get() {
-            Some(made) if *made == identity(&rustix::fs::fstat(&f)?) => Ok(f),
+            Some(made) if *made == identity(&st) && st.st_uid == rustix::process::geteuid().as_raw() => Ok(f),
             _ => Err(std::io::Error::other("replaced by another file while being restored")),
         }
     }
@@ -690,20 +718,19 @@ fn create_others(ctx: &Ctx) -> (u64, u64) {
             ctx.warnings.push(&at.path, WarningKind::Failed, "its hardlinked file could not be restored");
             continue;
         }
-        let from = &ctx.plan.files[*leader].at;
-        match at.clear().and_then(|()| at.parent.hard_link(at.name(), &from.parent, from.name())) {
+        match at.clear().and_then(|()| link_to_created(ctx, *leader, at)) {
             Ok(()) => links += 1,
             Err(e) => ctx.make_failed(&at.path, e),
         }
     }
     let mut made = 0;
     let mut symlinks = Vec::new();
-    for PlannedOther { at, node, .. } in
+    for PlannedOther { at, node, made: made_id, .. } in
         ctx.plan.others.iter().filter(|o| o.action.writes() && made_here(&o.at))
     {
         let result = match node {
             Node::Symlink { target } => {
-                symlinks.push((at, target));
+                symlinks.push((at, target, made_id));
                 continue;
             }
             _ if ctx.stopped() => return (links, made),
@@ -713,17 +740,56 @@ fn create_others(ctx: &Ctx) -> (u64, u64) {
             _ => continue, // only symlinks, fifos and devices are planned as others
         };
         match result {
-            Ok(()) => made += 1,
+            Ok(()) => {
+                record_made(at, made_id);
+                made += 1;
+            }
             Err(e) => ctx.make_failed(&at.path, e),
         }
     }
-    for (at, target) in symlinks.into_iter().take_while(|_| !ctx.stopped()) {
+    for (at, target, made_id) in symlinks.into_iter().take_while(|_| !ctx.stopped()) {
         match at.clear().and_then(|()| at.parent.symlink(target, at.name())) {
-            Ok(()) => made += 1,
+            Ok(()) => {
+                record_made(at, made_id);
+                made += 1;
+            }
             Err(e) => ctx.make_failed(&at.path, e),
         }
     }
     (links, made)
+}
+
+/// Records the identity of the node just made at `at`, if what is there
+/// is owned by this process: someone who can write into its directory
+/// cannot make a node of this process's, so one swapped in since is not
+/// taken for it (and gets no metadata).
+fn record_made(at: &At, made: &OnceLock<Owned>) {
+    if let Ok(st) = at.stat()
+        && st.st_uid == rustix::process::geteuid().as_raw()
+    {
+        let _ = made.set(owned_identity(&st));
+    }
+}
+
+/// Makes `at` another name of the file planned as `leader`, if what is at
+/// the leader's path is still the file this restore created there: linking
+/// by name would link whatever was put there since (a symlink, or a file
+/// of whoever can write into the leader's directory) into a directory
+/// they may not be able to write into.
+fn link_to_created(ctx: &Ctx, leader: usize, at: &At) -> std::io::Result<()> {
+    let from = &ctx.plan.files[leader].at;
+    let fd = from.parent.open_path(from.name())?;
+    let st = rustix::fs::fstat(&fd)?;
+    // Complete, so owned by the snapshot's owner (when root) by now.
+    let owner = if is_root() { ctx.plan.files[leader].meta.uid } else { rustix::process::geteuid().as_raw() };
+    match ctx.created[leader].get() {
+        Some(made) if *made == identity(&st) && st.st_uid == owner => {
+            at.parent.hard_link_fd(at.name(), fd.as_fd())
+        }
+        _ => Err(std::io::Error::other(
+            "its hardlinked file was replaced by another while being restored; not linked",
+        )),
+    }
 }
 
 fn make_device(at: &At, kind: rustix::fs::FileType, rdev: u64) -> std::io::Result<()> {
@@ -750,20 +816,20 @@ fn apply_all_metadata(ctx: &Ctx) {
         .iter()
         .enumerate()
         .filter(|(i, f)| f.action == Action::Unchanged && !ctx.is_failed(*i))
-        .map(|(_, f)| (&f.at, &f.meta, false));
+        .map(|(_, f)| (&f.at, &f.meta, false, f.found));
     let others = plan
         .others
         .iter()
         .filter(|o| o.action != Action::Skip && !ctx.unmade(&o.at) && o.at.stat().is_ok())
-        .map(|o| (&o.at, &o.meta, matches!(o.node, Node::Symlink { .. })));
+        .map(|o| (&o.at, &o.meta, matches!(o.node, Node::Symlink { .. }), o.made.get().copied()));
     let entries: Vec<_> = files.chain(others).collect();
     let apply = |path: &Path, result: std::io::Result<()>| {
         if let Err(e) = result {
             ctx.stop_full(path, e);
         }
     };
-    entries.par_iter().filter(|_| !ctx.stopped()).for_each(|(at, meta, is_link)| {
-        apply(&at.path, apply_to_entry(ctx, at, meta, *is_link));
+    entries.par_iter().filter(|_| !ctx.stopped()).for_each(|(at, meta, is_link, expected)| {
+        apply(&at.path, apply_to_entry(ctx, at, meta, *is_link, *expected));
     });
     let made = plan.dirs.iter().rev().filter(|d| !ctx.unmade.contains(&d.at.path));
     for PlannedDir { at, dir, meta, .. } in made.take_while(|_| !ctx.stopped()) {
@@ -777,27 +843,42 @@ fn apply_all_metadata(ctx: &Ctx) {
     }
 }
 
-/// Applies metadata to an entry the restore does not hold open: a symlink
-/// through its directory (not followed), anything else through an
-/// `O_PATH` descriptor of the entry itself, checked to be what the plan
-/// has there, so a name swapped since for a symlink is not followed.
-fn apply_to_entry(ctx: &Ctx, at: &At, meta: &Metadata, is_link: bool) -> std::io::Result<()> {
-    let reached = if is_link {
-        at.parent.fd().map(|dir| (dir, None))
-    } else {
-        at.parent.open_path(at.name()).and_then(|fd| {
-            let kind = rustix::fs::FileType::from_raw_mode(rustix::fs::fstat(&fd)?.st_mode as _);
-            if kind == rustix::fs::FileType::Symlink || kind == rustix::fs::FileType::Directory {
-                return Err(std::io::Error::other("replaced by something else while being restored"));
-            }
-            Ok((at.parent.fd()?, Some(fd)))
-        })
-    };
-    match reached {
-        Ok((dir, None)) => {
-            apply_metadata(ctx, &at.path, meta, Applied::Link { dir: dir.as_fd(), name: at.name() })
+/// Applies metadata to an entry the restore does not hold open, through
+/// an `O_PATH` descriptor of the entry itself, checked to be the very
+/// entry the restore made or found matching there (`expected`) and of the
+/// kind planned: a name swapped since, for a symlink or for a file of
+/// whoever can write into its directory, gets nothing (a root restore
+/// would otherwise give that file the snapshot's owner and mode, setuid
+/// bits included).
+fn apply_to_entry(
+    ctx: &Ctx,
+    at: &At,
+    meta: &Metadata,
+    is_link: bool,
+    expected: Option<Owned>,
+) -> std::io::Result<()> {
+    let replaced =
+        || std::io::Error::other("replaced by something else while being restored; metadata not applied");
+    let reached = at.parent.open_path(at.name()).and_then(|fd| {
+        let st = rustix::fs::fstat(&fd)?;
+        let kind = rustix::fs::FileType::from_raw_mode(st.st_mode as _);
+        let is_symlink = kind == rustix::fs::FileType::Symlink;
+        if expected != Some(owned_identity(&st))
+            || is_symlink != is_link
+            || kind == rustix::fs::FileType::Directory
+        {
+            return Err(replaced());
         }
-        Ok((_, Some(fd))) => apply_metadata(ctx, &at.path, meta, Applied::Node(fd.as_fd())),
+        Ok((at.parent.fd()?, fd))
+    });
+    match reached {
+        Ok((dir, fd)) if is_link => apply_metadata(
+            ctx,
+            &at.path,
+            meta,
+            Applied::Link { dir: dir.as_fd(), name: at.name(), fd: fd.as_fd() },
+        ),
+        Ok((_, fd)) => apply_metadata(ctx, &at.path, meta, Applied::Node(fd.as_fd())),
         Err(e) => {
             ctx.warnings.push(&at.path, WarningKind::Metadata, e);
             Ok(())
@@ -825,8 +906,9 @@ enum Applied<'a> {
     Open { fd: BorrowedFd<'a>, dir: bool },
     /// An `O_PATH` descriptor of a fifo, device or unchanged file.
     Node(BorrowedFd<'a>),
-    /// A symlink, by its name in its directory.
-    Link { dir: BorrowedFd<'a>, name: &'a OsStr },
+    /// A symlink: its owner through its `O_PATH` descriptor, its times and
+    /// xattrs by its name in its directory (not followed).
+    Link { dir: BorrowedFd<'a>, name: &'a OsStr, fd: BorrowedFd<'a> },
 }
 
 impl Applied<'_> {
@@ -836,7 +918,7 @@ impl Applied<'_> {
             Applied::Open { fd, .. } => rustix::fs::fsetxattr(fd, name, value, XattrFlags::empty()),
             // Through the descriptor's magic link, which leads to the node itself.
             Applied::Node(fd) => rustix::fs::setxattr(fd_path(fd), name, value, XattrFlags::empty()),
-            Applied::Link { dir, name: link } => {
+            Applied::Link { dir, name: link, .. } => {
                 rustix::fs::lsetxattr(fd_path(dir).join(link), name, value, XattrFlags::empty())
             }
         }?)
@@ -847,9 +929,8 @@ impl Applied<'_> {
         let (uid, gid) = (Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid)));
         Ok(match self {
             Applied::Open { fd, .. } => rustix::fs::fchown(fd, uid, gid),
-            Applied::Node(fd) => rustix::fs::chownat(fd, "", uid, gid, AtFlags::EMPTY_PATH),
-            Applied::Link { dir, name } => {
-                rustix::fs::chownat(dir, name, uid, gid, AtFlags::SYMLINK_NOFOLLOW)
+            Applied::Node(fd) | Applied::Link { fd, .. } => {
+                rustix::fs::chownat(fd, "", uid, gid, AtFlags::EMPTY_PATH)
             }
         }?)
     }
@@ -873,7 +954,7 @@ impl Applied<'_> {
             Applied::Node(fd) => {
                 rustix::fs::utimensat(rustix::fs::CWD, fd_path(fd), &times, AtFlags::empty())
             }
-            Applied::Link { dir, name } => {
+            Applied::Link { dir, name, .. } => {
                 rustix::fs::utimensat(dir, name, &times, AtFlags::SYMLINK_NOFOLLOW)
             }
         }?)

@@ -97,11 +97,20 @@ pub(super) fn decide(plan: &mut Plan, mode: Overwrite, hasher: &BlobHasher, loca
     // is new without a look (and creating it fails if something appeared).
     let in_new_dir = |at: &At| new_dirs_contain(&new_dirs, at);
     plan.files.par_iter_mut().filter(|f| !in_new_dir(&f.at)).for_each(|f| {
-        f.action = file_action(f, mode, hasher, located);
+        (f.action, f.found) = file_action(f, mode, hasher, located);
     });
     decide_links(plan, mode, &in_new_dir);
     for o in plan.others.iter_mut().filter(|o| !in_new_dir(&o.at)) {
-        o.action = action(&o.at, mode, |existing| same_node(&o.at, &o.node, existing));
+        let mut found = None;
+        o.action = action(&o.at, mode, |existing| {
+            found = Some(super::owned_identity(existing));
+            same_node(&o.at, &o.node, existing)
+        });
+        if o.action == Action::Unchanged
+            && let Some(found) = found
+        {
+            let _ = o.made.set(found);
+        }
     }
     Ok(())
 }
@@ -123,12 +132,30 @@ fn action(at: &At, mode: Overwrite, same: impl FnOnce(&Stat) -> bool) -> Action 
 }
 
 /// The size is compared first, so only a file that may match is read.
-fn file_action(f: &PlannedFile, mode: Overwrite, hasher: &BlobHasher, located: &Located) -> Action {
-    action(&f.at, mode, |existing| {
+/// Returns, for a file left unchanged, the identity of the one read.
+///
+/// Run as root, a file that is not already the snapshot's owner's is not
+/// left "unchanged": giving it that owner (and the snapshot's mode, setuid
+/// bits included) would hand root's name to a file someone else made and
+/// may still hold open for writing. It is written anew instead.
+fn file_action(
+    f: &PlannedFile,
+    mode: Overwrite,
+    hasher: &BlobHasher,
+    located: &Located,
+) -> (Action, Option<super::Owned>) {
+    let mut found = None;
+    let action = action(&f.at, mode, |existing| {
+        let owned = !super::is_root() || (existing.st_uid == f.meta.uid && existing.st_gid == f.meta.gid);
         FileType::from_raw_mode(existing.st_mode as _) == FileType::RegularFile
+            && owned
             && existing.st_size as u64 == f.size
-            && verify_file(hasher, &f.at, &f.chunks, located).is_ok()
-    })
+            && verify_file(hasher, &f.at, &f.chunks, located).is_ok_and(|read| {
+                found = Some(read);
+                true
+            })
+    });
+    (action, found.filter(|_| action == Action::Unchanged))
 }
 
 /// Hardlinks are made only to files this restore writes. So an unchanged
@@ -169,7 +196,7 @@ fn adopt_orphans(plan: &mut Plan) {
         adopted.insert(link.leader, files.len());
         let PlannedLink { leader, at, .. } = link;
         let orphaned = &files[*leader];
-        let file = PlannedFile { at: at.clone(), action: Action::New, ..orphaned.clone() };
+        let file = PlannedFile { at: at.clone(), action: Action::New, found: None, ..orphaned.clone() };
         files.push(file);
         false
     });
