@@ -168,6 +168,15 @@ impl Dir {
         Ok(fd)
     }
 
+    /// Whether the entry `name` of `parent`, looked up by name now, is
+    /// still this directory (the one its first open found): a directory
+    /// moved away while open keeps receiving what is written through its
+    /// descriptor, wherever it now is.
+    pub fn is_still_at(&self, found: &rustix::fs::Stat) -> bool {
+        let now = (found.st_dev as u64, found.st_ino as u64);
+        self.identity.get().is_none_or(|id| *id == now)
+    }
+
     /// This directory's name in its parent (empty for the root).
     pub fn name(&self) -> &OsStr {
         &self.name

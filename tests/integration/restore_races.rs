@@ -217,3 +217,28 @@ fn a_hardlink_leader_swapped_before_linking_is_not_linked() {
         assert!(fs::symlink_metadata(restored.join("b/h2")).is_err(), "{swap}: not linked\n{stderr}");
     }
 }
+
+/// A directory moved out of the target while the restore has it open keeps
+/// receiving what is written through its descriptor; the restore cannot
+/// prevent that, but it must not report those files as restored at their
+/// path: the directory is named, and the exit status is 3.
+#[test]
+fn a_directory_moved_out_of_the_target_mid_restore_is_named() {
+    let r = TempRepo::init();
+    fs::create_dir_all(r.src.join("a/sub")).unwrap();
+    fs::write(r.src.join("a/g"), "g").unwrap();
+    fs::write(r.src.join("a/sub/f"), "f").unwrap();
+    fs::write(r.src.join("top"), "top").unwrap();
+    r.backup(&[]);
+    let flag = r.root.join("paused");
+    let child = start_paused(&r, "restore-after-dirs", &flag, &[]);
+    let a = r.restored(&r.target, &r.src).join("a");
+    fs::rename(&a, r.root.join("moved-out")).unwrap();
+    fs::create_dir(&a).unwrap();
+    fs::remove_file(&flag).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    let named = format!("{}: moved or replaced while being restored", a.display());
+    assert!(stderr.contains(&named), "{stderr}");
+}

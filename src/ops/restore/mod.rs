@@ -833,6 +833,14 @@ fn apply_all_metadata(ctx: &Ctx) {
     });
     let made = plan.dirs.iter().rev().filter(|d| !ctx.unmade.contains(&d.at.path));
     for PlannedDir { at, dir, meta, .. } in made.take_while(|_| !ctx.stopped()) {
+        // Checked by name from its parent, whose own check comes later
+        // (deepest first) and the target's root is held: a directory moved
+        // out of the target took what was restored into it along.
+        if !at.stat().is_ok_and(|st| dir.is_still_at(&st)) {
+            let why = "moved or replaced while being restored: what was restored into it is not at this path";
+            ctx.warnings.push(&at.path, WarningKind::Failed, why);
+            continue;
+        }
         match dir.fd() {
             Ok(fd) => apply(
                 &at.path,
