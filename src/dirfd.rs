@@ -159,7 +159,7 @@ impl Dir {
             e => e.into(),
         })?;
         let st = rustix::fs::fstat(&fd)?;
-        let found = (st.st_dev as u64, st.st_ino as u64);
+        let found = identity(&st);
         if *self.identity.get_or_init(|| found) != found {
             return Err(replaced("another directory now"));
         }
@@ -168,13 +168,12 @@ impl Dir {
         Ok(fd)
     }
 
-    /// Whether the entry `name` of `parent`, looked up by name now, is
-    /// still this directory (the one its first open found): a directory
-    /// moved away while open keeps receiving what is written through its
+    /// Whether `found`, what its name in its parent leads to now, is still
+    /// this directory (the one its first open found): a directory moved
+    /// away while open keeps receiving what is written through its
     /// descriptor, wherever it now is.
     pub fn is_still_at(&self, found: &rustix::fs::Stat) -> bool {
-        let now = (found.st_dev as u64, found.st_ino as u64);
-        self.identity.get().is_none_or(|id| *id == now)
+        self.identity.get().is_none_or(|id| *id == identity(found))
     }
 
     /// This directory's name in its parent (empty for the root).
@@ -295,6 +294,12 @@ pub fn has_proc() -> bool {
 pub fn fd_path(fd: BorrowedFd) -> PathBuf {
     use std::os::fd::AsRawFd;
     PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+}
+
+/// Device and inode of what `st` describes.
+#[allow(clippy::unnecessary_cast)] // the field types differ between architectures
+fn identity(st: &rustix::fs::Stat) -> (u64, u64) {
+    (st.st_dev as u64, st.st_ino as u64)
 }
 
 fn dir_flags() -> OFlags {
