@@ -296,9 +296,9 @@ pub fn fd_path(fd: BorrowedFd) -> PathBuf {
     PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()))
 }
 
-/// Device and inode of what `st` describes.
+/// Device and inode of what `st` describes: what identifies a file.
 #[allow(clippy::unnecessary_cast)] // the field types differ between architectures
-fn identity(st: &rustix::fs::Stat) -> (u64, u64) {
+pub fn identity(st: &rustix::fs::Stat) -> (u64, u64) {
     (st.st_dev as u64, st.st_ino as u64)
 }
 

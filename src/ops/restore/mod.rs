@@ -40,7 +40,7 @@ pub use overwrite::{Action, Change, Overwrite};
 pub use safety::{SAFETY_TAGS, SafetySnapshot};
 
 use super::{Warning, WarningKind, Warnings};
-use crate::dirfd::{Dir, fd_path};
+use crate::dirfd::{Dir, fd_path, identity};
 use crate::error::{Error, IoContext, Result};
 use crate::format::pack::PackEntry;
 use crate::format::snapshot::Snapshot;
@@ -587,12 +587,6 @@ type Owned = (u64, u64, u32);
 fn owned_identity(st: &rustix::fs::Stat) -> Owned {
     let (dev, ino) = identity(st);
     (dev, ino, st.st_uid)
-}
-
-/// Device and inode: what identifies a file.
-#[allow(clippy::unnecessary_cast)] // the field types differ between architectures
-fn identity(st: &rustix::fs::Stat) -> (u64, u64) {
-    (st.st_dev as u64, st.st_ino as u64)
 }
 
 /// The error that stops a restore finding a non-directory where a directory belongs.
