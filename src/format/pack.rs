@@ -149,15 +149,24 @@ fn padding(data_end: usize, trailer_len: usize, keys: &Keys) -> crate::Result<Ve
         return Ok(Vec::new());
     }
     let bare = (data_end + trailer_len + FOOTER_LEN) as u64;
-    let mut len = padded_len(bare);
-    // An envelope cannot be shorter than its nonce and tag.
-    while (1..ENVELOPE_OVERHEAD as u64).contains(&(len - bare)) {
-        len = padded_len(len + 1);
-    }
+    let len = padded_pack_len(bare);
     match usize::try_from(len - bare).expect("packs stay far below 4 GiB") {
         0 => Ok(Vec::new()),
         gap => keys.seal(Aad::PackPadding, vec![0; gap - ENVELOPE_OVERHEAD]),
     }
+}
+
+/// The length of a format 3 pack whose header, blobs, trailer and footer
+/// take `bare` bytes: the first padded length that leaves room for no
+/// padding envelope or a whole one (an envelope cannot be shorter than its
+/// nonce and tag). Writers make exactly this length, and readers require it,
+/// so padding cannot be made longer than the writer's.
+pub fn padded_pack_len(bare: u64) -> u64 {
+    let mut len = padded_len(bare);
+    while (1..ENVELOPE_OVERHEAD as u64).contains(&(len - bare)) {
+        len = padded_len(len + 1);
+    }
+    len
 }
 
 /// The lengths a format 3 pack may have: at least [`MIN_PACK_LEN`], and
@@ -172,7 +181,8 @@ pub fn padded_len(len: u64) -> u64 {
     let e = 63 - len.leading_zeros();
     let s = 32 - e.leading_zeros();
     let mask = (1u64 << (e - s)) - 1;
-    (len + mask) & !mask
+    // Saturating: a length near 2^64 (from a hostile listing) is refused, not a panic.
+    len.saturating_add(mask) & !mask
 }
 
 /// Checks a format 3 pack's padding envelope (the bytes between its last
@@ -249,8 +259,15 @@ pub fn decode_trailer(trailer: &[u8], footer: &Footer, keys: &Keys) -> Result<Ve
         .into_iter()
         .map(|w| check_entry(w, &mut next_free, data_end, overhead, keys.hides_sizes()))
         .collect::<Result<Vec<_>, _>>()?;
-    if keys.hides_sizes() && (1..ENVELOPE_OVERHEAD as u64).contains(&(data_end - next_free)) {
-        return Err(DecodeError::invalid("pack", "room for padding shorter than an envelope"));
+    // The writer's length follows from what the pack holds: longer padding
+    // (a pack extended by anyone, without a key) is refused here, at the
+    // tail read, before a reader would fetch it.
+    let written = padded_pack_len(next_free + u64::from(footer.trailer_len) + FOOTER_LEN as u64);
+    if keys.hides_sizes() && footer.pack_len != written {
+        return Err(DecodeError::invalid(
+            "pack",
+            format!("length {} is not the {written} its contents make", footer.pack_len),
+        ));
     }
     Ok(entries)
 }
@@ -499,6 +516,24 @@ mod tests {
         let plain_keys = Keys::from_master(&[3; 32]);
         let (unpadded, _) = build_sealed(&plain_keys, &[(chunk(1), 1000)]);
         assert!(decode_pack(&unpadded, &keys).is_err(), "format 2 layout in a format 3 repository");
+    }
+
+    #[test]
+    fn a_pack_extended_with_more_padding_is_refused_at_its_tail() {
+        let keys = hiding();
+        let (bytes, entries) = build_sealed(&keys, &[(chunk(1), 1000)]);
+        // Zeros inserted before the trailer, to the next allowed length: no
+        // key is needed, and the trailer and footer stay as they were.
+        let tail = bytes.len() - trailer_len(&bytes) - FOOTER_LEN;
+        let longer = padded_len(bytes.len() as u64 + 1) as usize;
+        let mut extended = bytes[..data_end(&entries)].to_vec();
+        extended.resize(data_end(&entries) + (longer - bytes.len()) + (tail - data_end(&entries)), 0);
+        extended.extend_from_slice(&bytes[tail..]);
+        assert_eq!(extended.len(), longer);
+        let footer = decode_footer(&extended[extended.len() - FOOTER_LEN..], extended.len() as u64).unwrap();
+        let trailer = &extended[tail + (longer - bytes.len())..extended.len() - FOOTER_LEN];
+        let err = decode_trailer(trailer, &footer, &keys).unwrap_err();
+        assert!(err.to_string().contains("its contents make"), "{err}");
     }
 
     #[test]
