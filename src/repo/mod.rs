@@ -447,7 +447,8 @@ impl Repository {
                 continue;
             };
             let rows = old.pack_entries(&id)?;
-            let kept: Vec<PackEntry> = rows.iter().filter(|e| self.blob_opens(&id, e)).copied().collect();
+            let kept: Vec<PackEntry> =
+                rows.iter().filter(|e| self.read_blob_in(&id, e).is_ok()).copied().collect();
             if kept.is_empty() {
                 still.push(u);
                 continue;
@@ -459,10 +460,11 @@ impl Repository {
         Ok(())
     }
 
-    /// Whether the blob `entry` describes opens and matches its id in `pack`.
-    fn blob_opens(&self, pack: &PackId, entry: &PackEntry) -> bool {
+    /// Reads and opens the blob `entry` describes in `pack` (checked
+    /// against its id; a copy proved damaged is marked so).
+    fn read_blob_in(&self, pack: &PackId, entry: &PackEntry) -> Result<Vec<u8>> {
         let (offset, len) = (u64::from(entry.offset), entry.stored_len as usize);
-        self.read_pack_range(pack, offset, len).and_then(|s| self.open_blob(pack, entry, &s)).is_ok()
+        self.read_pack_range(pack, offset, len).and_then(|s| self.open_blob(pack, entry, &s))
     }
 
     /// Reads each copy once marked damaged again; marks those proved
@@ -483,8 +485,7 @@ impl Repository {
                     continue;
                 }
             };
-            let (offset, len) = (u64::from(loc.entry.offset), loc.entry.stored_len as usize);
-            match self.read_pack_range(pack, offset, len).and_then(|s| self.open_blob(pack, &loc.entry, &s)) {
+            match self.read_blob_in(pack, &loc.entry) {
                 Ok(_) => {}
                 // open_blob marked it.
                 Err(e) if e.proves_damage() => kept += 1,
