@@ -69,7 +69,8 @@ fn backup_restore(c: &mut Criterion) {
             || {
                 let tmp = tempfile::tempdir_in(work.path()).unwrap();
                 let dir = tmp.path().join("repo");
-                (Repository::init(Box::new(LocalBackend::new(&dir)), Protection::None).unwrap(), dir, tmp)
+                let backend = LocalBackend::with_cache_dir(&dir, tmp.path().join("cache"));
+                (Repository::init(Box::new(backend), Protection::None).unwrap(), dir, tmp)
             },
             |(repo, dir, tmp)| {
                 backup(&repo, &options(&src, &dir, ParentChoice::Ignore), &NoProgress).unwrap();
@@ -81,7 +82,8 @@ fn backup_restore(c: &mut Criterion) {
 
     // One repository holding the tree, for the no-change backup and restores.
     let dir = work.path().join("repo");
-    let repo = Repository::init(Box::new(LocalBackend::new(&dir)), Protection::None).unwrap();
+    let backend = LocalBackend::with_cache_dir(&dir, work.path().join("cache"));
+    let repo = Repository::init(Box::new(backend), Protection::None).unwrap();
     let first = backup(&repo, &options(&src, &dir, ParentChoice::Ignore), &NoProgress).unwrap();
     g.bench_function("no_change_backup", |b| {
         b.iter(|| {

@@ -5,9 +5,11 @@
 //! <repo>/data/<xx>/<packid>     packs, fanned out by the first two hex digits
 //! <repo>/snapshots/<snapid>     snapshot manifests
 //! <repo>/tmp/                   staging for atomic writes; leftovers are garbage
-//! <repo>/index.sqlite           the index (a rebuildable cache)
 //! <repo>/lock                   flock(2) target
 //! ```
+//!
+//! The index is not here but in the user's cache directory (see
+//! [`super::cache`]); one left by an older snap is removed.
 //!
 //! A put writes a private temp file, fsyncs it, hard-links it to its final
 //! name (which fails if the name exists, so puts are create-only), fsyncs
@@ -21,6 +23,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 
+use super::cache::{self, CacheDir, INDEX_FILE};
 use super::{
     Backend, CONFIG, FileKind, LockGuard, LockMode, LockState, Pieces, Put, Unlock, check_name, kind_dir,
     object_key,
@@ -31,13 +34,16 @@ const TMP_DIR: &str = "tmp";
 /// The largest piece of a streamed read: few system calls, little memory.
 const PIECE: u64 = 1 << 20;
 const LOCK_FILE: &str = "lock";
-const INDEX_FILE: &str = "index.sqlite";
+/// Where older versions of snap kept the index, with SQLite's companions.
+const LEGACY_INDEX: [&str; 3] = ["index.sqlite", "index.sqlite-wal", "index.sqlite-shm"];
 
 /// A repository directory on a local POSIX filesystem.
 #[derive(Debug)]
 pub struct LocalBackend {
     root: PathBuf,
     counter: AtomicU64,
+    /// `None`: the user's cache directory, found when the index is opened.
+    cache: Option<CacheDir>,
 }
 
 struct FileLock(#[allow(dead_code)] File);
@@ -55,9 +61,15 @@ impl LockGuard for FileLock {
 }
 
 impl LocalBackend {
-    /// A backend rooted at `root` (which need not exist yet).
+    /// A backend rooted at `root` (which need not exist yet), its index in
+    /// the user's cache directory.
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        LocalBackend { root: root.into(), counter: AtomicU64::new(0) }
+        LocalBackend { root: root.into(), counter: AtomicU64::new(0), cache: None }
+    }
+
+    /// The same, its index cached under `cache_dir` instead.
+    pub fn with_cache_dir(root: impl Into<PathBuf>, cache_dir: impl Into<PathBuf>) -> Self {
+        LocalBackend { cache: Some(CacheDir::at(cache_dir)), ..Self::new(root) }
     }
 
     /// The repository directory.
@@ -93,6 +105,17 @@ impl LocalBackend {
 }
 
 impl LocalBackend {
+    /// An index an older snap kept in the repository holds every blob's
+    /// exact length in the clear, readable by anyone who can read the
+    /// disk; it is only a cache, so it goes (unlink never follows a link).
+    /// A failure leaves it (a read-only disk still restores) and changes
+    /// nothing else: the index used is the one in the cache.
+    fn remove_legacy_index(&self) {
+        for name in LEGACY_INDEX {
+            let _ = fs::remove_file(self.root.join(name));
+        }
+    }
+
     /// A put found its name taken. Content-named objects have exactly one
     /// valid content, so an existing one with other bytes is a torn or
     /// damaged write and is atomically replaced; the config is never
@@ -109,10 +132,10 @@ impl LocalBackend {
 
 /// What a repository's own entries are where they exist: directories
 /// and files, never symlinks. A link planted by whoever can write the
-/// repository (`tmp` pointing at a home directory, `index.sqlite` at a
-/// file elsewhere) would make snap delete or write outside it.
+/// repository (`tmp` pointing at a home directory, `lock` at a file
+/// elsewhere) would make snap delete or write outside it.
 const OWN_DIRS: [&str; 4] = ["data", "snapshots", "keys", TMP_DIR];
-const OWN_FILES: [&str; 5] = [CONFIG, LOCK_FILE, INDEX_FILE, "index.sqlite-wal", "index.sqlite-shm"];
+const OWN_FILES: [&str; 2] = [CONFIG, LOCK_FILE];
 
 /// Fails unless `path` is missing or a real directory (or, with `dir`
 /// false, not a symlink).
@@ -319,6 +342,7 @@ impl Backend for LocalBackend {
         for name in OWN_FILES {
             no_link(&self.root.join(name), false)?;
         }
+        self.remove_legacy_index();
         let path = self.root.join(LOCK_FILE);
         let file = OpenOptions::new()
             .read(true)
@@ -383,9 +407,13 @@ impl Backend for LocalBackend {
         })
     }
 
-    /// Beside the data: a local repository carries its own cache.
-    fn index_path(&self, _repo_id: &str) -> Result<PathBuf> {
-        Ok(self.root.join(INDEX_FILE))
+    /// In the cache, per repository and place (see [`cache::local_subdir`]).
+    fn index_path(&self, repo_id: &str) -> Result<PathBuf> {
+        let cache = match &self.cache {
+            Some(c) => c.clone(),
+            None => CacheDir::user()?,
+        };
+        Ok(cache.dir(repo_id, &cache::local_subdir(&self.root)?)?.join(INDEX_FILE))
     }
 }
 
@@ -487,6 +515,35 @@ mod tests {
             super::super::all_pieces(b.stream_range(FileKind::Pack, &name('c'), len, 1000).unwrap()).unwrap();
         assert_eq!(tail.concat(), data[len as usize..]);
         assert!(matches!(b.stream_range(FileKind::Pack, &name('d'), 0, 1), Err(Error::NotFound { .. })));
+    }
+
+    /// The index is in the cache, a private directory per repository id
+    /// and place: a copy of the directory elsewhere (same id) gets its own.
+    #[test]
+    fn the_index_lives_in_the_cache_per_repository_and_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = dir.path().join("cache");
+        let id = name('e');
+        let paths: Vec<PathBuf> = ["a", "b"]
+            .iter()
+            .map(|r| {
+                fs::create_dir(dir.path().join(r)).unwrap();
+                LocalBackend::with_cache_dir(dir.path().join(r), &cache).index_path(&id).unwrap()
+            })
+            .collect();
+        assert_ne!(paths[0], paths[1]);
+        for path in &paths {
+            assert!(path.starts_with(cache.join(&id)), "{}", path.display());
+            assert_eq!(path.file_name().unwrap(), INDEX_FILE);
+            let mode = fs::metadata(path.parent().unwrap()).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o700);
+        }
+        // Reached through a link, the same directory is the same place.
+        std::os::unix::fs::symlink(dir.path().join("a"), dir.path().join("link")).unwrap();
+        let linked = LocalBackend::with_cache_dir(dir.path().join("link"), &cache).index_path(&id).unwrap();
+        assert_eq!(linked, paths[0]);
+        let bad = LocalBackend::with_cache_dir(dir.path().join("a"), &cache).index_path("../x");
+        assert!(matches!(bad, Err(Error::InvalidInput(_))));
     }
 
     #[test]

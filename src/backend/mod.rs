@@ -3,6 +3,7 @@
 //! only create-only puts, whole and ranged gets, listing and removal; that is
 //! what an S3-compatible store offers too.
 
+mod cache;
 pub mod local;
 pub mod object;
 

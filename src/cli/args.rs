@@ -793,7 +793,8 @@ pub struct UnlockArgs {
 pub enum RepairCommand {
     /// Rebuild the index from the packs alone
     ///
-    /// Deletes the index (index.sqlite in the repository) and builds it again from the table
+    /// Deletes this host's index (index.sqlite under ~/.cache/snap/REPOSITORY-ID/, never in the
+    /// repository, whose readers must not learn blob sizes from it) and builds it again from the table
     /// of contents at the end of every pack. The index only caches what the packs say, so
     /// nothing is lost. Run it when a command reports that the index database is damaged, or
     /// when `snap verify` finds that the index and the packs disagree.

@@ -189,7 +189,7 @@ fn wrong_or_missing_password_is_one_line_and_its_own_exit_code() {
         assert!(line.contains("wrong password"), "{args:?}: {line}");
         assert_eq!(run.code, Some(EXIT_PASSWORD), "{args:?}");
     }
-    assert!(r.repo.join("index.sqlite").exists(), "a wrong password must not delete the index");
+    assert!(r.index_file().exists(), "a wrong password must not delete the index");
     r.password = None;
     let run = r.snap(["snapshots"]);
     assert!(run.assert_one_line_error().contains("SNAP_PASSWORD"), "{}", run.stderr);

@@ -363,11 +363,8 @@ fn prune_refuses_to_count_a_snapshot_dated_past_the_clock_as_the_newest() {
     let r = TempRepo::init();
     let real = four_snapshots(&r);
     // A host with its clock ten years fast backs up the same paths.
-    let repo = snap::repo::Repository::open(
-        Box::new(snap::backend::local::LocalBackend::new(&r.repo)),
-        snap::backend::LockMode::Shared,
-    )
-    .unwrap();
+    let repo =
+        snap::repo::Repository::open(Box::new(r.local_backend()), snap::backend::LockMode::Shared).unwrap();
     let (_, mut skewed) = repo.resolve("latest").unwrap();
     skewed.time.secs += 10 * 365 * 86_400;
     let planted = repo.save_snapshot(&skewed).unwrap().to_hex();

@@ -431,11 +431,8 @@ fn a_snapshot_claiming_root_takes_only_what_it_replaces_into_the_safety_snapshot
     let r = TempRepo::init();
     fs::write(r.src.join(".bashrc"), "alias ls='rm -rf'").unwrap();
     r.backup(&[]);
-    let repo = snap::repo::Repository::open(
-        Box::new(snap::backend::local::LocalBackend::new(&r.repo)),
-        snap::backend::LockMode::Shared,
-    )
-    .unwrap();
+    let repo =
+        snap::repo::Repository::open(Box::new(r.local_backend()), snap::backend::LockMode::Shared).unwrap();
     let (_, mut planted) = repo.resolve("latest").unwrap();
     planted.paths = vec![serde_bytes::ByteBuf::from(b"/".to_vec())];
     let id = repo.save_snapshot(&planted).unwrap().to_hex();

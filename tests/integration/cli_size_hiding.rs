@@ -76,3 +76,29 @@ fn a_changed_byte_in_a_padded_pack_is_found_even_renamed() {
     assert_ne!(run.code, Some(0), "verify missed altered padding: {}", run.describe());
     assert!(run.stdout.contains("padding") || run.stderr.contains("padding"), "{}", run.describe());
 }
+
+/// The index holds every blob's exact length, which the padded packs hide,
+/// so it is kept in the user's cache and never in a local repository
+/// (before, `<repo>/index.sqlite` gave a thief of the disk every chunk's
+/// size); one an older snap left there is removed by the next command.
+#[test]
+fn a_local_repository_holds_no_index_of_exact_sizes() {
+    let (r, _) = one_file_backed_up(100_000);
+    let db = rusqlite::Connection::open(r.index_file()).unwrap();
+    let exact: i64 =
+        db.query_row("SELECT count(*) FROM blobs WHERE raw_len = 100000", [], |row| row.get(0)).unwrap();
+    assert_eq!(exact, 1, "the index is expected to know the file's exact size");
+    drop(db);
+    let names: Vec<String> = sorted_names(&r.repo).into_iter().map(|n| n.into_string().unwrap()).collect();
+    assert_eq!(names, ["config", "data", "keys", "lock", "snapshots", "tmp"]);
+
+    for suffix in ["", "-wal"] {
+        let cached = format!("{}{suffix}", r.index_file().display());
+        if Path::new(&cached).exists() {
+            fs::copy(&cached, r.repo.join(format!("index.sqlite{suffix}"))).unwrap();
+        }
+    }
+    r.snap(["snapshots"]).assert_ok();
+    assert!(!r.repo.join("index.sqlite").exists(), "an index left in the repository must go");
+    assert!(!r.repo.join("index.sqlite-wal").exists());
+}

@@ -12,7 +12,6 @@ use common::*;
 use serde_json::Value;
 use snap::Repository;
 use snap::backend::LockMode;
-use snap::backend::local::LocalBackend;
 
 /// Exit code of `status --max-age` when a backup is overdue.
 const EXIT_STALE: i32 = 5;
@@ -39,9 +38,8 @@ fn write_dedup_tree(src: &Path) -> usize {
     text.len()
 }
 
-fn open_repo(path: &Path, mode: LockMode) -> Repository {
-    Repository::open(Box::new(LocalBackend::new(path)), mode)
-        .expect("open the repository through the library")
+fn open_repo(r: &TempRepo, mode: LockMode) -> Repository {
+    Repository::open(Box::new(r.local_backend()), mode).expect("open the repository through the library")
 }
 
 #[test]
@@ -220,7 +218,7 @@ fn status_max_age_flags_any_group_whose_newest_snapshot_is_too_old() {
     let fresh = r.backup(&[])["snapshot"].as_str().unwrap().to_owned();
     // A second group (another host) whose newest snapshot is three days old.
     let old = {
-        let repo = open_repo(&r.repo, LockMode::Shared);
+        let repo = open_repo(&r, LockMode::Shared);
         let (_, mut snap) = repo.resolve("latest").unwrap();
         snap.hostname = "old-host".into();
         snap.time.secs -= 3 * 86400;
@@ -261,7 +259,7 @@ fn status_shows_the_lock_held_by_another_process() {
     let id = r.backup(&[])["snapshot"].as_str().unwrap().to_owned();
 
     {
-        let _holder = open_repo(&r.repo, LockMode::Exclusive);
+        let _holder = open_repo(&r, LockMode::Exclusive);
         let j = r.json(["status", "--max-age", "1h"]);
         assert_eq!(j["lock"], "exclusive");
         // The snapshot files are still read; the index is left alone.
@@ -273,7 +271,7 @@ fn status_shows_the_lock_held_by_another_process() {
         assert!(text.stdout.contains("in use by another snap process"), "{}", text.stdout);
     }
     {
-        let _reader = open_repo(&r.repo, LockMode::Shared);
+        let _reader = open_repo(&r, LockMode::Shared);
         let j = r.json(["status"]);
         assert_eq!(j["lock"], "shared");
         assert!(j["index"]["counts"]["packs"].as_u64().unwrap() > 0, "{j:#}");
@@ -281,7 +279,7 @@ fn status_shows_the_lock_held_by_another_process() {
     }
     assert_eq!(r.json(["status"])["lock"], "free");
     // The probe is released: an exclusive lock can be taken right after.
-    drop(open_repo(&r.repo, LockMode::Exclusive));
+    drop(open_repo(&r, LockMode::Exclusive));
 }
 
 #[test]

@@ -565,7 +565,7 @@ fn a_reader_that_proves_one_copy_damaged_takes_another() {
     damaged_and_stored_anew(&r, 95);
     // As if the marks had never been written: lookups serve the damaged
     // copy first again (rows of the older pack come first).
-    let db = rusqlite::Connection::open(r.repo.join("index.sqlite")).unwrap();
+    let db = rusqlite::Connection::open(r.index_file()).unwrap();
     assert!(db.execute("UPDATE blobs SET damaged = 0 WHERE damaged = 1", []).unwrap() > 0);
     drop(db);
     for snapshot in r.snapshots() {
@@ -600,7 +600,7 @@ fn a_stale_or_wrong_damage_mark_deletes_nothing() {
     assert_eq!(verify(&r, &["--read-data"]).0, 0);
 
     // A wrong index row makes restore "prove" an intact copy damaged.
-    let db = rusqlite::Connection::open(r.repo.join("index.sqlite")).unwrap();
+    let db = rusqlite::Connection::open(r.index_file()).unwrap();
     db.execute("UPDATE blobs SET raw_len = raw_len + 1 WHERE kind = 0", []).unwrap();
     drop(db);
     let run = r.snap(["restore", "latest", "--target", s(&r.target)]);
@@ -621,7 +621,7 @@ fn rows_lost_from_the_index_cost_no_data() {
     write_random(&r.src.join("f"), &mut Rng::new(93), 300_000);
     r.backup(&[]);
     let before = repo_files(&r.repo);
-    let db = rusqlite::Connection::open(r.repo.join("index.sqlite")).unwrap();
+    let db = rusqlite::Connection::open(r.index_file()).unwrap();
     db.execute("DELETE FROM blobs WHERE kind = 0", []).unwrap();
     drop(db);
     let run = r.snap(["verify"]);

@@ -10,7 +10,6 @@ use std::path::{Path, PathBuf};
 
 use common::*;
 use snap::backend::LockMode;
-use snap::backend::local::LocalBackend;
 use snap::format::tree::Node;
 use snap::id::BlobId;
 use snap::repo::Repository;
@@ -39,7 +38,7 @@ fn damaged_d3(r: &TempRepo) -> PathBuf {
 /// Flips a byte inside the stored node of the directory at `path` in the
 /// latest snapshot.
 fn flip_tree_node(r: &TempRepo, path: &Path) {
-    let repo = Repository::open(Box::new(LocalBackend::new(&r.repo)), LockMode::Shared).unwrap();
+    let repo = Repository::open(Box::new(r.local_backend()), LockMode::Shared).unwrap();
     let (_, snap) = repo.resolve("latest").unwrap();
     let names: Vec<Vec<u8>> = path.iter().skip(1).map(|c| c.as_encoded_bytes().to_vec()).collect();
     let Found::Entry(entry) = tree::find(&repo, snap.tree, &names).unwrap() else { panic!("not the root") };

@@ -61,7 +61,7 @@ struct Faulty {
 impl Faulty {
     fn new(r: &TempRepo, good_puts: usize, fault: Fault) -> Self {
         Faulty {
-            inner: LocalBackend::new(&r.repo),
+            inner: r.local_backend(),
             good_puts,
             puts: AtomicUsize::new(0),
             fault,
@@ -489,7 +489,7 @@ fn repo_with_packs() -> (TempRepo, String, String) {
     write_random(&r.src.join("d/a"), &mut rng, 200_000);
     write_random(&r.src.join("d/b"), &mut rng, 200_000);
     r.backup(&[]);
-    let repo = Repository::open(Box::new(LocalBackend::new(&r.repo)), LockMode::Shared).unwrap();
+    let repo = Repository::open(Box::new(r.local_backend()), LockMode::Shared).unwrap();
     let packs = repo.with_index(|i| i.packs()).unwrap();
     let only = |tree: bool| {
         let pack = packs.keys().find(|p| {
@@ -546,7 +546,7 @@ fn a_read_error_proves_no_damage_and_changes_nothing() {
     drop(repo);
 
     let dst = TempRepo::init();
-    let dst_repo = Repository::open(Box::new(LocalBackend::new(&dst.repo)), LockMode::Shared).unwrap();
+    let dst_repo = Repository::open(Box::new(dst.local_backend()), LockMode::Shared).unwrap();
     let src_repo = open_failing(&r, &chunk_pack, LockMode::Shared);
     let err = snap::ops::copy::copy(&src_repo, &dst_repo, &[], &NoProgress).unwrap_err();
     assert!(!err.proves_damage(), "copy: {err}");
@@ -565,7 +565,7 @@ fn a_read_error_proves_no_damage_and_changes_nothing() {
 #[test]
 fn objects_of_a_newer_format_are_not_damage() {
     let (r, _, _) = repo_with_packs();
-    let repo = Repository::open(Box::new(LocalBackend::new(&r.repo)), LockMode::Shared).unwrap();
+    let repo = Repository::open(Box::new(r.local_backend()), LockMode::Shared).unwrap();
     let newer_tree = [9u8, 0, 0, 0];
     let tree = repo.keys().hasher().tree_id(&newer_tree);
     snap::repo::BlobWriter::write(&repo, |w| w.save(BlobId::Tree(tree), &newer_tree)).unwrap();

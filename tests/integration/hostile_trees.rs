@@ -10,7 +10,6 @@ use std::process::Stdio;
 
 use common::{Run, TempRepo, run_command, s};
 use snap::backend::LockMode;
-use snap::backend::local::LocalBackend;
 use snap::format::Timestamp;
 use snap::format::snapshot::Snapshot;
 use snap::format::tree::{Entry, Metadata, Node, Tree};
@@ -32,7 +31,7 @@ pub(crate) fn empty_file(name: &str) -> Entry {
 /// Stores the trees `build` makes (bottom up) and a snapshot of the root it
 /// returns, through the library as a hostile writer could.
 pub(crate) fn plant(r: &TempRepo, build: impl FnOnce(&BlobWriter) -> snap::Result<TreeId>) {
-    let repo = Repository::open(Box::new(LocalBackend::new(&r.repo)), LockMode::Shared).unwrap();
+    let repo = Repository::open(Box::new(r.local_backend()), LockMode::Shared).unwrap();
     let (root, _) = BlobWriter::write(&repo, build).unwrap();
     let mut snap = Snapshot::new(Timestamp::now(), root);
     snap.paths = vec![serde_bytes::ByteBuf::from(b"/hostile".to_vec())];
@@ -187,7 +186,7 @@ fn a_dag_of_exponential_paths_ends_with_a_clear_error() {
 fn snapshots_at_the_ends_of_time_break_no_command() {
     let r = TempRepo::init();
     for secs in [i64::MIN, i64::MAX, 0] {
-        let repo = Repository::open(Box::new(LocalBackend::new(&r.repo)), LockMode::Shared).unwrap();
+        let repo = Repository::open(Box::new(r.local_backend()), LockMode::Shared).unwrap();
         let (root, _) =
             BlobWriter::write(&repo, |w| w.save_tree(&Tree { entries: vec![empty_file("f")] })).unwrap();
         let mut snap = Snapshot::new(Timestamp { secs, nanos: 999_999_999 }, root);

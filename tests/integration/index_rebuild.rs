@@ -5,7 +5,6 @@
 use crate::common;
 
 use std::fs;
-use std::path::Path;
 
 use common::*;
 
@@ -24,10 +23,12 @@ fn fixture() -> TempRepo {
     r
 }
 
-fn remove_index(repo: &Path) {
-    for name in ["index.sqlite", "index.sqlite-wal", "index.sqlite-shm"] {
-        match fs::remove_file(repo.join(name)) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => panic!("remove {name}: {e}"),
+fn remove_index(r: &TempRepo) {
+    let index = r.index_file();
+    for suffix in ["", "-wal", "-shm"] {
+        let path = format!("{}{suffix}", index.display());
+        match fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => panic!("remove {path}: {e}"),
             _ => {}
         }
     }
@@ -46,9 +47,10 @@ fn assert_restores_exactly(r: &TempRepo, spec: &str, name: &str) {
 fn deleted_index_is_rebuilt_on_open_and_restore_is_exact() {
     let r = fixture();
     let snapshots_before = r.snapshots();
-    remove_index(&r.repo);
+    let index = r.index_file();
+    remove_index(&r);
     assert_restores_exactly(&r, "latest", "t1");
-    assert!(r.repo.join("index.sqlite").is_file(), "the index should be rebuilt");
+    assert!(index.is_file(), "the index should be rebuilt");
     assert_eq!(r.snapshots(), snapshots_before);
 
     // The older snapshot is intact too (it lacks later.txt).
@@ -59,7 +61,7 @@ fn deleted_index_is_rebuilt_on_open_and_restore_is_exact() {
     assert_eq!(fs::read(old.join("two-mib.bin")).unwrap(), fs::read(r.src.join("two-mib.bin")).unwrap());
 
     // A rebuilt index still knows every chunk: an unchanged backup reads nothing.
-    remove_index(&r.repo);
+    remove_index(&r);
     let report = r.backup(&[]);
     assert_eq!(summary(&report, "files_read"), 0, "{report:#}");
     assert!(summary(&report, "new_bytes") < 4096, "{report:#}");
@@ -68,8 +70,9 @@ fn deleted_index_is_rebuilt_on_open_and_restore_is_exact() {
 #[test]
 fn corrupt_index_names_repair_and_repair_makes_restore_exact_again() {
     let r = fixture();
-    remove_index(&r.repo);
-    fs::write(r.repo.join("index.sqlite"), Rng::new(85).bytes(8192)).unwrap();
+    let index = r.index_file();
+    remove_index(&r);
+    fs::write(index, Rng::new(85).bytes(8192)).unwrap();
     let target = r.root.join("t-fail");
     for args in [
         vec!["snapshots"],
@@ -97,7 +100,7 @@ fn corrupt_index_names_repair_and_repair_makes_restore_exact_again() {
 #[test]
 fn truncated_index_is_rebuilt_or_reported() {
     let r = fixture();
-    let index = r.repo.join("index.sqlite");
+    let index = r.index_file();
     let len = fs::metadata(&index).unwrap().len();
     let f = fs::OpenOptions::new().write(true).open(&index).unwrap();
     f.set_len(len / 2).unwrap();

@@ -8,7 +8,6 @@ use std::fs;
 
 use crate::common::*;
 use snap::backend::LockMode;
-use snap::backend::local::LocalBackend;
 use snap::format::tree::{Node, Page, Stored, TREE_VERSION_PAGED, Tree};
 use snap::id::BlobId;
 use snap::repo::Repository;
@@ -35,7 +34,7 @@ fn fill(r: &TempRepo) {
 
 /// The latest snapshot's `big`: its node as stored, and its pages.
 fn stored_big(r: &TempRepo) -> (Vec<u8>, Vec<Page>, Repository) {
-    let repo = Repository::open(Box::new(LocalBackend::new(&r.repo)), LockMode::Shared).unwrap();
+    let repo = Repository::open(Box::new(r.local_backend()), LockMode::Shared).unwrap();
     let (_, snap) = repo.resolve("latest").unwrap();
     let mut path: Vec<Vec<u8>> =
         r.src.components().skip(1).map(|c| c.as_os_str().as_encoded_bytes().to_vec()).collect();

@@ -10,7 +10,6 @@ use std::path::{Path, PathBuf};
 
 use common::{Rng, TempRepo, largest_pack, s, write_random};
 use snap::backend::LockMode;
-use snap::backend::local::LocalBackend;
 use snap::format::Timestamp;
 use snap::format::snapshot::Snapshot;
 use snap::format::tree::{Entry, Metadata, Node, Tree};
@@ -91,8 +90,8 @@ fn restore_refuses_corrupt_data_and_restores_everything_else() {
 
 /// Writes a snapshot whose root holds `entries` (not validated: this is
 /// what an attacker with write access to the repository could store).
-fn plant_snapshot(repo_dir: &Path, entries: Vec<Entry>) {
-    let repo = Repository::open(Box::new(LocalBackend::new(repo_dir)), LockMode::Shared).unwrap();
+fn plant_snapshot(r: &TempRepo, entries: Vec<Entry>) {
+    let repo = Repository::open(Box::new(r.local_backend()), LockMode::Shared).unwrap();
     let data = b"owned\n".to_vec();
     let chunk = snap::hash::BlobHasher::Plain.chunk_id(&data);
     let bytes = Tree { entries }.encode();
@@ -144,7 +143,7 @@ fn restore_refuses_hostile_names_and_writes_nothing_outside_the_target() {
     ];
     for (what, entries) in cases {
         let r = TempRepo::init();
-        plant_snapshot(&r.repo, entries);
+        plant_snapshot(&r, entries);
         let before = outside_listing(&r.root);
         let line = r.snap(["restore", "latest", "--target", s(&r.target)]).assert_one_line_error().to_owned();
         assert!(line.contains("corrupt tree"), "{what}: {line}");
@@ -160,7 +159,7 @@ fn a_name_that_is_both_a_symlink_and_a_directory_is_refused() {
     // `evil -> outside` followed by `evil/pwned`: only possible with two
     // entries of the same name, which a valid tree never has.
     let inner = {
-        let repo = Repository::open(Box::new(LocalBackend::new(&r.repo)), LockMode::Shared).unwrap();
+        let repo = Repository::open(Box::new(r.local_backend()), LockMode::Shared).unwrap();
         let bytes = Tree { entries: vec![file(b"pwned")] }.encode();
         let id = snap::hash::BlobHasher::Plain.tree_id(&bytes);
         BlobWriter::write(&repo, |writer| writer.save(BlobId::Tree(id), &bytes)).unwrap();
@@ -172,7 +171,7 @@ fn a_name_that_is_both_a_symlink_and_a_directory_is_refused() {
         meta: Metadata { mode: 0o755, ..Default::default() },
         sha256: None,
     };
-    plant_snapshot(&r.repo, vec![symlink(b"evil", &outside), dir]);
+    plant_snapshot(&r, vec![symlink(b"evil", &outside), dir]);
     r.snap(["restore", "latest", "--target", s(&r.target)]).assert_one_line_error();
     assert!(fs::read_dir(&outside).unwrap().next().is_none(), "a file was written through the symlink");
 }
@@ -198,7 +197,7 @@ fn a_symlink_planted_in_the_target_is_never_followed() {
 fn a_dangling_symlink_to_outside_is_restored_as_a_link_only() {
     let r = TempRepo::init();
     let outside = r.root.join("outside-file");
-    plant_snapshot(&r.repo, vec![symlink(b"link", &outside), file(b"plain")]);
+    plant_snapshot(&r, vec![symlink(b"link", &outside), file(b"plain")]);
     r.snap(["restore", "latest", "--target", s(&r.target)]).assert_ok();
     assert_eq!(fs::read_link(r.target.join("link")).unwrap(), outside);
     assert!(!outside.exists(), "restore followed a symlink out of the target");

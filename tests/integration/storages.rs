@@ -79,15 +79,7 @@ fn verify_forget_prune_and_a_lost_index() {
 
         // The index is a cache: delete it and everything still works, then
         // rebuild it on purpose.
-        let index = match storage {
-            Storage::Local => r.repo.join("index.sqlite"),
-            Storage::S3 => {
-                let cache = r.home.join("cache/snap");
-                let dirs: Vec<_> = fs::read_dir(&cache).unwrap().map(|e| e.unwrap().path()).collect();
-                assert_eq!(dirs.len(), 1, "one cache directory per repository: {dirs:?}");
-                dirs[0].join("index.sqlite")
-            }
-        };
+        let index = r.index_file();
         assert!(index.is_file(), "{storage:?}: no index at {}", index.display());
         fs::remove_file(&index).unwrap();
         r.snap(["restore", "latest", "--target", s(&r.target)]).assert_clean();

@@ -20,7 +20,6 @@ mod s3;
 pub use s3::S3Url;
 
 use std::ops::Range;
-use std::os::unix::fs::DirBuilderExt;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -34,11 +33,12 @@ use object_store::{
 };
 use tokio::runtime::Runtime;
 
+use super::cache::{CacheDir, INDEX_FILE};
 use super::{
     Backend, CONFIG, FileKind, LockGuard, LockMode, LockState, Pieces, Put, Unlock, Whole, check_name,
-    is_object_id, kind_dir, object_key,
+    kind_dir, object_key,
 };
-use crate::error::{Error, IoContext, Result};
+use crate::error::{Error, Result};
 
 /// Objects larger than this go up in parts, several at once.
 const MULTIPART_ABOVE: usize = 32 << 20;
@@ -52,7 +52,6 @@ const PARALLEL_REQUESTS: usize = 8;
 /// with the next GET, so each request ends well within the request timeout
 /// (and its retries) even on a slow link shared by many.
 const STREAM_WINDOW: u64 = 8 << 20;
-const INDEX_FILE: &str = "index.sqlite";
 const TREE_CACHE_DIR: &str = "trees";
 
 /// A repository under a prefix of an object store.
@@ -61,7 +60,7 @@ pub struct ObjectBackend {
     prefix: Option<Key>,
     location: String,
     runtime: Arc<Runtime>,
-    cache_dir: PathBuf,
+    cache: CacheDir,
     /// How long a put that failed in transit is tried again.
     retry_timeout: Duration,
 }
@@ -77,10 +76,7 @@ impl ObjectBackend {
     /// AWS environment variables (see [`S3Url`]). Makes no request.
     pub fn s3(url: &S3Url) -> Result<Self> {
         let (store, retry_timeout) = s3::build(url)?;
-        let cache = dirs::cache_dir().ok_or_else(|| {
-            Error::InvalidInput("cannot find a cache directory for the index (set XDG_CACHE_HOME)".into())
-        })?;
-        let backend = Self::new(Arc::new(store), url.prefix(), url.to_string(), cache.join("snap"))?;
+        let backend = Self::with_cache(Arc::new(store), url.prefix(), url.to_string(), CacheDir::user()?)?;
         Ok(ObjectBackend { retry_timeout, ..backend })
     }
 
@@ -91,6 +87,15 @@ impl ObjectBackend {
         prefix: &str,
         location: String,
         cache_dir: PathBuf,
+    ) -> Result<Self> {
+        Self::with_cache(store, prefix, location, CacheDir::at(cache_dir))
+    }
+
+    fn with_cache(
+        store: Arc<dyn ObjectStore>,
+        prefix: &str,
+        location: String,
+        cache: CacheDir,
     ) -> Result<Self> {
         let prefix = match prefix.trim_matches('/') {
             "" => None,
@@ -110,7 +115,7 @@ impl ObjectBackend {
             prefix,
             location,
             runtime: Arc::new(runtime),
-            cache_dir,
+            cache,
             retry_timeout: s3::DEFAULT_RETRY_TIMEOUT,
         })
     }
@@ -253,16 +258,6 @@ impl ObjectBackend {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(self.error(key, e)),
         }
-    }
-
-    /// `<cache>/<repository id>/<sub>`, made private if missing.
-    fn cache(&self, repo_id: &str, sub: &str) -> Result<PathBuf> {
-        if !is_object_id(repo_id) {
-            return Err(Error::InvalidInput(format!("bad repository id {repo_id:?}")));
-        }
-        let dir = self.cache_dir.join(repo_id).join(sub);
-        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&dir).at(&dir)?;
-        Ok(dir)
     }
 
     /// Some servers accept `If-None-Match: *` and overwrite anyway; snap's
@@ -431,11 +426,11 @@ impl Backend for ObjectBackend {
     }
 
     fn index_path(&self, repo_id: &str) -> Result<PathBuf> {
-        Ok(self.cache(repo_id, "")?.join(INDEX_FILE))
+        Ok(self.cache.dir(repo_id, "")?.join(INDEX_FILE))
     }
 
     fn tree_cache_dir(&self, repo_id: &str) -> Result<Option<PathBuf>> {
-        self.cache(repo_id, TREE_CACHE_DIR).map(Some)
+        self.cache.dir(repo_id, TREE_CACHE_DIR).map(Some)
     }
 
     fn parallelism(&self) -> Option<usize> {

@@ -328,6 +328,29 @@ impl TempRepo {
         }
     }
 
+    /// The local repository as the library opens it, with the same index
+    /// cache as this repository's `snap` commands.
+    pub fn local_backend(&self) -> snap::backend::local::LocalBackend {
+        snap::backend::local::LocalBackend::with_cache_dir(&self.repo, self.home.join("cache/snap"))
+    }
+
+    /// The index database the `snap` commands use, found in the private
+    /// cache: `<repository id>/index.sqlite` for a store,
+    /// `<repository id>/local-<hash>/index.sqlite` for a directory.
+    #[track_caller]
+    pub fn index_file(&self) -> PathBuf {
+        let only = |dir: &Path| -> PathBuf {
+            let entries: Vec<PathBuf> = fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+            assert_eq!(entries.len(), 1, "one cache directory in {}: {entries:?}", dir.display());
+            entries.into_iter().next().unwrap()
+        };
+        let repo_cache = only(&self.home.join("cache/snap"));
+        match self.s3 {
+            Some(_) => repo_cache.join("index.sqlite"),
+            None => only(&repo_cache).join("index.sqlite"),
+        }
+    }
+
     /// A command with the private environment, SNAP_REPO and, when the
     /// repository has one, SNAP_PASSWORD set.
     pub fn command(&self) -> Command {
