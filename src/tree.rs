@@ -3,7 +3,7 @@
 //! knows nothing about packs or the index.
 
 use crate::error::{Error, Result};
-use crate::format::tree::{Entry, Node, Tree};
+use crate::format::tree::{Entry, Node, Page, Tree};
 use std::collections::HashSet;
 
 use crate::id::{ChunkId, TreeId};
@@ -21,19 +21,34 @@ pub trait TreeStore: Sync {
         Ok(self.load_node(id)?.0)
     }
 
-    /// What a walk does when the node of the directory at `path` fails to
-    /// load with `error`: `Ok` goes on as if it were empty, `Err` ends the
-    /// walk (the default).
-    fn hole(&self, _path: &[Vec<u8>], error: Error) -> Result<()> {
+    /// As [`Self::load_node`], for a walk that may go on past damage: each
+    /// page of a paged directory that fails to load is handed to `lost`,
+    /// and left out (of the tree and the page ids) if it returns `Ok`. (A
+    /// store without pages of its own loads whole.)
+    fn load_node_lossy(&self, id: &TreeId, _lost: &mut LostPage<'_>) -> Result<(Tree, Vec<TreeId>)> {
+        self.load_node(id)
+    }
+
+    /// What a walk does when the directory at `path` fails to load with
+    /// `error` (or, with `page`, one page of it does): `Ok` goes on without
+    /// it, `Err` ends the walk (the default).
+    fn hole(&self, _path: &[Vec<u8>], _page: Option<&Page>, error: Error) -> Result<()> {
         Err(error)
     }
 }
 
-/// A directory a walk could not enter: its node is damaged or missing.
+/// What a loader does with a page that failed to load: `Ok` leaves it out.
+pub type LostPage<'a> = dyn FnMut(&Page, Error) -> Result<()> + 'a;
+
+/// A directory a walk could not enter, or one page of a large one it
+/// could not read: damaged or missing.
 #[derive(Debug)]
 pub struct Hole {
     /// Names from the snapshot's root (empty: the root itself).
     pub path: Vec<Vec<u8>>,
+    /// The page lost, for a paged directory whose other pages were read;
+    /// `None`: the whole directory.
+    pub page: Option<Page>,
     pub error: Error,
 }
 
@@ -41,6 +56,12 @@ impl Hole {
     /// The path for display, escaped.
     pub fn shown(&self) -> String {
         names::display_components(&self.path)
+    }
+
+    /// For a lost page, which entries it held: "N entries from A to B".
+    pub fn entries(&self) -> Option<String> {
+        let (e, p) = (names::escape, self.page.as_ref()?);
+        Some(format!("{} entries from {} to {}", p.count, e(&p.first), e(&p.last)))
     }
 }
 
@@ -73,19 +94,28 @@ impl TreeStore for WithHoles<'_> {
         self.store.load_tree(id)
     }
 
-    fn hole(&self, path: &[Vec<u8>], error: Error) -> Result<()> {
+    fn load_node_lossy(&self, id: &TreeId, lost: &mut LostPage<'_>) -> Result<(Tree, Vec<TreeId>)> {
+        self.store.load_node_lossy(id, lost)
+    }
+
+    fn hole(&self, path: &[Vec<u8>], page: Option<&Page>, error: Error) -> Result<()> {
         if !error.proves_damage() {
             return Err(error);
         }
-        self.holes.lock().unwrap_or_else(|p| p.into_inner()).push(Hole { path: path.to_vec(), error });
+        let hole = Hole { path: path.to_vec(), page: page.cloned(), error };
+        self.holes.lock().unwrap_or_else(|p| p.into_inner()).push(hole);
         Ok(())
     }
 }
 
-/// Loads the directory at `path` for a walk: a node that fails to load is
-/// what the store's [`TreeStore::hole`] says.
+/// Loads the directory at `path` for a walk: a node, or a page of it, that
+/// fails to load is what the store's [`TreeStore::hole`] says.
 fn load_for_walk(store: &dyn TreeStore, id: &TreeId, path: &[Vec<u8>]) -> Result<Tree> {
-    store.load_tree(id).or_else(|e| store.hole(path, e).map(|()| Tree::default()))
+    let mut lost = |page: &Page, e| store.hole(path, Some(page), e);
+    match store.load_node_lossy(id, &mut lost) {
+        Ok((tree, _)) => Ok(tree),
+        Err(e) => store.hole(path, None, e).map(|()| Tree::default()),
+    }
 }
 
 impl TreeStore for crate::repo::Repository {
@@ -96,6 +126,10 @@ impl TreeStore for crate::repo::Repository {
     fn load_tree(&self, id: &TreeId) -> Result<Tree> {
         crate::repo::Repository::load_tree(self, id)
     }
+
+    fn load_node_lossy(&self, id: &TreeId, lost: &mut LostPage<'_>) -> Result<(Tree, Vec<TreeId>)> {
+        crate::repo::Repository::load_node_lossy(self, id, lost)
+    }
 }
 
 /// A store whose nodes that fail to load read as empty, for walks that
@@ -105,6 +139,10 @@ pub struct Lenient<'a>(pub &'a dyn TreeStore);
 impl TreeStore for Lenient<'_> {
     fn load_node(&self, id: &TreeId) -> Result<(Tree, Vec<TreeId>)> {
         Ok(self.0.load_node(id).unwrap_or_default())
+    }
+
+    fn load_node_lossy(&self, id: &TreeId, lost: &mut LostPage<'_>) -> Result<(Tree, Vec<TreeId>)> {
+        Ok(self.0.load_node_lossy(id, lost).unwrap_or_default())
     }
 }
 
@@ -373,7 +411,13 @@ pub fn reachable(store: &dyn TreeStore, roots: impl IntoIterator<Item = TreeId>)
         if !seen.insert(id) {
             continue;
         }
-        match store.load_node(&id) {
+        // A page lost to damage is one failure; the directory's other pages
+        // are still walked, so what they use is known.
+        let mut lost = |page: &Page, e| {
+            out.failed.push((page.tree, e));
+            Ok(())
+        };
+        match store.load_node_lossy(&id, &mut lost) {
             Ok((tree, pages)) => {
                 out.trees.insert(id);
                 out.trees.extend(pages);

@@ -67,7 +67,8 @@ fn print(r: &VerifyReport) -> Result<()> {
         output::line(&format!("not checked: {}: {}", p.object, p.detail))?;
     }
     for a in &r.affected {
-        output::line(&format!("affected: snapshot {} {}", &a.snapshot[..8], a.path))?;
+        let entries = a.entries.as_ref().map(|e| format!(" ({e})")).unwrap_or_default();
+        output::line(&format!("affected: snapshot {} {}{entries}", &a.snapshot[..8], a.path))?;
     }
     if r.ok() {
         output::line("no problems found")?;

@@ -228,13 +228,15 @@ impl Tree {
     }
 
     /// The directory from its page list and its pages, decoded, in order;
-    /// each must be what the list says it is.
-    pub fn join_pages(pages: &[Page], parts: Vec<Tree>) -> Result<Self, DecodeError> {
+    /// each must be what the list says it is. A page given as `None` (lost
+    /// to damage) is left out: the others still read as themselves.
+    pub fn join_pages(pages: &[Page], parts: Vec<Option<Tree>>) -> Result<Self, DecodeError> {
         if parts.len() != pages.len() {
             return Err(DecodeError::invalid("paged tree", "page count differs from the list"));
         }
         let mut entries = Vec::new();
         for (page, part) in pages.iter().zip(parts) {
+            let Some(part) = part else { continue };
             let ends = part.entries.first().zip(part.entries.last());
             let matches = part.entries.len() as u64 == page.count
                 && ends.is_some_and(|(a, z)| a.name == page.first && z.name == page.last);
@@ -456,7 +458,7 @@ mod tests {
     /// A paged directory as a reader gets it back from its blobs.
     fn read_back(encoded: &Encoded) -> Tree {
         let Stored::Paged(pages) = Tree::decode_stored(&encoded.node).unwrap() else { panic!("not paged") };
-        let parts = encoded.pages.iter().map(|(_, b)| Tree::decode(b).unwrap()).collect();
+        let parts = encoded.pages.iter().map(|(_, b)| Some(Tree::decode(b).unwrap())).collect();
         Tree::join_pages(&pages, parts).unwrap()
     }
 
@@ -488,14 +490,20 @@ mod tests {
     fn pages_that_are_not_what_their_list_says_are_refused() {
         let encoded = many(1000).encode_stored(4096, &plain_id);
         let Stored::Paged(pages) = Tree::decode_stored(&encoded.node).unwrap() else { panic!("not paged") };
-        let parts = || encoded.pages.iter().map(|(_, b)| Tree::decode(b).unwrap()).collect::<Vec<_>>();
+        let parts = || encoded.pages.iter().map(|(_, b)| Some(Tree::decode(b).unwrap())).collect::<Vec<_>>();
         let mut swapped = parts();
         swapped.swap(0, 1);
         assert!(Tree::join_pages(&pages, swapped).is_err());
         let mut short = parts();
-        short[0].entries.pop();
+        short[0].as_mut().unwrap().entries.pop();
         assert!(Tree::join_pages(&pages, short).is_err());
         assert!(Tree::join_pages(&pages, parts()[1..].to_vec()).is_err());
+        // A page lost to damage is left out; the others are themselves.
+        let mut lost = parts();
+        lost[1] = None;
+        let kept = Tree::join_pages(&pages, lost).unwrap();
+        assert_eq!(kept.entries.len() as u64, 1000 - pages[1].count);
+        assert!(kept.find(&pages[1].first).is_none() && kept.find(&pages[0].first).is_some());
         // A page cannot itself be paged.
         assert!(Tree::decode(&encoded.node).is_err());
     }

@@ -158,7 +158,7 @@ impl Differ<'_> {
         let (ta, tb) = match (self.load(a), self.load(b)) {
             (Ok(ta), Ok(tb)) => (ta, tb),
             (Err(e), _) | (_, Err(e)) if hole_ok && e.proves_damage() => {
-                let hole = crate::tree::Hole { path: path.to_vec(), error: e };
+                let hole = crate::tree::Hole { path: path.to_vec(), page: None, error: e };
                 self.report.warnings.push(super::hole_warning(&hole, Path::new("/"), "compared"));
                 return Ok(None);
             }

@@ -114,7 +114,11 @@ impl Warning {
 /// damaged or missing), at its place below `base`: nothing in it was
 /// `done` ("restored", "listed", ...).
 pub(crate) fn hole_warning(hole: &crate::tree::Hole, base: &std::path::Path, done: &str) -> Warning {
-    let why = format!("damaged directory, nothing in it is {done}: {}", hole.error);
+    let lost = match hole.entries() {
+        None => format!("damaged directory, nothing in it is {done}"),
+        Some(entries) => format!("damaged page of this large directory, its {entries} are not {done}"),
+    };
+    let why = format!("{lost}: {}", hole.error);
     Warning::new(&crate::names::join(base, &hole.path), WarningKind::Failed, why)
 }
 

@@ -52,6 +52,10 @@ pub struct Problem {
 pub struct Affected {
     pub snapshot: String,
     pub path: String,
+    /// For a damaged page of a large directory: which of its entries are
+    /// lost ("N entries from A to B"); absent when the whole path is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub entries: Option<String>,
 }
 
 /// The outcome of a verify run.
@@ -459,28 +463,39 @@ fn trace(
         return Ok(out);
     }
     for (id, snap) in snapshots {
-        let mut push = |path: &[Vec<u8>]| {
-            out.push(Affected { snapshot: id.to_hex(), path: names::display_components(path) })
+        let affected = |path: &[Vec<u8>], entries| Affected {
+            snapshot: id.to_hex(),
+            path: names::display_components(path),
+            entries,
         };
         if bad.contains(&BlobId::Tree(snap.tree)) {
-            push(&[]);
+            out.push(affected(&[], None));
             continue;
         }
-        trace_tree(repo, snap.tree, &mut Vec::new(), bad, &mut push)?;
+        let mut paths = Vec::new();
+        let lost_pages =
+            trace_tree(repo, snap.tree, &mut Vec::new(), bad, &mut |path| paths.push(path.to_vec()))?;
+        out.extend(paths.iter().map(|p| affected(p, None)));
+        out.extend(lost_pages.iter().map(|h| affected(&h.path, h.entries())));
     }
     Ok(out)
 }
 
+/// Calls `push` with each path below `tree` that needs a damaged blob, and
+/// returns the pages of large directories that are proved damaged.
 fn trace_tree(
     repo: &Repository,
     tree: TreeId,
     prefix: &mut Vec<Vec<u8>>,
     bad: &HashSet<BlobId>,
     push: &mut dyn FnMut(&[Vec<u8>]),
-) -> Result<()> {
+) -> Result<Vec<tree::Hole>> {
     // Through the shared walker (iterative, depth- and visit-bounded); a
-    // node that does not load was reported already and is passed over.
-    tree::walk_pruned(&tree::Lenient(repo), tree, prefix, &mut |path, entry| {
+    // node that does not load was reported already and is passed over, and
+    // a directory that lost a page has its other pages walked.
+    let lenient = tree::Lenient(repo);
+    let store = tree::WithHoles::new(&lenient);
+    tree::walk_pruned(&store, tree, prefix, &mut |path, entry| {
         Ok(match &entry.node {
             Node::File { chunks, .. } if chunks.iter().any(|c| bad.contains(&BlobId::Chunk(*c))) => {
                 push(path);
@@ -492,7 +507,8 @@ fn trace_tree(
             }
             _ => true,
         })
-    })
+    })?;
+    Ok(store.into_holes())
 }
 
 /// Parses `10%` or `2/5` for `--read-data-subset`.

@@ -34,6 +34,7 @@ use crate::format::tree::{Stored, Tree};
 use crate::id::{BlobId, PackId, TreeId};
 use crate::index::{BlobLocation, Index};
 use crate::pack;
+use crate::tree::LostPage;
 
 /// A repository object that could not be read, and why.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
@@ -342,8 +343,18 @@ impl Repository {
     /// As [`Self::load_tree`], with the ids of its pages (none unless paged):
     /// blobs the directory needs besides its own node.
     pub fn load_node(&self, id: &TreeId) -> Result<(Tree, Vec<TreeId>)> {
+        self.load_node_lossy(id, &mut |_, e| Err(e))
+    }
+
+    /// As [`Self::load_node`]; a page that fails to load is handed to
+    /// `lost` with its error and left out if `lost` returns `Ok`.
+    pub(crate) fn load_node_lossy(
+        &self,
+        id: &TreeId,
+        lost: &mut LostPage<'_>,
+    ) -> Result<(Tree, Vec<TreeId>)> {
         let mut pages = Vec::new();
-        let tree = self.load_tree_parts(id, &mut |part, _| pages.push(part))?;
+        let tree = self.load_tree_with(id, &mut |part, _| pages.push(part), lost)?;
         pages.pop(); // its own node, handed over last
         Ok((tree, pages))
     }
@@ -375,6 +386,17 @@ impl Repository {
     /// Loads a directory and hands each blob it is stored in to `part`, as
     /// read: its pages in order, then its own node.
     pub fn load_tree_parts(&self, id: &TreeId, part: &mut dyn FnMut(TreeId, Vec<u8>)) -> Result<Tree> {
+        self.load_tree_with(id, part, &mut |_, e| Err(e))
+    }
+
+    /// As [`Self::load_tree_parts`]; a page that fails to load is handed to
+    /// `lost` with its error and left out if `lost` returns `Ok`.
+    fn load_tree_with(
+        &self,
+        id: &TreeId,
+        part: &mut dyn FnMut(TreeId, Vec<u8>),
+        lost: &mut LostPage<'_>,
+    ) -> Result<Tree> {
         let raw = self.read_blob(&BlobId::Tree(*id))?;
         let bad = |e| Error::decode(format!("tree {id}"), e);
         let tree = match Tree::decode_stored(&raw).map_err(bad)? {
@@ -383,11 +405,18 @@ impl Repository {
                 self.check_directory_size(id, &pages)?;
                 let mut parts = Vec::with_capacity(pages.len());
                 for page in &pages {
-                    let bytes = self.read_blob(&BlobId::Tree(page.tree))?;
-                    let decoded = Tree::decode(&bytes)
-                        .map_err(|e| Error::decode(format!("tree {id}, page {}", page.tree), e))?;
-                    parts.push(decoded);
-                    part(page.tree, bytes);
+                    let read = self.read_blob(&BlobId::Tree(page.tree)).and_then(|bytes| {
+                        let decoded = Tree::decode(&bytes)
+                            .map_err(|e| Error::decode(format!("tree {id}, page {}", page.tree), e))?;
+                        Ok((decoded, bytes))
+                    });
+                    parts.push(match read {
+                        Ok((decoded, bytes)) => {
+                            part(page.tree, bytes);
+                            Some(decoded)
+                        }
+                        Err(e) => lost(page, e).map(|()| None)?,
+                    });
                 }
                 Tree::join_pages(&pages, parts).map_err(bad)?
             }

@@ -526,8 +526,12 @@ fn make_plan(
         Ok(())
     })?;
     for hole in store.into_holes() {
-        let dest = names::join(target, &hole.path);
-        plan.dirs.retain(|d| d.at.path != dest);
+        // A directory whose node is lost is not made; one that lost a page
+        // is, with the entries of its other pages.
+        if hole.page.is_none() {
+            let dest = names::join(target, &hole.path);
+            plan.dirs.retain(|d| d.at.path != dest);
+        }
         plan.damaged.push(super::hole_warning(&hole, target, "restored"));
     }
     Ok(plan)
