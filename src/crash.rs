@@ -21,6 +21,7 @@ pub const POINTS: &[&str] = &[
     "prune-after-pack-delete",
     "prune-after-index-update",
     "prune-after-repack",
+    "repair-index-after-destroy",
 ];
 
 /// Aborts the process if `SNAP_CRASH_AT` names `point`.

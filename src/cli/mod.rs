@@ -211,8 +211,9 @@ fn repair_index(g: &args::Global) -> Result<ExitCode> {
     }
     for p in &report.salvaged {
         output::warn(&format!(
-            "pack {}: its trailer is damaged; {} of its {} blob(s) were checked where the old index placed              them and indexed again",
-            p.pack, p.kept, p.rows
+            "pack {}: its trailer is damaged; its {} blob(s) were indexed again where the old index placed \
+             them: {} checked whole, {} proved damaged (marked so), {} unreadable now (unchecked)",
+            p.pack, p.rows, p.kept, p.damaged, p.unchecked
         ));
     }
     if g.json {

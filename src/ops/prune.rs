@@ -214,7 +214,8 @@ fn live_blobs(
     for chunk in reach.chunks {
         let blob = BlobId::Chunk(chunk);
         if !repo.with_index(|i| i.contains(&blob))? {
-            return Err(refuse(format!("chunk {chunk} is missing"), true));
+            let proved = repo.absent(&blob).proves_damage();
+            return Err(refuse(format!("chunk {chunk} is missing"), proved));
         }
         live.insert(blob);
     }

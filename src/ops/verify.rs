@@ -226,7 +226,8 @@ pub fn verify(repo: &Repository, read: ReadData, progress: &dyn Progress) -> Res
         }
     }
     for (chunk, detail) in std::mem::take(&mut found.absent) {
-        let (object, proved) = (format!("chunk {chunk}"), !found.index_disagrees);
+        let proved = !found.index_disagrees && repo.unindexed_packs().is_empty();
+        let object = format!("chunk {chunk}");
         found.note(object, detail, proved, [BlobId::Chunk(chunk)]);
     }
     // With something unread, what is used is not known either.

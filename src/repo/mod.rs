@@ -46,12 +46,15 @@ pub struct Unreadable {
     /// Whether that proves the object damaged ([`Error::proves_damage`]);
     /// if not (an I/O error, a newer format), it may well be whole.
     pub damaged: bool,
+    /// Its length as listed, for a pack.
+    #[serde(skip)]
+    pub size: Option<u64>,
 }
 
 impl Unreadable {
     /// The object `name` that failed to load with `error`.
     pub fn new(name: impl Into<String>, error: &Error) -> Self {
-        Unreadable { name: name.into(), error: error.detail(), damaged: error.proves_damage() }
+        Unreadable { name: name.into(), error: error.detail(), damaged: error.proves_damage(), size: None }
     }
 }
 
@@ -256,7 +259,32 @@ impl Repository {
 
     /// Where a blob is stored; an error if it is not indexed.
     pub fn locate(&self, blob: &BlobId) -> Result<BlobLocation> {
-        self.with_index(|i| i.lookup(blob))?.ok_or(Error::Missing(*blob))
+        self.with_index(|i| i.lookup(blob))?.ok_or_else(|| self.absent(blob))
+    }
+
+    /// The error for a blob the index has no present copy of. That proves
+    /// it missing only when every pack in storage is indexed: a pack whose
+    /// trailer could not be read (an I/O error, or a damaged trailer with
+    /// no old rows to salvage it from) may hold it.
+    pub fn absent(&self, blob: &BlobId) -> Error {
+        match self.unindexed_packs().first() {
+            None => Error::Missing(*blob),
+            Some(u) => Error::read_failed(
+                blob.to_string(),
+                format!(
+                    "it is in no indexed pack, but {} pack(s) could not be indexed and may hold it (pack {}: {})",
+                    self.unindexed_packs().len(),
+                    u.name,
+                    u.error
+                ),
+            ),
+        }
+    }
+
+    /// Packs in storage whose contents are not in the index (their
+    /// trailer could not be read).
+    pub fn unindexed_packs(&self) -> Vec<&Unreadable> {
+        self.sync.unreadable.iter().filter(|u| PackId::from_hex(&u.name).is_ok()).collect()
     }
 
     /// From now on, trees come only from tree packs fetched anew from the
@@ -429,61 +457,84 @@ impl Repository {
 impl Repository {
     /// Rebuilds the index from the packs alone, under the exclusive lock:
     /// the old database is deleted first, so nothing it said survives but
-    /// its marks of damaged copies (read from it if it still opens). Each
-    /// such copy is read again through the new rows: unmarked, a damaged
-    /// copy would serve the next backup's deduplication, but a mark set
-    /// through a wrong row, or on a pack put back whole, must go. The key
-    /// is unlocked first, so a wrong password deletes nothing.
+    /// its marks of damaged copies and its rows for packs whose trailer is
+    /// damaged. Each such copy is read again through the new rows:
+    /// unmarked, a damaged copy would serve the next backup's
+    /// deduplication, but a mark set through a wrong row, or on a pack put
+    /// back whole, must go. The key is unlocked first, so a wrong password
+    /// deletes nothing.
     ///
-    /// A pack whose trailer is damaged cannot be indexed from itself; the
-    /// old database's rows for it (kept aside in a temporary copy, when it
-    /// still opens) say where its blobs lie, and each blob that opens and
-    /// matches its id there is indexed again: only the table of contents
-    /// is lost, not the data.
+    /// The old database is first copied whole beside it (`index.old.sqlite`,
+    /// durable before anything is deleted) and that copy removed only once
+    /// the new index is built: a rebuild that is killed, or fails, finds it
+    /// at the next try and still salvages from it. A copy that cannot be
+    /// made (a full disk) stops the rebuild before anything is changed.
     pub fn rebuild_index(backend: Box<dyn Backend>, password: PasswordFn<'_>) -> Result<SyncReport> {
         let (config, config_bytes) = read_config_bytes(backend.as_ref())?;
         let (keys, unlocked) = keys::unlock(backend.as_ref(), &config, &config_bytes, password)?;
         let lock = backend.lock(LockMode::Exclusive)?;
         let path = backend.index_path(&config.local_name())?;
-        let old = Index::open_exclusive(&path).ok();
+        let aside = path.with_file_name(OLD_INDEX_FILE);
+        keep_old_index(&path, &aside)?;
+        let old = aside.exists().then(|| Index::open(&aside).ok()).flatten();
         let marks = old.as_ref().and_then(|o| o.damage_marks().ok()).unwrap_or_default();
-        let aside = tempfile::Builder::new().prefix("snap-old-index-").tempdir().ok();
-        let old_rows: Option<std::path::PathBuf> = match (old, &aside) {
-            (Some(old), Some(dir)) => {
-                let copy = dir.path().join("index.sqlite");
-                old.copy_to(&copy).ok().map(|()| copy)
-            }
-            _ => None,
-        };
         Index::destroy(&path)?;
+        crate::crash::point("repair-index-after-destroy");
         let mut repo = Self::open_unlocked(backend, (lock, true), config, keys, unlocked)?;
         repo.sync.damage_marks_kept = repo.recheck_marks(&marks);
-        if let Some(old_rows) = old_rows.and_then(|p| Index::open(&p).ok()) {
-            repo.salvage_trailers(&old_rows)?;
+        if let Some(old) = &old {
+            repo.salvage_trailers(old)?;
         }
+        drop(old);
+        Index::destroy(&aside)?;
         Ok(repo.sync)
     }
 
-    /// Indexes each pack whose trailer is damaged from `old`'s rows for it,
-    /// keeping only the blobs that open and match their ids there.
+    /// Indexes each pack whose trailer is damaged from `old`'s rows for it
+    /// (those that lie within the pack as listed now). Each blob is read
+    /// where its row says: one that opens and matches its id is indexed,
+    /// one proved damaged is indexed marked damaged (verify names it, no
+    /// lookup serves it), and one that could not be read (an I/O error)
+    /// is indexed as it was: that proves nothing, and every later read
+    /// checks the blob anyway.
     fn salvage_trailers(&mut self, old: &Index) -> Result<()> {
-        let sizes = old.packs()?;
         let mut still = Vec::new();
         for u in std::mem::take(&mut self.sync.unreadable) {
-            let found = PackId::from_hex(&u.name).ok().and_then(|id| Some((id, *sizes.get(&id)?)));
-            let Some((id, size)) = found.filter(|_| u.damaged) else {
+            let id = PackId::from_hex(&u.name).ok().filter(|_| u.damaged);
+            let (Some(id), Some(size)) = (id, u.size) else {
                 still.push(u);
                 continue;
             };
-            let rows = old.pack_entries(&id)?;
-            let kept: Vec<PackEntry> =
-                rows.iter().filter(|e| self.read_blob_in(&id, e).is_ok()).copied().collect();
-            if kept.is_empty() {
+            let rows: Vec<PackEntry> = old
+                .pack_entries(&id)?
+                .into_iter()
+                .filter(|e| u64::from(e.offset) + u64::from(e.stored_len) <= size)
+                .collect();
+            if rows.is_empty() {
                 still.push(u);
                 continue;
             }
-            self.with_index(|i| i.add_pack(&id, size, &kept))?;
-            self.sync.salvaged.push(sync::Salvaged { pack: u.name, kept: kept.len(), rows: rows.len() });
+            let mut salvaged = sync::Salvaged { pack: u.name, rows: rows.len(), ..Default::default() };
+            let damaged: Vec<BlobId> = rows
+                .iter()
+                .filter_map(|e| match self.read_blob_in(&id, e) {
+                    Ok(_) => {
+                        salvaged.kept += 1;
+                        None
+                    }
+                    Err(err) if err.proves_damage() => Some(e.blob),
+                    Err(_) => {
+                        salvaged.unchecked += 1;
+                        None
+                    }
+                })
+                .collect();
+            self.with_index(|i| {
+                i.add_pack(&id, size, &rows)?;
+                damaged.iter().try_for_each(|blob| i.mark_damaged(&id, blob))
+            })?;
+            salvaged.damaged = damaged.len();
+            self.sync.salvaged.push(salvaged);
         }
         self.sync.unreadable = still;
         Ok(())
@@ -540,6 +591,44 @@ fn chunker_for(config: &Config, keys: &Keys) -> Chunker {
 }
 
 /// Whether SQLite found the database itself malformed.
+/// Where `repair index` keeps the old database while it rebuilds.
+const OLD_INDEX_FILE: &str = "index.old.sqlite";
+
+/// Copies the index at `path` to `aside`, durably, unless a copy is there
+/// already (left by a rebuild that did not finish: the index beside it may
+/// be partial, the copy is whole). An index that does not open, or that
+/// SQLite finds malformed, has nothing to keep; any other failure (a full
+/// disk) stops before anything is deleted.
+fn keep_old_index(path: &std::path::Path, aside: &std::path::Path) -> Result<()> {
+    if aside.exists() {
+        return Ok(());
+    }
+    let Ok(old) = Index::open_exclusive(path) else { return Ok(()) };
+    let partial = aside.with_extension("sqlite.tmp");
+    Index::destroy(&partial)?;
+    match old.copy_to(&partial) {
+        Err(Error::Index(e)) if index_damaged(&e) => return Ok(()),
+        other => other.map_err(|e| {
+            Error::CannotTell(format!(
+                "repair index could not keep a copy of the old index at {} ({e}), which it needs to salvage \
+                 packs whose trailer is damaged",
+                partial.display()
+            ))
+        })?,
+    }
+    persist(&partial, aside)
+}
+
+/// Makes the file `partial` durable under the name `dest`: fsync, rename,
+/// fsync of the directory.
+fn persist(partial: &std::path::Path, dest: &std::path::Path) -> Result<()> {
+    use crate::error::IoContext;
+    std::fs::File::open(partial).and_then(|f| f.sync_all()).at(partial)?;
+    std::fs::rename(partial, dest).at(dest)?;
+    let dir = dest.parent().unwrap_or(std::path::Path::new("."));
+    std::fs::File::open(dir).and_then(|d| d.sync_all()).at(dir)
+}
+
 fn index_damaged(e: &rusqlite::Error) -> bool {
     matches!(
         e.sqlite_error_code(),

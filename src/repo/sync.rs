@@ -36,14 +36,18 @@ pub struct SyncReport {
     pub salvaged: Vec<Salvaged>,
 }
 
-/// A pack whose trailer is damaged, found through the old index's rows.
-#[derive(Clone, Debug, serde::Serialize)]
+/// A pack whose trailer is damaged, indexed from the old index's rows.
+#[derive(Clone, Debug, Default, serde::Serialize)]
 pub struct Salvaged {
     pub pack: String,
-    /// Blobs that opened and matched their ids where the old rows say: indexed.
-    pub kept: usize,
-    /// Rows the old index had for the pack.
+    /// Rows of the old index within the pack, all indexed again.
     pub rows: usize,
+    /// Blobs that opened and matched their ids where the rows say.
+    pub kept: usize,
+    /// Blobs proved damaged there: indexed, marked damaged.
+    pub damaged: usize,
+    /// Blobs that could not be read (an I/O error): indexed unchecked.
+    pub unchecked: usize,
 }
 
 impl Repository {
@@ -63,6 +67,7 @@ impl Repository {
                     name,
                     error: "not a pack name".into(),
                     damaged: true,
+                    size: Some(size),
                 }),
             }
         }
@@ -89,7 +94,9 @@ impl Repository {
                     self.with_index(|i| i.remove_pack(&id).and_then(|()| i.add_pack(&id, size, &entries)))?;
                     report.added.push(id);
                 }
-                Err(e) => report.unreadable.push(Unreadable::new(id.to_hex(), &e)),
+                Err(e) => report
+                    .unreadable
+                    .push(Unreadable { size: Some(size), ..Unreadable::new(id.to_hex(), &e) }),
             }
         }
         Ok(report)

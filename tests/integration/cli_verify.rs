@@ -314,7 +314,8 @@ fn repair_index_keeps_the_blobs_of_a_pack_whose_trailer_is_damaged() {
     flip_byte(&pack, fs::metadata(&pack).unwrap().len() - 41);
     let run = f.r.snap(["--json", "repair", "index"]);
     run.assert_ok();
-    assert!(run.stderr.contains("its trailer is damaged; 1 of its 1 blob(s)"), "{}", run.describe());
+    assert!(run.stderr.contains("its trailer is damaged; its 1 blob(s)"), "{}", run.describe());
+    assert!(run.stderr.contains("1 checked whole"), "{}", run.describe());
     let report = run.json();
     assert_eq!(report["packs_salvaged"].as_array().unwrap().len(), 1, "{report:#}");
     assert_eq!(report["packs_unreadable"].as_array().unwrap().len(), 0, "{report:#}");
@@ -322,6 +323,63 @@ fn repair_index_keeps_the_blobs_of_a_pack_whose_trailer_is_damaged() {
     assert_eq!(code, EXIT_DAMAGED, "the trailer is still damaged: {json:#}");
     assert!(affected(&json).is_empty(), "{json:#}");
     f.r.snap(["restore", "latest", "--target", s(&f.r.target)]).assert_clean();
+}
+
+/// A pack whose trailer is damaged, met by a host with no old rows for it
+/// (a fresh cache: a new machine, a lost cache), is not indexed, and may
+/// hold any blob the index lacks: nothing is proved missing (before,
+/// restore left the files out with exit 3, verify called them damaged, and
+/// `repair snapshots` dropped them, though every blob was intact).
+#[test]
+fn a_pack_that_cannot_be_indexed_proves_no_blob_missing() {
+    let f = Fixture::new();
+    let pack = f.pack_path("two");
+    flip_byte(&pack, fs::metadata(&pack).unwrap().len() - 41);
+    fs::remove_dir_all(f.r.home.join("cache")).unwrap();
+    // Restore is incomplete (exit 3), and says why without calling the
+    // chunk missing.
+    let run = f.r.snap(["restore", "latest", "--target", s(&f.r.target)]);
+    assert_eq!(run.code, Some(3), "{}", run.describe());
+    assert!(run.stderr.contains("could not be indexed and may hold it"), "{}", run.describe());
+    assert!(!run.stderr.contains("missing"), "{}", run.describe());
+    // The trailer is proved damaged; the chunk is not proved missing.
+    let (code, json) = verify(&f.r, &[]);
+    assert_eq!(code, EXIT_DAMAGED, "{json:#}");
+    let list = problems(&json);
+    assert!(list.len() == 1 && list[0].contains("checksum mismatch"), "{json:#}");
+    assert!(affected(&json).is_empty(), "{json:#}");
+    let unverified = json["report"]["unverified"].as_array().unwrap();
+    assert!(unverified.iter().any(|u| u["object"].as_str().unwrap().starts_with("chunk")), "{json:#}");
+    let before = f.r.snapshots();
+    let run = f.r.snap(["repair", "snapshots"]);
+    assert_ne!(run.code, Some(0), "{}", run.describe());
+    assert_eq!(f.r.snapshots(), before, "no snapshot may be rewritten on a guess");
+}
+
+/// `repair index` killed after deleting the index, and a pack truncated
+/// into its trailer: the old rows were kept durably beside the index, so
+/// the next run still salvages them, at the pack's length as listed now
+/// (before, the rows were lost with the kill, or indexed at the old
+/// length, so the next open marked the pack missing).
+#[test]
+fn repair_index_salvages_after_a_kill_and_at_the_listed_length() {
+    let f = Fixture::new();
+    let pack = f.pack_path("two");
+    let len = fs::metadata(&pack).unwrap().len();
+    fs::OpenOptions::new().write(true).open(&pack).unwrap().set_len(len - 30).unwrap();
+    let mut r = f.r;
+    r.env.push(("SNAP_CRASH_AT".into(), "repair-index-after-destroy".into()));
+    let run = r.snap(["repair", "index"]);
+    assert_ne!(run.code, Some(0), "{}", run.describe());
+    r.env.clear();
+    let run = r.snap(["--json", "repair", "index"]);
+    run.assert_ok();
+    assert_eq!(run.json()["packs_salvaged"].as_array().unwrap().len(), 1, "{}", run.describe());
+    let index = r.index_file();
+    assert!(!index.with_file_name("index.old.sqlite").exists(), "the old copy goes once salvaged");
+    r.snap(["snapshots"]).assert_ok();
+    r.snap(["restore", "latest", "--target", s(&r.target)]).assert_clean();
+    assert_trees_equal(&r.src, &r.restored(&r.target, &r.src));
 }
 
 #[test]

@@ -74,6 +74,9 @@ fn copy_of(base: &Base) -> TempRepo {
     let r = TempRepo::new();
     fs::remove_dir_all(&r.src).unwrap();
     cp(&base.repo.repo, &r.repo);
+    // Indexed before the damage, as a repository in use is: the index
+    // lives in this host's cache, not in the copied directory.
+    r.snap(["snapshots"]).assert_ok();
     r
 }
 

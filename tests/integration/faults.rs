@@ -558,6 +558,48 @@ fn a_read_error_proves_no_damage_and_changes_nothing() {
     assert_eq!(r.snapshots()[0]["summary"]["files"], 2);
 }
 
+/// Rule 1 with a fresh index (a new host, a lost cache, `repair index`):
+/// one EIO on a healthy pack's trailer leaves it out of the index, so what
+/// it holds is in no indexed pack, which proves nothing either. Reads
+/// fail without a hole, verify cannot tell, repair and prune stop (before,
+/// ls and restore left directories out as damaged, verify exited 4).
+#[test]
+fn a_pack_unread_by_a_fresh_index_proves_nothing_missing() {
+    let (r, chunk_pack, tree_pack) = repo_with_packs();
+    let before = common::repo_files(&r.repo);
+    for pack in [&chunk_pack, &tree_pack] {
+        fs::remove_dir_all(r.home.join("cache")).unwrap();
+        let repo = open_failing(&r, pack, LockMode::Exclusive);
+        assert_eq!(repo.unindexed_packs().len(), 1, "{pack}");
+        let report = verify(&repo, ReadData::None, &NoProgress).unwrap();
+        assert!(report.problems.is_empty(), "{pack}: an I/O error is no damage: {:?}", report.problems);
+        assert!(report.damaged.is_empty() && report.affected.is_empty(), "{pack}");
+        assert!(!report.unverified.is_empty(), "{pack}");
+        let err = snap::ops::repair::repair_snapshots(&repo, &report, false).unwrap_err();
+        assert!(matches!(err, Error::CannotTell(_)), "{pack}: {err}");
+        let err = snap::ops::prune::prune(&repo, &Default::default(), &NoProgress).unwrap_err();
+        assert!(matches!(err, Error::CannotTell(_)), "{pack}: prune: {err}");
+        let (_, snapshot) = repo.resolve("latest").unwrap();
+        let store = snap::tree::WithHoles::new(&repo);
+        let mut blobs_read = Ok(());
+        let walked = snap::tree::walk(&store, snapshot.tree, &mut Vec::new(), &mut |_, entry| {
+            if let snap::format::tree::Node::File { chunks, .. } = &entry.node {
+                for c in chunks {
+                    if let Err(e) = repo.read_blob(&BlobId::Chunk(*c)) {
+                        blobs_read = Err(e);
+                    }
+                }
+            }
+            Ok(())
+        });
+        let err = walked.err().or(blobs_read.err()).expect("something of the pack is needed");
+        assert!(!err.proves_damage(), "{pack}: {err}");
+        assert!(store.into_holes().is_empty(), "{pack}: an unread pack made a hole");
+    }
+    assert_eq!(common::repo_files(&r.repo), before, "a read error changed the repository");
+    r.snap(["verify", "--read-data"]).assert_ok();
+}
+
 /// Rule 1: an object of a newer format proves nothing. A snapshot whose
 /// tree, and a snapshot file, of a newer version were written by a newer
 /// snap are left alone: verify cannot tell, repair changes nothing (before,

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use rayon::prelude::*;
 
 use super::{Applied, At, Ctx, Located, Plan, apply_metadata, create_sized, identity};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::format::pack::PackEntry;
 use crate::hash::BlobHasher;
 use crate::id::{BlobId, ChunkId, PackId};
@@ -62,7 +62,10 @@ pub(super) fn write_contents(ctx: &Ctx, located: &Located) {
         for chunk in &file.chunks {
             match located.get(chunk) {
                 Some((_, entry)) => sizes[i] += u64::from(entry.raw_len),
-                None => ctx.fail(i, format!("chunk {chunk} is missing from the repository")),
+                None => match ctx.repo.absent(&BlobId::Chunk(*chunk)) {
+                    Error::Missing(_) => ctx.fail(i, format!("chunk {chunk} is missing from the repository")),
+                    unknown => ctx.fail(i, unknown),
+                },
             }
         }
     }
