@@ -74,6 +74,21 @@ impl Kept {
     fn lock(&self) -> std::sync::MutexGuard<'_, lru::LruCache<u64, Arc<OwnedFd>>> {
         self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
+
+    /// Runs `open`, which opens a descriptor. Out of descriptors (others
+    /// are open too), the kept ones are let go (those in use stay open)
+    /// and it is tried once more: they are only kept to save opens.
+    /// Nothing is created before the kernel finds a free descriptor, so
+    /// trying an `O_CREAT | O_EXCL` open again is safe.
+    fn retrying<T>(&self, open: impl Fn() -> rustix::io::Result<T>) -> rustix::io::Result<T> {
+        match open() {
+            Err(rustix::io::Errno::MFILE) => {
+                self.lock().clear();
+                open()
+            }
+            opened => opened,
+        }
+    }
 }
 
 fn next_key() -> u64 {
@@ -144,22 +159,24 @@ impl Dir {
     }
 
     fn open_in(&self, parent: BorrowedFd) -> io::Result<Arc<OwnedFd>> {
+        let fd = self.open_fd(parent)?;
+        let st = rustix::fs::fstat(&fd)?;
+        self.keep(fd, &st)
+    }
+
+    /// Opens this directory in `parent`, refusing whatever is not a directory.
+    fn open_fd(&self, parent: BorrowedFd) -> io::Result<OwnedFd> {
         let open = || rustix::fs::openat(parent, &self.name, dir_flags() | OFlags::NOFOLLOW, Mode::empty());
-        // Out of descriptors (others are open too): the kept ones are let
-        // go (those in use stay open) and the open is tried once more.
-        let fd = match open() {
-            Err(rustix::io::Errno::MFILE) => {
-                self.kept.lock().clear();
-                open()
-            }
-            opened => opened,
-        };
-        let fd = fd.map_err(|e| match e {
+        self.kept.retrying(open).map_err(|e| match e {
             rustix::io::Errno::LOOP | rustix::io::Errno::NOTDIR => replaced("not a directory any more"),
             e => e.into(),
-        })?;
-        let st = rustix::fs::fstat(&fd)?;
-        let found = identity(&st);
+        })
+    }
+
+    /// Keeps `fd` (whose `fstat` is `st`) as this directory's descriptor
+    /// if it is this directory: the first one found, or recorded when made.
+    fn keep(&self, fd: OwnedFd, st: &rustix::fs::Stat) -> io::Result<Arc<OwnedFd>> {
+        let found = identity(st);
         if *self.identity.get_or_init(|| found) != found {
             return Err(replaced("another directory now"));
         }
@@ -190,7 +207,9 @@ impl Dir {
     /// symlink there is never followed.
     pub fn open(self: &Arc<Self>, name: &OsStr, flags: OFlags, mode: u32) -> io::Result<std::fs::File> {
         let flags = flags | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-        let fd = rustix::fs::openat(self.fd()?.as_fd(), name, flags, Mode::from_raw_mode(mode))?;
+        let dir = self.fd()?;
+        let fd =
+            self.kept.retrying(|| rustix::fs::openat(dir.as_fd(), name, flags, Mode::from_raw_mode(mode)))?;
         Ok(fd.into())
     }
 
@@ -199,7 +218,8 @@ impl Dir {
     /// not touched, a symlink is the symlink).
     pub fn open_path(self: &Arc<Self>, name: &OsStr) -> io::Result<OwnedFd> {
         let flags = OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-        Ok(rustix::fs::openat(self.fd()?.as_fd(), name, flags, Mode::empty())?)
+        let dir = self.fd()?;
+        Ok(self.kept.retrying(|| rustix::fs::openat(dir.as_fd(), name, flags, Mode::empty()))?)
     }
 
     /// The names in this directory, sorted by their bytes (`.` and `..` left out).
