@@ -224,7 +224,14 @@ impl Dir {
 
     /// The names in this directory, sorted by their bytes (`.` and `..` left out).
     pub fn list(self: &Arc<Self>) -> io::Result<Vec<OsString>> {
-        let mut dir = rustix::fs::Dir::read_from(self.fd()?.as_fd())?;
+        let mut names = self.names_in(self.fd()?.as_fd())?;
+        names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+        Ok(names)
+    }
+
+    /// The names in the directory open as `fd`, as they come.
+    fn names_in(&self, fd: BorrowedFd) -> io::Result<Vec<OsString>> {
+        let mut dir = self.kept.retrying(|| rustix::fs::Dir::read_from(fd))?;
         let mut names = Vec::new();
         while let Some(entry) = dir.read() {
             let name = entry?.file_name().to_bytes().to_vec();
@@ -232,13 +239,32 @@ impl Dir {
                 names.push(OsString::from(OsStr::from_bytes(&name)));
             }
         }
-        names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
         Ok(names)
     }
 
     /// Creates the directory `name`.
     pub fn mkdir(self: &Arc<Self>, name: &OsStr, mode: u32) -> io::Result<()> {
         Ok(rustix::fs::mkdirat(self.fd()?.as_fd(), name, Mode::from_raw_mode(mode))?)
+    }
+
+    /// Creates this directory in its parent and records the identity of
+    /// what it made, so that every later open must find that very
+    /// directory. Recorded at its first open instead, it would leave whoever
+    /// can write into the parent the time until then to put a directory of
+    /// theirs in its place, which would then be taken for it (filled, and
+    /// given the snapshot's owner and mode). Even right after `mkdirat`,
+    /// what is there is only taken for the one made if it is an empty
+    /// directory of this process's user: they can move one there, not make one.
+    pub fn make(self: &Arc<Self>, mode: u32) -> io::Result<()> {
+        // The root is opened, never made.
+        let Some(parent) = &self.parent else { return Err(io::ErrorKind::AlreadyExists.into()) };
+        parent.mkdir(&self.name, mode)?;
+        let fd = self.open_fd(parent.fd()?.as_fd())?;
+        let st = rustix::fs::fstat(&fd)?;
+        if st.st_uid != rustix::process::geteuid().as_raw() || !self.names_in(fd.as_fd())?.is_empty() {
+            return Err(io::Error::other("replaced by another directory right after it was made"));
+        }
+        self.keep(fd, &st).map(drop)
     }
 
     /// Removes the non-directory `name` (a symlink is removed, not followed).
@@ -376,6 +402,23 @@ mod tests {
         fs::create_dir(tmp.path().join("a")).unwrap();
         assert!(a.stat("f".as_ref()).unwrap_err().to_string().contains("another directory"));
         assert_eq!(fs::read_dir(outside.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn a_directory_made_is_known_before_its_first_use() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = Dir::open_root(tmp.path(), true).unwrap();
+        let made = root.child("made".as_ref(), None);
+        made.make(0o700).unwrap();
+        // Swapped before anything was opened in it, and its descriptor let
+        // go: the next open finds another directory, not the one made.
+        root.kept.lock().clear();
+        fs::rename(tmp.path().join("made"), tmp.path().join("moved")).unwrap();
+        fs::create_dir(tmp.path().join("made")).unwrap();
+        let err = made.open("f".as_ref(), OFlags::WRONLY | OFlags::CREATE, 0o600).unwrap_err();
+        assert!(err.to_string().contains("another directory"), "{err}");
+        assert_eq!(fs::read_dir(tmp.path().join("made")).unwrap().count(), 0);
+        assert_eq!(made.make(0o700).unwrap_err().kind(), io::ErrorKind::AlreadyExists);
     }
 
     #[test]

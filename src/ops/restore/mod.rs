@@ -537,7 +537,8 @@ fn make_plan(
     Ok(plan)
 }
 
-/// Creates the directories (private until their metadata is applied). An
+/// Creates the directories (private until their metadata is applied),
+/// each recording the identity of the one it made (see [`Dir::make`]). An
 /// existing symlink or file where a directory belongs would let later
 /// writes escape the target, so it stops the restore here; so does a full
 /// target. A directory that cannot be made for another reason (a name the
@@ -545,12 +546,12 @@ fn make_plan(
 /// it is restored: those are returned.
 fn create_dirs(ctx: &Ctx) -> Result<HashSet<PathBuf>> {
     let mut unmade = HashSet::new();
-    for PlannedDir { at, .. } in &ctx.plan.dirs {
+    for PlannedDir { at, dir, .. } in &ctx.plan.dirs {
         if below(&unmade, &at.path) {
             unmade.insert(at.path.clone());
             continue;
         }
-        match at.parent.mkdir(at.name(), 0o700) {
+        match dir.make(0o700) {
             Ok(()) => {}
             Err(e) if e.kind() == ErrorKind::AlreadyExists => {
                 if !is_dir(&at.stat().at(&at.path)?) {
