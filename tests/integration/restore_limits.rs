@@ -3,7 +3,61 @@
 
 use crate::common;
 
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+use std::process::Command;
+
 use common::*;
+
+/// A snapshot whose `locked/sub` (with `deeper` below it) holds the first
+/// name of a hardlinked file, `open/h2` and `open/h3` being the others,
+/// restored by another user into a target of theirs where `locked` exists
+/// and is not writable: `locked/sub` and `deeper` cannot be made. Returns
+/// the run and where the source was restored.
+fn restore_with_unmade_leader(r: &TempRepo) -> (Run, std::path::PathBuf) {
+    for dir in ["locked/sub/deeper", "open"] {
+        fs::create_dir_all(r.src.join(dir)).unwrap();
+    }
+    fs::write(r.src.join("locked/sub/deeper/b"), "b").unwrap();
+    fs::write(r.src.join("locked/sub/h"), "shared contents").unwrap();
+    for other in ["open/h2", "open/h3"] {
+        fs::hard_link(r.src.join("locked/sub/h"), r.src.join(other)).unwrap();
+    }
+    fs::write(r.src.join("top"), "top").unwrap();
+    r.backup(&[]);
+    let restored = r.restored(&r.target, &r.src);
+    fs::create_dir_all(restored.join("locked")).unwrap();
+    let chown = Command::new("chown").args(["-R", "65534:65534"]).arg(&r.root).status().unwrap();
+    assert!(chown.success());
+    fs::set_permissions(restored.join("locked"), std::os::unix::fs::PermissionsExt::from_mode(0o555))
+        .unwrap();
+    let nobody = r.command_through(&["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--"]);
+    (run_command(nobody, ["--json", "restore", "latest", "--target", s(&r.target)]), restored)
+}
+
+/// The paths the warnings of a `--json` restore name.
+fn warned(run: &Run) -> Vec<String> {
+    let warnings = run.json()["report"]["warnings"].as_array().unwrap().clone();
+    warnings.iter().map(|w| w["path"].as_str().unwrap().to_owned()).collect()
+}
+
+/// The first name of a hardlink group lies in a directory that cannot be
+/// made: its other names are still restored, one of them the file the
+/// rest link to, and only the directory is named.
+#[test]
+fn other_names_of_a_file_in_a_directory_that_cannot_be_made_are_restored() {
+    let r = TempRepo::init();
+    let (run, restored) = restore_with_unmade_leader(&r);
+    assert_eq!(run.code, Some(3), "{}", run.describe());
+    assert_eq!(warned(&run), [s(&restored.join("locked/sub"))], "{}", run.describe());
+    let (h2, h3) = (restored.join("open/h2"), restored.join("open/h3"));
+    for name in [&h2, &h3] {
+        assert_eq!(fs::read_to_string(name).unwrap(), "shared contents", "{}", run.describe());
+    }
+    let (m2, m3) = (fs::metadata(&h2).unwrap(), fs::metadata(&h3).unwrap());
+    assert_eq!((m2.ino(), m2.nlink()), (m3.ino(), 2), "one file, two names");
+    assert_eq!(run.json()["report"]["files"], 3, "h2, h3 and top: {}", run.describe());
+}
 
 /// With one thread and a descriptor limit so low that only a few are
 /// free, creating a file runs out of descriptors whenever directory

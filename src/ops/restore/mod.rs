@@ -243,35 +243,37 @@ pub fn restore(
 /// applies the metadata, then verifies if asked.
 fn write_plan(
     repo: &Repository,
-    plan: Plan,
+    mut plan: Plan,
     target: &Path,
     located: &Located,
     verify: bool,
     progress: &dyn Progress,
 ) -> Result<RestoreReport> {
-    let mut ctx = Ctx {
+    let warnings = Warnings::default();
+    for damaged in &plan.damaged {
+        warnings.push_warning(damaged.clone());
+    }
+    let unmade = create_dirs(&plan, &warnings)?;
+    crate::crash::pause("restore-after-dirs");
+    // A file in a directory that could not be made keeps its other names:
+    // one of them becomes the file, the others link to it.
+    plan.adopt_orphans(|at| below(&unmade, &at.path));
+    // Files in a directory that could not be made are not begun; the
+    // directory's warning names them all.
+    let failed = (0..plan.files.len()).filter(|i| below(&unmade, &plan.files[*i].at.path)).collect();
+    let ctx = Ctx {
         repo,
         unwritten: plan.files.iter().map(|f| AtomicUsize::new(f.chunks.len())).collect(),
         created: plan.files.iter().map(|_| OnceLock::new()).collect(),
         plan,
-        unmade: HashSet::new(),
-        warnings: Warnings::default(),
-        failed: Mutex::new(HashSet::new()),
+        unmade,
+        warnings,
+        failed: Mutex::new(failed),
         full: OnceLock::new(),
         progress,
         bytes: AtomicU64::new(0),
         special_dropped: AtomicU64::new(0),
     };
-    for damaged in &ctx.plan.damaged {
-        ctx.warnings.push_warning(damaged.clone());
-    }
-    ctx.unmade = create_dirs(&ctx)?;
-    crate::crash::pause("restore-after-dirs");
-    // Files in a directory that could not be made are not begun; the
-    // directory's warning names them all.
-    let unmade: HashSet<usize> =
-        (0..ctx.plan.files.len()).filter(|i| ctx.unmade(&ctx.plan.files[*i].at)).collect();
-    ctx.failed.get_mut().unwrap_or_else(|p| p.into_inner()).extend(unmade);
     repo.in_io_pool(|| write_contents(&ctx, located));
     if let Some((path, error)) = ctx.full.get() {
         return Err(stopped_full(&ctx, path, error, 0));
@@ -379,6 +381,30 @@ impl Plan {
             .chain(others)
             .filter(|(_, a)| *a == Action::Replace)
             .map(|(at, _)| at.path.as_path())
+    }
+
+    /// Gives each link to be written whose leader is not (the plan leaves
+    /// it as it is, or it is `lost`: in a directory that could not be
+    /// made) a leader that is: the group's first such name, restored as a
+    /// file, which the rest link to. A link that is `lost` itself is left.
+    fn adopt_orphans(&mut self, lost: impl Fn(&At) -> bool) {
+        let Plan { files, hardlinks, .. } = self;
+        let mut adopted: HashMap<usize, usize> = HashMap::new();
+        hardlinks.retain_mut(|link| {
+            let leader = &files[link.leader];
+            if !link.action.writes() || lost(&link.at) || (leader.action.writes() && !lost(&leader.at)) {
+                return true;
+            }
+            if let Some(&file) = adopted.get(&link.leader) {
+                link.leader = file;
+                return true;
+            }
+            adopted.insert(link.leader, files.len());
+            let file =
+                PlannedFile { at: link.at.clone(), action: link.action, found: None, ..leader.clone() };
+            files.push(file);
+            false
+        });
     }
 
     /// How many files (every hardlink name counts) and others have an
@@ -544,9 +570,9 @@ fn make_plan(
 /// target. A directory that cannot be made for another reason (a name the
 /// target's file system does not take) is one warning, and nothing below
 /// it is restored: those are returned.
-fn create_dirs(ctx: &Ctx) -> Result<HashSet<PathBuf>> {
+fn create_dirs(plan: &Plan, warnings: &Warnings) -> Result<HashSet<PathBuf>> {
     let mut unmade = HashSet::new();
-    for PlannedDir { at, dir, .. } in &ctx.plan.dirs {
+    for PlannedDir { at, dir, .. } in &plan.dirs {
         if below(&unmade, &at.path) {
             unmade.insert(at.path.clone());
             continue;
@@ -559,12 +585,12 @@ fn create_dirs(ctx: &Ctx) -> Result<HashSet<PathBuf>> {
                 }
             }
             Err(e) if is_full(&e) => {
-                let (files, others) = ctx.plan.count(Action::writes);
+                let (files, others) = plan.count(Action::writes);
                 return Err(target_full(&at.path, &e, 0, files + others));
             }
             Err(e) => {
                 let why = format!("cannot create the directory: {e}; nothing below it is restored");
-                ctx.warnings.push(&at.path, WarningKind::Failed, why);
+                warnings.push(&at.path, WarningKind::Failed, why);
                 unmade.insert(at.path.clone());
             }
         }
