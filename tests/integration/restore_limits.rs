@@ -59,6 +59,19 @@ fn other_names_of_a_file_in_a_directory_that_cannot_be_made_are_restored() {
     assert_eq!(run.json()["report"]["files"], 3, "h2, h3 and top: {}", run.describe());
 }
 
+/// The directories the restore could not make are not counted as restored.
+#[test]
+fn a_restore_counts_only_the_directories_it_made() {
+    let r = TempRepo::init();
+    let (run, _) = restore_with_unmade_leader(&r);
+    assert_eq!(run.code, Some(3), "{}", run.describe());
+    let all = r.root.join("all");
+    let whole = r.json(["restore", "latest", "--target", s(&all)]);
+    let dirs = |report: &serde_json::Value| report["dirs"].as_u64().unwrap();
+    // `locked/sub` and `locked/sub/deeper`.
+    assert_eq!(dirs(&run.json()["report"]), dirs(&whole["report"]) - 2, "{}", run.describe());
+}
+
 /// With one thread and a descriptor limit so low that only a few are
 /// free, creating a file runs out of descriptors whenever directory
 /// descriptors are kept: like opening a directory, it lets those go and

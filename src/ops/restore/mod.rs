@@ -76,6 +76,7 @@ pub struct RestoreOptions {
 pub struct RestoreReport {
     /// Regular files (every hardlink name counts) holding the snapshot's contents.
     pub files: u64,
+    /// Directories in place: made or merged into (not those that could not be made).
     pub dirs: u64,
     /// Symlinks, fifos and devices in place.
     pub others: u64,
@@ -295,16 +296,17 @@ fn write_plan(
         ctx.warnings.push(target, WarningKind::Metadata, why);
     }
     let verified = if verify { verify_files(&ctx, located) } else { 0 };
-    let Ctx { plan, warnings, failed, bytes, .. } = ctx;
+    let Ctx { plan, warnings, failed, bytes, unmade, .. } = ctx;
     let failed = failed.into_inner().unwrap_or_else(|p| p.into_inner()).len() as u64;
     let warnings = warnings.into_vec();
     let files_made = plan.files.iter().filter(|f| f.action.writes()).count() as u64 - failed;
+    let dirs_made = plan.dirs.iter().filter(|d| !unmade.contains(&d.at.path)).count() as u64;
     Ok(RestoreReport {
         bytes: bytes.into_inner(),
         verified_files: verified,
         incomplete: warnings.iter().any(|w| w.kind == WarningKind::Failed),
         warnings,
-        ..counts(&plan, files_made + links, others)
+        ..counts(&plan, dirs_made, files_made + links, others)
     })
 }
 
@@ -350,18 +352,18 @@ fn dry_run_report(plan: &Plan, safety_snapshot_needed: bool) -> RestoreReport {
         changes: Some(overwrite::changes(plan)),
         incomplete: !plan.damaged.is_empty(),
         warnings: plan.damaged.clone(),
-        ..counts(plan, files, others)
+        ..counts(plan, plan.dirs.len() as u64, files, others)
     }
 }
 
-/// The counters of a report: files (with hardlink names) and others
-/// written, plus what the plan left unchanged or skipped.
-fn counts(plan: &Plan, written_files: u64, written_others: u64) -> RestoreReport {
+/// The counters of a report: directories restored, files (with hardlink
+/// names) and others written, plus what the plan left unchanged or skipped.
+fn counts(plan: &Plan, dirs: u64, written_files: u64, written_others: u64) -> RestoreReport {
     let (unchanged_files, unchanged_others) = plan.count(|a| a == Action::Unchanged);
     let (skipped_files, skipped_others) = plan.count(|a| a == Action::Skip);
     RestoreReport {
         files: written_files + unchanged_files,
-        dirs: plan.dirs.len() as u64,
+        dirs,
         others: written_others + unchanged_others,
         written: written_files + written_others,
         unchanged: unchanged_files + unchanged_others,
