@@ -74,6 +74,21 @@ impl Kept {
     fn lock(&self) -> std::sync::MutexGuard<'_, lru::LruCache<u64, Arc<OwnedFd>>> {
         self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
+
+    /// Runs `open`, which opens a descriptor. Out of descriptors (others
+    /// are open too), the kept ones are let go (those in use stay open)
+    /// and it is tried once more: they are only kept to save opens.
+    /// Nothing is created before the kernel finds a free descriptor, so
+    /// trying an `O_CREAT | O_EXCL` open again is safe.
+    fn retrying<T>(&self, open: impl Fn() -> rustix::io::Result<T>) -> rustix::io::Result<T> {
+        match open() {
+            Err(rustix::io::Errno::MFILE) => {
+                self.lock().clear();
+                open()
+            }
+            opened => opened,
+        }
+    }
 }
 
 fn next_key() -> u64 {
@@ -144,22 +159,24 @@ impl Dir {
     }
 
     fn open_in(&self, parent: BorrowedFd) -> io::Result<Arc<OwnedFd>> {
+        let fd = self.open_fd(parent)?;
+        let st = rustix::fs::fstat(&fd)?;
+        self.keep(fd, &st)
+    }
+
+    /// Opens this directory in `parent`, refusing whatever is not a directory.
+    fn open_fd(&self, parent: BorrowedFd) -> io::Result<OwnedFd> {
         let open = || rustix::fs::openat(parent, &self.name, dir_flags() | OFlags::NOFOLLOW, Mode::empty());
-        // Out of descriptors (others are open too): the kept ones are let
-        // go (those in use stay open) and the open is tried once more.
-        let fd = match open() {
-            Err(rustix::io::Errno::MFILE) => {
-                self.kept.lock().clear();
-                open()
-            }
-            opened => opened,
-        };
-        let fd = fd.map_err(|e| match e {
+        self.kept.retrying(open).map_err(|e| match e {
             rustix::io::Errno::LOOP | rustix::io::Errno::NOTDIR => replaced("not a directory any more"),
             e => e.into(),
-        })?;
-        let st = rustix::fs::fstat(&fd)?;
-        let found = identity(&st);
+        })
+    }
+
+    /// Keeps `fd` (whose `fstat` is `st`) as this directory's descriptor
+    /// if it is this directory: the first one found, or recorded when made.
+    fn keep(&self, fd: OwnedFd, st: &rustix::fs::Stat) -> io::Result<Arc<OwnedFd>> {
+        let found = identity(st);
         if *self.identity.get_or_init(|| found) != found {
             return Err(replaced("another directory now"));
         }
@@ -190,7 +207,9 @@ impl Dir {
     /// symlink there is never followed.
     pub fn open(self: &Arc<Self>, name: &OsStr, flags: OFlags, mode: u32) -> io::Result<std::fs::File> {
         let flags = flags | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-        let fd = rustix::fs::openat(self.fd()?.as_fd(), name, flags, Mode::from_raw_mode(mode))?;
+        let dir = self.fd()?;
+        let fd =
+            self.kept.retrying(|| rustix::fs::openat(dir.as_fd(), name, flags, Mode::from_raw_mode(mode)))?;
         Ok(fd.into())
     }
 
@@ -199,12 +218,20 @@ impl Dir {
     /// not touched, a symlink is the symlink).
     pub fn open_path(self: &Arc<Self>, name: &OsStr) -> io::Result<OwnedFd> {
         let flags = OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-        Ok(rustix::fs::openat(self.fd()?.as_fd(), name, flags, Mode::empty())?)
+        let dir = self.fd()?;
+        Ok(self.kept.retrying(|| rustix::fs::openat(dir.as_fd(), name, flags, Mode::empty()))?)
     }
 
     /// The names in this directory, sorted by their bytes (`.` and `..` left out).
     pub fn list(self: &Arc<Self>) -> io::Result<Vec<OsString>> {
-        let mut dir = rustix::fs::Dir::read_from(self.fd()?.as_fd())?;
+        let mut names = self.names_in(self.fd()?.as_fd())?;
+        names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+        Ok(names)
+    }
+
+    /// The names in the directory open as `fd`, as they come.
+    fn names_in(&self, fd: BorrowedFd) -> io::Result<Vec<OsString>> {
+        let mut dir = self.kept.retrying(|| rustix::fs::Dir::read_from(fd))?;
         let mut names = Vec::new();
         while let Some(entry) = dir.read() {
             let name = entry?.file_name().to_bytes().to_vec();
@@ -212,13 +239,32 @@ impl Dir {
                 names.push(OsString::from(OsStr::from_bytes(&name)));
             }
         }
-        names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
         Ok(names)
     }
 
     /// Creates the directory `name`.
     pub fn mkdir(self: &Arc<Self>, name: &OsStr, mode: u32) -> io::Result<()> {
         Ok(rustix::fs::mkdirat(self.fd()?.as_fd(), name, Mode::from_raw_mode(mode))?)
+    }
+
+    /// Creates this directory in its parent and records the identity of
+    /// what it made, so that every later open must find that very
+    /// directory. Recorded at its first open instead, it would leave whoever
+    /// can write into the parent the time until then to put a directory of
+    /// theirs in its place, which would then be taken for it (filled, and
+    /// given the snapshot's owner and mode). Even right after `mkdirat`,
+    /// what is there is only taken for the one made if it is an empty
+    /// directory of this process's user: they can move one there, not make one.
+    pub fn make(self: &Arc<Self>, mode: u32) -> io::Result<()> {
+        // The root is opened, never made.
+        let Some(parent) = &self.parent else { return Err(io::ErrorKind::AlreadyExists.into()) };
+        parent.mkdir(&self.name, mode)?;
+        let fd = self.open_fd(parent.fd()?.as_fd())?;
+        let st = rustix::fs::fstat(&fd)?;
+        if st.st_uid != rustix::process::geteuid().as_raw() || !self.names_in(fd.as_fd())?.is_empty() {
+            return Err(io::Error::other("replaced by another directory right after it was made"));
+        }
+        self.keep(fd, &st).map(drop)
     }
 
     /// Removes the non-directory `name` (a symlink is removed, not followed).
@@ -356,6 +402,23 @@ mod tests {
         fs::create_dir(tmp.path().join("a")).unwrap();
         assert!(a.stat("f".as_ref()).unwrap_err().to_string().contains("another directory"));
         assert_eq!(fs::read_dir(outside.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn a_directory_made_is_known_before_its_first_use() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = Dir::open_root(tmp.path(), true).unwrap();
+        let made = root.child("made".as_ref(), None);
+        made.make(0o700).unwrap();
+        // Swapped before anything was opened in it, and its descriptor let
+        // go: the next open finds another directory, not the one made.
+        root.kept.lock().clear();
+        fs::rename(tmp.path().join("made"), tmp.path().join("moved")).unwrap();
+        fs::create_dir(tmp.path().join("made")).unwrap();
+        let err = made.open("f".as_ref(), OFlags::WRONLY | OFlags::CREATE, 0o600).unwrap_err();
+        assert!(err.to_string().contains("another directory"), "{err}");
+        assert_eq!(fs::read_dir(tmp.path().join("made")).unwrap().count(), 0);
+        assert_eq!(made.make(0o700).unwrap_err().kind(), io::ErrorKind::AlreadyExists);
     }
 
     #[test]

@@ -33,6 +33,7 @@ mod large_dirs;
 mod lock_protocol;
 mod long_paths;
 mod reliability;
+mod restore_limits;
 mod restore_races;
 mod server_faults;
 mod storages;

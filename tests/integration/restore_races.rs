@@ -242,3 +242,42 @@ fn a_directory_moved_out_of_the_target_mid_restore_is_named() {
     let named = format!("{}: moved or replaced while being restored", a.display());
     assert!(stderr.contains(&named), "{stderr}");
 }
+
+/// Run as root into a directory another user can write to: a directory
+/// the restore just made, and has not opened yet, is moved away and one
+/// of that user's put in its place. Its identity was recorded when it was
+/// made, so the restore refuses theirs: nothing is written into it, it
+/// does not get the snapshot's owner or mode, and the path is named.
+#[test]
+fn a_directory_swapped_right_after_it_was_made_is_refused() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let r = TempRepo::init();
+    fs::create_dir_all(r.src.join("shared/leaf")).unwrap();
+    fs::write(r.src.join("shared/leaf/secret"), "root's secret").unwrap();
+    fs::set_permissions(r.src.join("shared/leaf/secret"), fs::Permissions::from_mode(0o600)).unwrap();
+    r.backup(&[]);
+    let shared = r.restored(&r.target, &r.src).join("shared");
+    fs::create_dir_all(&shared).unwrap();
+    std::os::unix::fs::chown(&shared, Some(NOBODY), Some(NOBODY)).unwrap();
+
+    let flag = r.root.join("paused");
+    let child = start_paused(&r, "restore-after-dirs", &flag, &[]);
+    // `leaf` has no directories below it: the restore made it and has not
+    // opened it yet.
+    let leaf = shared.join("leaf");
+    fs::rename(&leaf, shared.join("leaf.moved")).unwrap();
+    fs::create_dir(&leaf).unwrap();
+    std::os::unix::fs::chown(&leaf, Some(NOBODY), Some(NOBODY)).unwrap();
+    fs::set_permissions(&leaf, fs::Permissions::from_mode(0o777)).unwrap();
+    fs::remove_file(&flag).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert_eq!(fs::read_dir(&leaf).unwrap().count(), 0, "nothing is written into theirs\n{stderr}");
+    let m = fs::metadata(&leaf).unwrap();
+    assert_eq!((m.uid(), m.mode() & 0o7777), (NOBODY, 0o777), "theirs gets no metadata\n{stderr}");
+    assert!(stderr.contains(&format!("{}: moved or replaced", leaf.display())), "{stderr}");
+}

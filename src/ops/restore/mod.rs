@@ -76,6 +76,7 @@ pub struct RestoreOptions {
 pub struct RestoreReport {
     /// Regular files (every hardlink name counts) holding the snapshot's contents.
     pub files: u64,
+    /// Directories in place: made or merged into (not those that could not be made).
     pub dirs: u64,
     /// Symlinks, fifos and devices in place.
     pub others: u64,
@@ -243,35 +244,37 @@ pub fn restore(
 /// applies the metadata, then verifies if asked.
 fn write_plan(
     repo: &Repository,
-    plan: Plan,
+    mut plan: Plan,
     target: &Path,
     located: &Located,
     verify: bool,
     progress: &dyn Progress,
 ) -> Result<RestoreReport> {
-    let mut ctx = Ctx {
+    let warnings = Warnings::default();
+    for damaged in &plan.damaged {
+        warnings.push_warning(damaged.clone());
+    }
+    let unmade = create_dirs(&plan, &warnings)?;
+    crate::crash::pause("restore-after-dirs");
+    // A file in a directory that could not be made keeps its other names:
+    // one of them becomes the file, the others link to it.
+    plan.adopt_orphans(|at| below(&unmade, &at.path));
+    // Files in a directory that could not be made are not begun; the
+    // directory's warning names them all.
+    let failed = (0..plan.files.len()).filter(|i| below(&unmade, &plan.files[*i].at.path)).collect();
+    let ctx = Ctx {
         repo,
         unwritten: plan.files.iter().map(|f| AtomicUsize::new(f.chunks.len())).collect(),
         created: plan.files.iter().map(|_| OnceLock::new()).collect(),
         plan,
-        unmade: HashSet::new(),
-        warnings: Warnings::default(),
-        failed: Mutex::new(HashSet::new()),
+        unmade,
+        warnings,
+        failed: Mutex::new(failed),
         full: OnceLock::new(),
         progress,
         bytes: AtomicU64::new(0),
         special_dropped: AtomicU64::new(0),
     };
-    for damaged in &ctx.plan.damaged {
-        ctx.warnings.push_warning(damaged.clone());
-    }
-    ctx.unmade = create_dirs(&ctx)?;
-    crate::crash::pause("restore-after-dirs");
-    // Files in a directory that could not be made are not begun; the
-    // directory's warning names them all.
-    let unmade: HashSet<usize> =
-        (0..ctx.plan.files.len()).filter(|i| ctx.unmade(&ctx.plan.files[*i].at)).collect();
-    ctx.failed.get_mut().unwrap_or_else(|p| p.into_inner()).extend(unmade);
     repo.in_io_pool(|| write_contents(&ctx, located));
     if let Some((path, error)) = ctx.full.get() {
         return Err(stopped_full(&ctx, path, error, 0));
@@ -293,16 +296,17 @@ fn write_plan(
         ctx.warnings.push(target, WarningKind::Metadata, why);
     }
     let verified = if verify { verify_files(&ctx, located) } else { 0 };
-    let Ctx { plan, warnings, failed, bytes, .. } = ctx;
+    let Ctx { plan, warnings, failed, bytes, unmade, .. } = ctx;
     let failed = failed.into_inner().unwrap_or_else(|p| p.into_inner()).len() as u64;
     let warnings = warnings.into_vec();
     let files_made = plan.files.iter().filter(|f| f.action.writes()).count() as u64 - failed;
+    let dirs_made = plan.dirs.iter().filter(|d| !unmade.contains(&d.at.path)).count() as u64;
     Ok(RestoreReport {
         bytes: bytes.into_inner(),
         verified_files: verified,
         incomplete: warnings.iter().any(|w| w.kind == WarningKind::Failed),
         warnings,
-        ..counts(&plan, files_made + links, others)
+        ..counts(&plan, dirs_made, files_made + links, others)
     })
 }
 
@@ -348,18 +352,18 @@ fn dry_run_report(plan: &Plan, safety_snapshot_needed: bool) -> RestoreReport {
         changes: Some(overwrite::changes(plan)),
         incomplete: !plan.damaged.is_empty(),
         warnings: plan.damaged.clone(),
-        ..counts(plan, files, others)
+        ..counts(plan, plan.dirs.len() as u64, files, others)
     }
 }
 
-/// The counters of a report: files (with hardlink names) and others
-/// written, plus what the plan left unchanged or skipped.
-fn counts(plan: &Plan, written_files: u64, written_others: u64) -> RestoreReport {
+/// The counters of a report: directories restored, files (with hardlink
+/// names) and others written, plus what the plan left unchanged or skipped.
+fn counts(plan: &Plan, dirs: u64, written_files: u64, written_others: u64) -> RestoreReport {
     let (unchanged_files, unchanged_others) = plan.count(|a| a == Action::Unchanged);
     let (skipped_files, skipped_others) = plan.count(|a| a == Action::Skip);
     RestoreReport {
         files: written_files + unchanged_files,
-        dirs: plan.dirs.len() as u64,
+        dirs,
         others: written_others + unchanged_others,
         written: written_files + written_others,
         unchanged: unchanged_files + unchanged_others,
@@ -379,6 +383,30 @@ impl Plan {
             .chain(others)
             .filter(|(_, a)| *a == Action::Replace)
             .map(|(at, _)| at.path.as_path())
+    }
+
+    /// Gives each link to be written whose leader is not (the plan leaves
+    /// it as it is, or it is `lost`: in a directory that could not be
+    /// made) a leader that is: the group's first such name, restored as a
+    /// file, which the rest link to. A link that is `lost` itself is left.
+    fn adopt_orphans(&mut self, lost: impl Fn(&At) -> bool) {
+        let Plan { files, hardlinks, .. } = self;
+        let mut adopted: HashMap<usize, usize> = HashMap::new();
+        hardlinks.retain_mut(|link| {
+            let leader = &files[link.leader];
+            if !link.action.writes() || lost(&link.at) || (leader.action.writes() && !lost(&leader.at)) {
+                return true;
+            }
+            if let Some(&file) = adopted.get(&link.leader) {
+                link.leader = file;
+                return true;
+            }
+            adopted.insert(link.leader, files.len());
+            let file =
+                PlannedFile { at: link.at.clone(), action: link.action, found: None, ..leader.clone() };
+            files.push(file);
+            false
+        });
     }
 
     /// How many files (every hardlink name counts) and others have an
@@ -537,20 +565,21 @@ fn make_plan(
     Ok(plan)
 }
 
-/// Creates the directories (private until their metadata is applied). An
+/// Creates the directories (private until their metadata is applied),
+/// each recording the identity of the one it made (see [`Dir::make`]). An
 /// existing symlink or file where a directory belongs would let later
 /// writes escape the target, so it stops the restore here; so does a full
 /// target. A directory that cannot be made for another reason (a name the
 /// target's file system does not take) is one warning, and nothing below
 /// it is restored: those are returned.
-fn create_dirs(ctx: &Ctx) -> Result<HashSet<PathBuf>> {
+fn create_dirs(plan: &Plan, warnings: &Warnings) -> Result<HashSet<PathBuf>> {
     let mut unmade = HashSet::new();
-    for PlannedDir { at, .. } in &ctx.plan.dirs {
+    for PlannedDir { at, dir, .. } in &plan.dirs {
         if below(&unmade, &at.path) {
             unmade.insert(at.path.clone());
             continue;
         }
-        match at.parent.mkdir(at.name(), 0o700) {
+        match dir.make(0o700) {
             Ok(()) => {}
             Err(e) if e.kind() == ErrorKind::AlreadyExists => {
                 if !is_dir(&at.stat().at(&at.path)?) {
@@ -558,12 +587,12 @@ fn create_dirs(ctx: &Ctx) -> Result<HashSet<PathBuf>> {
                 }
             }
             Err(e) if is_full(&e) => {
-                let (files, others) = ctx.plan.count(Action::writes);
+                let (files, others) = plan.count(Action::writes);
                 return Err(target_full(&at.path, &e, 0, files + others));
             }
             Err(e) => {
                 let why = format!("cannot create the directory: {e}; nothing below it is restored");
-                ctx.warnings.push(&at.path, WarningKind::Failed, why);
+                warnings.push(&at.path, WarningKind::Failed, why);
                 unmade.insert(at.path.clone());
             }
         }

@@ -3,7 +3,7 @@
 //! alone; directories are always merged into. The same decisions are the
 //! list a dry run shows.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 
@@ -13,7 +13,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use super::contents::verify_file;
-use super::{At, Located, Plan, PlannedFile, PlannedLink, identity, is_dir, not_a_directory};
+use super::{At, Located, Plan, PlannedFile, identity, is_dir, not_a_directory};
 use crate::error::Result;
 use crate::format::tree::Node;
 use crate::hash::BlobHasher;
@@ -177,29 +177,8 @@ fn decide_links(plan: &mut Plan, mode: Overwrite, in_new_dir: &dyn Fn(&At) -> bo
         let leader_unchanged = plan.files[link.leader].action == Action::Unchanged;
         link.action = action(&link.at, mode, |_| leader_unchanged);
     }
-    adopt_orphans(plan);
-}
-
-/// Gives each new link whose leader is not written a leader that is: its
-/// first such name, restored as a file.
-fn adopt_orphans(plan: &mut Plan) {
-    let Plan { files, hardlinks, .. } = plan;
-    let mut adopted: HashMap<usize, usize> = HashMap::new();
-    hardlinks.retain_mut(|link| {
-        if link.action != Action::New || files[link.leader].action.writes() {
-            return true;
-        }
-        if let Some(&file) = adopted.get(&link.leader) {
-            link.leader = file;
-            return true;
-        }
-        adopted.insert(link.leader, files.len());
-        let PlannedLink { leader, at, .. } = link;
-        let orphaned = &files[*leader];
-        let file = PlannedFile { at: at.clone(), action: Action::New, found: None, ..orphaned.clone() };
-        files.push(file);
-        false
-    });
+    // Nothing is known to be unmade yet: no directory was made.
+    plan.adopt_orphans(|_| false);
 }
 
 /// Whether two places are names of one inode.
