@@ -214,6 +214,15 @@ impl Dumper<'_> {
             Node::File { chunks, size } => (chunks.as_slice(), *size),
             _ => (&[][..], 0),
         };
+        // A tar entry's length is written before its data, so a file whose
+        // data is known to be damaged or missing (the index has no intact
+        // copy of a chunk) is left out before its header, and the dump goes
+        // on; damage met only while reading still ends it.
+        if let Some(lost) = self.known_lost(chunks)? {
+            let why = format!("damaged data, left out of the archive: {lost}");
+            self.warnings.push(&names::join(Path::new("/"), names), WarningKind::Failed, why);
+            return Ok(());
+        }
         let mut data = self.walk.repo.file_reader(chunks, size);
         match self.sink.add(&archive_path, entry, &mut data) {
             Ok(true) => self.count(entry, data.bytes_read()),
@@ -233,6 +242,19 @@ impl Dumper<'_> {
             }
         }
         Ok(())
+    }
+
+    /// The first chunk of `chunks` proved to have no intact copy; an error
+    /// if one cannot be told.
+    fn known_lost(&self, chunks: &[crate::id::ChunkId]) -> Result<Option<Error>> {
+        for chunk in chunks {
+            match self.walk.repo.locate(&crate::id::BlobId::Chunk(*chunk)) {
+                Ok(_) => {}
+                Err(e) if e.proves_damage() => return Ok(Some(e)),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(None)
     }
 
     fn count(&mut self, entry: &Entry, bytes: u64) {
