@@ -268,7 +268,13 @@ impl Repository {
     /// no old rows to salvage it from) may hold it.
     pub fn absent(&self, blob: &BlobId) -> Error {
         match self.unindexed_packs().first() {
-            None => Error::Missing(*blob),
+            None => match self.with_index(|i| i.damaged_copies(blob)).ok().and_then(|d| d.first().copied()) {
+                Some(pack) => Error::corrupt(
+                    blob.to_string(),
+                    format!("no intact copy: pack {pack} holds one found damaged"),
+                ),
+                None => Error::Missing(*blob),
+            },
             Some(u) => Error::read_failed(
                 blob.to_string(),
                 format!(
