@@ -91,7 +91,7 @@ pub enum Error {
     #[error("index database: {0}; run `snap repair index` to rebuild it from the packs")]
     IndexDamaged(String),
     /// The SQLite index failed.
-    #[error("index database: {0}")]
+    #[error("index database: {0}{hint}", hint = index_hint(.0))]
     Index(rusqlite::Error),
     /// The repository lock may have been taken for stale by another
     /// process (a pause, a suspend, failed refreshes, a removed lock object),
@@ -168,6 +168,18 @@ impl Error {
     }
 }
 
+/// Where to look when the index cannot be written: SQLite names neither
+/// the file nor the disk.
+fn index_hint(e: &rusqlite::Error) -> &'static str {
+    match e.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::DiskFull | rusqlite::ErrorCode::SystemIoFailure) => {
+            " (the index is kept in the cache directory, $XDG_CACHE_HOME/snap or ~/.cache/snap: is its disk full \
+             or failing?)"
+        }
+        _ => "",
+    }
+}
+
 /// Attaches a path to an `io::Result`.
 pub trait IoContext<T> {
     /// Maps the error to [`Error::Io`] naming `path`.
@@ -183,5 +195,19 @@ impl<T> IoContext<T> for std::io::Result<T> {
 impl<T> IoContext<T> for rustix::io::Result<T> {
     fn at(self, path: impl Into<PathBuf>) -> Result<T> {
         self.map_err(std::io::Error::from).at(path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_or_failing_disk_under_the_index_says_where_the_index_is() {
+        let sqlite = |code| Error::Index(rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(code), None));
+        for code in [rusqlite::ffi::SQLITE_FULL, rusqlite::ffi::SQLITE_IOERR] {
+            assert!(sqlite(code).to_string().contains("cache directory"), "{}", sqlite(code));
+        }
+        assert!(!sqlite(rusqlite::ffi::SQLITE_BUSY).to_string().contains("cache directory"));
     }
 }
