@@ -25,6 +25,8 @@
 //! under an authentication tag except the header and footer, which readers
 //! check byte for byte.
 
+use std::ops::Range;
+
 use serde::{Deserialize, Serialize};
 
 use super::{DecodeError, HEADER_LEN, MAX_BLOB_LEN, decode_exact, read_header, write_header};
@@ -342,9 +344,28 @@ fn check_entry(
     })
 }
 
+/// A whole pack's entries, and where its padding envelope lies.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PackContents {
+    /// The trailer's entries, checked.
+    pub entries: Vec<PackEntry>,
+    /// Format 3: the bytes between the last blob and the trailer, the
+    /// padding envelope (not opened yet); empty before format 3.
+    pub padding: Range<usize>,
+}
+
 /// Decodes the entries of a whole pack held in memory, checking its header
 /// (and in format 3 its padding).
 pub fn decode_pack(bytes: &[u8], keys: &Keys) -> Result<Vec<PackEntry>, DecodeError> {
+    let contents = decode_pack_contents(bytes, keys)?;
+    check_padding(&bytes[contents.padding], keys)?;
+    Ok(contents.entries)
+}
+
+/// As [`decode_pack`], but leaves the padding envelope unopened: it holds
+/// no data, so a reader after the blobs (each checked when opened) need
+/// not fail on it, and one that must judge it can, on its own.
+pub fn decode_pack_contents(bytes: &[u8], keys: &Keys) -> Result<PackContents, DecodeError> {
     read_header(bytes, PACK_MAGIC, keys.scheme())?;
     if bytes.len() < HEADER_LEN + FOOTER_LEN {
         return Err(DecodeError::Truncated { need: HEADER_LEN + FOOTER_LEN, have: bytes.len() });
@@ -354,10 +375,9 @@ pub fn decode_pack(bytes: &[u8], keys: &Keys) -> Result<Vec<PackEntry>, DecodeEr
     let trailer_end = bytes.len() - FOOTER_LEN;
     let trailer_start = trailer_end - footer.trailer_len as usize;
     let entries = decode_trailer(&bytes[trailer_start..trailer_end], &footer, keys)?;
-    if keys.hides_sizes() {
-        check_padding(&bytes[data_end(&entries)..trailer_start], keys)?;
-    }
-    Ok(entries)
+    // Before format 3 nothing but the pack's name covers bytes there.
+    let padding_start = if keys.hides_sizes() { data_end(&entries) } else { trailer_start };
+    Ok(PackContents { entries, padding: padding_start..trailer_start })
 }
 
 /// Where the blobs of a checked entry list end (they start at byte 8).

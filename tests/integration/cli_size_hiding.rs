@@ -53,26 +53,81 @@ fn a_small_file_alone_no_longer_shows_its_size() {
     );
 }
 
-#[test]
-fn a_changed_byte_in_a_padded_pack_is_found_even_renamed() {
-    let (r, _) = one_file_backed_up(1000);
-    for pack in
-        fs::read_dir(r.repo.join("data")).unwrap().flat_map(|d| fs::read_dir(d.unwrap().path()).unwrap())
-    {
-        let path = pack.unwrap().path();
-        let mut bytes = fs::read(&path).unwrap();
-        // Well inside the padding: the blobs of this pack take a few KiB.
-        let at = bytes.len() / 2;
-        bytes[at] ^= 1;
+/// Flips a byte well inside the padding envelope of every pack (the blobs
+/// of these packs take a few KiB), and with `rename` renames each pack to
+/// the hash of its new bytes, as an attacker with write access would.
+/// Returns the names the packs have now, sorted.
+fn damage_padding(r: &TempRepo, rename: bool) -> Vec<String> {
+    let mut names = Vec::new();
+    for (name, path) in pack_files(&r.repo) {
+        flip_byte(&path, fs::metadata(&path).unwrap().len() / 2);
+        if !rename {
+            names.push(name);
+            continue;
+        }
+        let bytes = fs::read(&path).unwrap();
         fs::remove_file(&path).unwrap();
-        // Renamed to its new hash, as an attacker with write access would.
         let name = blake3::hash(&bytes).to_hex().to_string();
         let dir = r.repo.join("data").join(&name[..2]);
         fs::create_dir_all(&dir).unwrap();
         fs::write(dir.join(&name), &bytes).unwrap();
+        names.push(name);
     }
+    names.sort();
+    names
+}
+
+/// The strings of a JSON array, sorted.
+fn sorted_strings(list: &serde_json::Value) -> Vec<String> {
+    let mut out: Vec<String> =
+        list.as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_owned()).collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn a_changed_byte_in_a_padded_pack_is_found_even_renamed() {
+    let (r, _) = one_file_backed_up(1000);
+    damage_padding(&r, true);
     r.snap(["repair", "index"]).assert_ok();
     let run = r.snap(["verify", "--read-data"]);
     assert_ne!(run.code, Some(0), "verify missed altered padding: {}", run.describe());
     assert!(run.stdout.contains("padding") || run.stderr.contains("padding"), "{}", run.describe());
+}
+
+/// A pack whose padding envelope is damaged still holds intact blobs:
+/// verify names it as damaged padding, affecting no file, and `repair
+/// packs` rewrites it from its blobs and drops it (before, only damaged
+/// blobs were marked, and such a pack could never be repaired). Renamed to
+/// the hash of its new bytes, it is found and repaired all the same.
+#[test]
+fn repair_packs_rewrites_a_pack_whose_padding_is_damaged() {
+    for rename in [false, true] {
+        let (r, _) = one_file_backed_up(1000);
+        let damaged = damage_padding(&r, rename);
+        if rename {
+            r.snap(["repair", "index"]).assert_ok();
+        }
+        let run = r.snap(["--json", "verify", "--read-data"]);
+        assert_eq!(run.code, Some(4), "rename {rename}: {}", run.describe());
+        let report = &run.json()["report"];
+        assert_eq!(sorted_strings(&report["damaged_padding"]), damaged, "rename {rename}: {report:#}");
+        assert_eq!(report["affected"], serde_json::json!([]), "no file is lost: {report:#}");
+        assert_eq!(report["unverified"], serde_json::json!([]), "{report:#}");
+
+        let dry = r.json(["repair", "packs", "--dry-run"]);
+        assert_eq!(sorted_strings(&dry["packs"]), damaged, "rename {rename}: {dry:#}");
+        assert_eq!(pack_files(&r.repo).into_keys().collect::<Vec<_>>(), damaged, "a dry run changes nothing");
+        let repaired = r.json(["repair", "packs"]);
+        assert_eq!(sorted_strings(&repaired["packs"]), damaged, "rename {rename}: {repaired:#}");
+        assert_eq!(repaired["blobs_lost"], serde_json::json!([]), "{repaired:#}");
+        // The file's chunk and the trees above it, from a data and a tree pack.
+        assert!(repaired["blobs_moved"].as_u64().unwrap() >= 2, "{repaired:#}");
+        let now = pack_files(&r.repo);
+        assert!(damaged.iter().all(|p| !now.contains_key(p)), "damaged packs left: {now:?}");
+
+        r.snap(["verify", "--read-data"]).assert_ok();
+        r.snap(["restore", "latest", "--target", s(&r.target)]).assert_ok();
+        assert_trees_equal(&r.src, &r.restored(&r.target, &r.src));
+    }
 }
