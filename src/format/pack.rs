@@ -172,19 +172,10 @@ pub fn padded_pack_len(bare: u64) -> u64 {
 }
 
 /// The lengths a format 3 pack may have: at least [`MIN_PACK_LEN`], and
-/// above it Padmé's buckets (Nikitin et al., PETS 2019): a length whose
-/// highest set bit is bit E is rounded up to a multiple of 2^(E - S), S the
-/// bit length of E. That leaks O(log log L) bits of a length L and costs at
-/// most 1/(2^S) of it: under 1.6 % for a 16 MiB pack (multiples of 512 KiB).
+/// above it Padmé's buckets ([`super::padme`]): a 16 MiB pack to within
+/// 512 KiB.
 pub fn padded_len(len: u64) -> u64 {
-    if len <= MIN_PACK_LEN {
-        return MIN_PACK_LEN;
-    }
-    let e = 63 - len.leading_zeros();
-    let s = 32 - e.leading_zeros();
-    let mask = (1u64 << (e - s)) - 1;
-    // Saturating: a length near 2^64 (from a hostile listing) is refused, not a panic.
-    len.saturating_add(mask) & !mask
+    super::padme(len, MIN_PACK_LEN)
 }
 
 /// Checks a format 3 pack's padding envelope (the bytes between its last
