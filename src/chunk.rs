@@ -40,7 +40,8 @@ impl Chunker {
         Chunker { params, keyed: None }
     }
 
-    /// A chunker with format 3's keyed cut rule; `params.seed` is unused.
+    /// A chunker with format 3's keyed cut rule, for parameters
+    /// `ChunkerParams::validate_keyed` accepts; `params.seed` is unused.
     pub fn keyed(params: ChunkerParams, key: &[u8; 32]) -> Self {
         Chunker { params, keyed: Some(Arc::new(KeyedCut::new(&params, key))) }
     }
@@ -138,19 +139,20 @@ impl KeyedCut {
         }
         let prf_key = Zeroizing::new(blake3::derive_key("snap 2026-12 chunker cut prf", key));
         let prf = Aes128::new_from_slice(&prf_key[..16]).expect("16-byte key");
-        // Validated parameters: the average is a power of two above the
-        // normalization level, so each probability is at least 2^-5.
+        // Validated parameters (`ChunkerParams::validate_keyed`): the
+        // average is a power of two whose exponent, less the normalization
+        // level, exceeds CANDIDATE_BITS, so both thresholds need at least
+        // one zero bit from the PRF, and the PRF decides every cut.
         let bits = params.avg_size.trailing_zeros();
         let level = u32::from(params.normalization);
-        let candidate = CANDIDATE_BITS.min(bits - level);
-        let candidate_ls = ((1u64 << candidate) - 1) << (64 - candidate);
+        let candidate_ls = ((1u64 << CANDIDATE_BITS) - 1) << (64 - CANDIDATE_BITS);
         KeyedCut {
             gear,
             gear_ls,
             prf,
             candidate_ls,
-            strict: bits + level - candidate,
-            loose: bits - level - candidate,
+            strict: bits + level - CANDIDATE_BITS,
+            loose: bits - level - CANDIDATE_BITS,
         }
     }
 
@@ -285,13 +287,37 @@ mod tests {
     const SMALL: ChunkerParams =
         ChunkerParams { min_size: 256, avg_size: 1024, max_size: 4096, normalization: 1, seed: 0 };
 
+    /// The smallest average format 3 accepts at level 1 (2^12: 12 - 1 bits,
+    /// one more than the candidate's), the other bounds as small.
+    const KEYED_SMALL: ChunkerParams =
+        ChunkerParams { min_size: 1024, avg_size: 4096, max_size: 8192, normalization: 1, seed: 0 };
+
     fn small() -> Chunker {
         Chunker::new(SMALL)
     }
 
     /// Both cut rules, with small parameters.
     fn both() -> [Chunker; 2] {
-        [small(), Chunker::keyed(SMALL, &[5; 32])]
+        [small(), Chunker::keyed(KEYED_SMALL, &[5; 32])]
+    }
+
+    /// Every parameter set format 3 accepts leaves each threshold at least
+    /// one bit for the PRF: no cut is made by the gear digest alone.
+    #[test]
+    fn the_prf_decides_every_cut_of_every_accepted_parameter_set() {
+        for normalization in 0..=3 {
+            for bits in 8..=fastcdc::v2020::AVERAGE_MAX.trailing_zeros() {
+                let (avg_size, max_size) = (1 << bits, fastcdc::v2020::MAXIMUM_MAX);
+                let p = ChunkerParams { min_size: 256, avg_size, max_size, normalization, seed: 0 };
+                match p.validate_keyed() {
+                    Ok(()) => {
+                        let k = KeyedCut::new(&p, &[1; 32]);
+                        assert!(k.strict >= 1 && k.loose >= 1, "{p:?}: {} and {}", k.strict, k.loose);
+                    }
+                    Err(e) => assert!(bits - u32::from(normalization) <= CANDIDATE_BITS, "{p:?}: {e}"),
+                }
+            }
+        }
     }
 
     /// Hands out at most `step` bytes per read, as pipes and slow disks do.
@@ -327,12 +353,13 @@ mod tests {
 
     #[test]
     fn keyed_cuts_depend_on_the_key_and_keep_fastcdc_sizes() {
-        let data = pseudo_random(4 << 20, 1);
+        let data = pseudo_random(16 << 20, 1);
         let cuts = |c: &Chunker| c.cut(&data).into_iter().map(|r| r.end).collect::<Vec<_>>();
-        let (a, b) = (cuts(&Chunker::keyed(SMALL, &[1; 32])), cuts(&Chunker::keyed(SMALL, &[2; 32])));
+        let keyed = |key| cuts(&Chunker::keyed(KEYED_SMALL, &[key; 32]));
+        let (a, b) = (keyed(1), keyed(2));
         let shared = a.iter().filter(|end| b.binary_search(end).is_ok()).count();
         assert!(shared * 20 < a.len(), "{shared} of {} cuts shared between two keys", a.len());
-        let fastcdc = cuts(&small());
+        let fastcdc = cuts(&Chunker::new(KEYED_SMALL));
         // The same cut probabilities as FastCDC: chunk counts within 5 %.
         assert!(
             a.len().abs_diff(fastcdc.len()) * 20 < fastcdc.len(),
@@ -352,12 +379,13 @@ mod tests {
         #[test]
         fn chunks_cover_input_within_bounds(len in 0usize..50_000, seed: u8, keyed: bool) {
             let data = pseudo_random(len, seed);
-            let ranges = both()[usize::from(keyed)].cut(&data);
+            let c = &both()[usize::from(keyed)];
+            let ranges = c.cut(&data);
             let mut pos = 0;
             for (i, r) in ranges.iter().enumerate() {
                 prop_assert_eq!(r.start, pos);
-                prop_assert!(r.len() <= 4096);
-                if i + 1 < ranges.len() { prop_assert!(r.len() >= 256); }
+                prop_assert!(r.len() <= c.max_size());
+                if i + 1 < ranges.len() { prop_assert!(r.len() >= c.params.min_size as usize); }
                 pos = r.end;
             }
             prop_assert_eq!(pos, data.len());
@@ -381,7 +409,7 @@ mod tests {
 
         #[test]
         fn boundaries_survive_an_insert(seed: u8, at in 0usize..60_000, insert in prop::collection::vec(any::<u8>(), 1..100), keyed: bool) {
-            let data = pseudo_random(64_000, seed);
+            let data = pseudo_random(128_000, seed);
             let mut edited = data[..at].to_vec();
             edited.extend(&insert);
             edited.extend(&data[at..]);

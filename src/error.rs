@@ -204,7 +204,8 @@ mod tests {
 
     #[test]
     fn a_full_or_failing_disk_under_the_index_says_where_the_index_is() {
-        let sqlite = |code| Error::Index(rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(code), None));
+        let sqlite =
+            |code| Error::Index(rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(code), None));
         for code in [rusqlite::ffi::SQLITE_FULL, rusqlite::ffi::SQLITE_IOERR] {
             assert!(sqlite(code).to_string().contains("cache directory"), "{}", sqlite(code));
         }

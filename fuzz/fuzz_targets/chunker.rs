@@ -1,11 +1,21 @@
-//! The FastCDC chunker with parameters derived from the input.
+//! Both chunkers, FastCDC (formats 1 and 2) and format 3's keyed cut rule,
+//! with parameters derived from the input.
 //!
-//! Byte 0 picks the mode. Derived mode (bit 7 clear): small valid parameters
-//! (min even in 64..=1024, avg a power of two from max(256, min) to 8 KiB, max from
-//! max(avg, 1 KiB) to 16 KiB), which `ChunkerParams::validate` must accept.
+//! Byte 0 picks the mode. Bit 6 picks the chunker: clear, FastCDC with the
+//! seed; set, `Chunker::keyed` under a key hashed from the header.
+//! Derived mode (bit 7 clear): small valid parameters, which
+//! `ChunkerParams::validate` (and for the keyed rule `validate_keyed`) must
+//! accept. FastCDC: min even in 64..=1024, avg a power of two from
+//! max(256, min) to 8 KiB, max from max(avg, 1 KiB) to 16 KiB. Keyed: avg
+//! the smallest format 3 accepts at the normalization level, or up to four
+//! times that, min even in 64..=avg, max from avg to 4 avg, and up to
+//! ~510 KiB of data so inputs still span several chunks.
 //! Raw mode (bit 7 set): four arbitrary u32/u8 fields; whatever `validate`
-//! accepts must then chunk without a panic (fastcdc asserts on its bounds,
-//! and `validate` is what stands between repository bytes and those asserts).
+//! (`validate_keyed`) accepts must then chunk without a panic (fastcdc
+//! asserts on its bounds, and `validate` is what stands between repository
+//! bytes and those asserts), and the keyed rule accepts only an average
+//! whose exponent less the level exceeds the candidate bits (so its PRF
+//! decides every cut).
 //!
 //! Invariants for accepted parameters: `cut` covers the input exactly, in
 //! order, with no empty chunk; every chunk is within [min, max] except the
@@ -17,7 +27,7 @@
 use std::io::Read;
 
 use libfuzzer_sys::fuzz_target;
-use snap::chunk::Chunker;
+use snap::chunk::{CANDIDATE_BITS, Chunker};
 use snap::format::config::ChunkerParams;
 
 const HEADER: usize = 16;
@@ -43,6 +53,18 @@ fn derived(h: &[u8]) -> ChunkerParams {
     let max_size = lowest_max + u32::from(u16_at(h, 4)) % (16384 - lowest_max + 1);
     let seed = u64::from_le_bytes(h[6..14].try_into().unwrap());
     ChunkerParams { min_size, avg_size, max_size, normalization: h[14] % 4, seed }
+}
+
+/// Small parameters format 3's keyed rule accepts, from the header bytes:
+/// the average at most four times the smallest allowed at its level.
+fn derived_keyed(h: &[u8]) -> ChunkerParams {
+    let normalization = h[14] % 4;
+    let avg_bits = CANDIDATE_BITS + 1 + u32::from(normalization) + u32::from(h[3]) % 3;
+    let avg_size = 1 << avg_bits;
+    let min_size = 64 + 2 * (u32::from(u16_at(h, 1)) % ((avg_size - 64) / 2 + 1));
+    // Four times the u16, to reach 3 avg however large avg is.
+    let max_size = avg_size + (u32::from(u16_at(h, 4)) << 2) % (3 * avg_size + 1);
+    ChunkerParams { min_size, avg_size, max_size, normalization, seed: 0 }
 }
 
 /// Arbitrary parameters from the header bytes.
@@ -94,25 +116,37 @@ fuzz_target!(|input: &[u8]| {
         return;
     }
     let (h, body) = input.split_at(HEADER);
-    let raw_mode = h[0] & 0x80 != 0;
-    let params = if raw_mode { raw(h) } else { derived(h) };
+    let (raw_mode, keyed) = (h[0] & 0x80 != 0, h[0] & 0x40 != 0);
+    let params = match (raw_mode, keyed) {
+        (true, _) => raw(h),
+        (false, false) => derived(h),
+        (false, true) => derived_keyed(h),
+    };
+    let valid = if keyed { params.validate_keyed() } else { params.validate() };
     if raw_mode {
-        if params.validate().is_err() {
+        if valid.is_err() {
             return;
         }
     } else {
-        assert!(params.validate().is_ok(), "derived parameters refused: {params:?}");
+        assert!(valid.is_ok(), "derived parameters refused: {params:?}");
+    }
+    if keyed {
+        assert!(params.validate().is_ok(), "validate_keyed accepted what validate refuses: {params:?}");
+        let bits = params.avg_size.trailing_zeros() - u32::from(params.normalization);
+        assert!(bits > CANDIDATE_BITS, "accepted a keyed average whose cuts the PRF would not all decide");
     }
 
-    // The body, then (derived mode) up to ~64 KiB of pseudo-random bytes so
-    // inputs span many chunks even under libFuzzer's default max_len.
+    // The body, then (derived mode) up to ~64 KiB (keyed: ~510 KiB) of
+    // pseudo-random bytes so inputs span many chunks even under
+    // libFuzzer's default max_len.
     let mut data = body.to_vec();
     if !raw_mode {
-        let extra = usize::from(h[15]) * 256;
+        let extra = usize::from(h[15]) * if keyed { 2048 } else { 256 };
         stretch(u64::from_le_bytes(h[6..14].try_into().unwrap()) ^ 0x5eed, data.len() + extra, &mut data);
     }
 
-    let chunker = Chunker::new(params);
+    let chunker =
+        if keyed { Chunker::keyed(params, blake3::hash(h).as_bytes()) } else { Chunker::new(params) };
     assert_eq!(chunker.max_size(), params.max_size as usize);
     let ranges = chunker.cut(&data);
     let (min, max) = (params.min_size as usize, params.max_size as usize);

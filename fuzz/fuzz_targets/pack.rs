@@ -12,6 +12,19 @@
 //! padded, shuffled-layout pack of a format 3 repository, which must decode
 //! too and show only a padded length and trailer length.
 //!
+//! Inputs are far too short to be format 3 packs themselves (256 KiB at
+//! least), so an input starting with `3` also describes one structurally:
+//! up to eight blobs (lengths, kinds, compression), written as a format 3
+//! writer lays them out, padded and sealed, then altered in one of the ways a hostile
+//! repository could (a flipped byte; padding that opens to non-zero bytes,
+//! or sealed as another object; a trailer whose zero padding is not zero; a
+//! pack padded to more than its writer's length, or not at all). The
+//! unaltered pack must decode to its entries with its padding envelope
+//! where `decode_pack_contents` places it; each alteration must be refused
+//! by the check meant for it, and padding damage by `decode_pack` alone
+//! (the footer-and-trailer path, and `decode_pack_contents`, never look at
+//! the padding, so they still accept the pack).
+//!
 //! Invariants: no panic, allocation within a bound of the input, and any
 //! accepted entry list lies inside the blob area, is sorted and
 //! non-overlapping, respects the blob limits (a sealed blob's stored length
@@ -26,9 +39,11 @@ use libfuzzer_sys::fuzz_target;
 use snap::crypto::{Aad, ENVELOPE_OVERHEAD, Keys};
 use snap::format::pack::{
     Compression, FOOTER_LEN, FOOTER_MAGIC, MAX_ENTRIES, MAX_ENTRY_WIRE_LEN, PackEntry, TRAILER_PAD, data_end,
-    decode_footer, decode_pack, decode_trailer, encode_trailer, pack_header, padded_len,
+    decode_footer, decode_pack, decode_pack_contents, decode_trailer, encode_trailer, pack_header,
+    padded_len,
 };
 use snap::format::{HEADER_LEN, MAX_BLOB_LEN};
+use snap::id::{BlobId, ChunkId, TreeId};
 
 /// Offset of the trailer hash inside the footer.
 const OFF_HASH: usize = 4;
@@ -36,6 +51,12 @@ const OFF_HASH: usize = 4;
 const OFF_MAGIC: usize = 36;
 
 fuzz_target!(|data: &[u8]| {
+    // Only inputs starting with `3`: sealing and opening 256 KiB and more
+    // per input (under coverage instrumentation) runs ten times slower
+    // than the other checks, which then still get most inputs.
+    if let Some((b'3', description)) = data.split_first() {
+        check_structured(description);
+    }
     for keys in common::both_keys().into_iter().chain([common::padded_keys()]) {
         check_pack(data, keys);
         if let Some(fixed) = with_valid_checksum(data, keys) {
@@ -88,7 +109,8 @@ fn check_pack(bytes: &[u8], keys: &Keys) {
     let blobs_end = if keys.hides_sizes() { data_end(&entries) } else { trailer_at };
     let trailer = encode_trailer(&entries, blobs_end, keys).expect("a trailer encodes");
     if !keys.hides_sizes() {
-        let plain_trailer = encode_trailer(&entries, blobs_end, common::plain_keys()).expect("a trailer encodes");
+        let plain_trailer =
+            encode_trailer(&entries, blobs_end, common::plain_keys()).expect("a trailer encodes");
         assert_eq!(trailer.len(), plain_trailer.len() + keys.overhead(), "sealing added the wrong overhead");
     }
     let mut rebuilt = bytes[..blobs_end].to_vec();
@@ -186,17 +208,22 @@ fn with_valid_checksum(data: &[u8], keys: &Keys) -> Option<Vec<u8>> {
     let footer_at = data.len() - FOOTER_LEN;
     let room = (footer_at - HEADER_LEN) as u32;
     let trailer_at = footer_at - (trailer_len_field(&data[footer_at..]) % (room + 1)) as usize;
-    let trailer =
-        keys.seal(Aad::PackTrailer, data[trailer_at..footer_at].to_vec()).expect("sealing succeeds");
-    let trailer_len = u32::try_from(trailer.len()).ok()?;
-
     let mut bytes = pack_header(keys);
     bytes.extend_from_slice(&data[HEADER_LEN..trailer_at]);
-    bytes.extend_from_slice(&trailer);
-    bytes.extend_from_slice(&trailer_len.to_le_bytes());
-    bytes.extend_from_slice(blake3::hash(&trailer).as_bytes());
-    bytes.extend_from_slice(&FOOTER_MAGIC);
+    bytes.extend(sealed_tail(data[trailer_at..footer_at].to_vec(), keys));
     Some(bytes)
+}
+
+/// `plain` sealed as a trailer under `keys`, followed by the footer that
+/// describes it (its length, checksum and magic).
+fn sealed_tail(plain: Vec<u8>, keys: &Keys) -> Vec<u8> {
+    let mut tail = keys.seal(Aad::PackTrailer, plain).expect("sealing succeeds");
+    let len = u32::try_from(tail.len()).expect("trailers are far below 4 GiB");
+    let hash = blake3::hash(&tail);
+    tail.extend_from_slice(&len.to_le_bytes());
+    tail.extend_from_slice(hash.as_bytes());
+    tail.extend_from_slice(&FOOTER_MAGIC);
+    tail
 }
 
 /// `tail` is the end of a pack said to be `pack_len` bytes long: its last
@@ -243,4 +270,157 @@ fn check_tail(tail: &[u8], pack_len: u64, fix: bool, keys: &Keys) {
     let Ok(entries) = decoded else { return };
     assert_eq!(trailer.len(), claimed, "accepted a short trailer");
     check_entries(&entries, pack_len - FOOTER_LEN as u64 - u64::from(footer.trailer_len), keys);
+}
+
+/// How [`check_structured`] alters the format 3 pack it built.
+#[derive(Clone, Copy, Debug)]
+enum Alteration {
+    None,
+    /// One byte flipped, anywhere.
+    Flip(usize),
+    /// The padding envelope replaced by one of the same length that opens
+    /// to a non-zero byte at this offset.
+    PaddingNotZero(usize),
+    /// The padding envelope sealed as a trailer instead.
+    PaddingSealedAsTrailer,
+    /// A non-zero byte at this offset of the trailer's zero padding (the
+    /// trailer re-sealed and its checksum right).
+    TrailerPaddingNotZero(usize),
+    /// Sealed zeros padding the pack on to the next allowed length.
+    MorePadding,
+    /// The padding envelope left out.
+    NoPadding,
+}
+
+/// Decodes the format 3 pack the input describes (see the module comment).
+fn check_structured(data: &[u8]) {
+    let keys = common::padded_keys();
+    let Some((&[count, how, a, b, c, d], blobs)) = data.split_first_chunk::<6>() else { return };
+    let at = u32::from_le_bytes([a, b, c, d]) as usize;
+    let alteration = match how % 7 {
+        0 => Alteration::None,
+        1 => Alteration::Flip(at),
+        2 => Alteration::PaddingNotZero(at),
+        3 => Alteration::PaddingSealedAsTrailer,
+        4 => Alteration::TrailerPaddingNotZero(at),
+        5 => Alteration::MorePadding,
+        _ => Alteration::NoPadding,
+    };
+    let (pack, entries) = build_padded(blobs, usize::from(count % 8) + 1, keys);
+    let end = data_end(&entries);
+    let trailer_at = pack.len() - FOOTER_LEN - trailer_len_field(&pack[pack.len() - FOOTER_LEN..]) as usize;
+    let padding = end..trailer_at;
+    let contents = decode_pack_contents(&pack, keys).expect("a written pack decodes");
+    assert_eq!(contents.entries, entries, "a written pack decodes to other entries");
+    assert_eq!(contents.padding, padding, "the padding envelope is not where it was written");
+    check_padded(pack.len() as u64, &pack[pack.len() - FOOTER_LEN..]);
+
+    let Some(altered) = alter(&pack, &entries, padding.clone(), alteration, keys) else { return };
+    let whole = decode_pack(&altered, keys);
+    let blobs_only = decode_pack_contents(&altered, keys).map(|c| c.entries);
+    let split =
+        decode_footer(&altered[altered.len() - FOOTER_LEN..], altered.len() as u64).and_then(|footer| {
+            let end = altered.len() - FOOTER_LEN;
+            decode_trailer(&altered[end - footer.trailer_len as usize..end], &footer, keys)
+        });
+    let accepted = |r: &Result<Vec<PackEntry>, _>| r.as_ref().ok() == Some(&entries);
+    let flipped_in = |range: std::ops::Range<usize>, at: usize| range.contains(&(at % pack.len()));
+    let what = format!("{alteration:?} of a {}-byte pack", pack.len());
+    match alteration {
+        Alteration::None => assert!(accepted(&whole) && accepted(&split), "{what}"),
+        // A blob's own envelope is checked when it is opened, not here.
+        Alteration::Flip(at) if flipped_in(HEADER_LEN..end, at) => assert!(accepted(&whole), "{what}"),
+        // Only the header (checked byte for byte) is outside both.
+        Alteration::Flip(at) if !flipped_in(padding.clone(), at) => assert!(whole.is_err(), "{what}"),
+        Alteration::Flip(_) | Alteration::PaddingNotZero(_) | Alteration::PaddingSealedAsTrailer => {
+            assert!(whole.is_err(), "{what}: damaged padding accepted");
+            assert!(
+                accepted(&blobs_only) && accepted(&split),
+                "{what}: padding damage is the padding's alone"
+            );
+        }
+        Alteration::TrailerPaddingNotZero(_) | Alteration::MorePadding | Alteration::NoPadding => {
+            assert!(whole.is_err() && split.is_err(), "{what}: accepted at the tail read");
+        }
+    }
+}
+
+/// A format 3 pack of up to `count` blobs described by `spec`, three bytes
+/// each (a u16 length, then kind and compression bits), laid out and padded
+/// as a writer does. The blobs' stored bytes are not real envelopes: the
+/// pack decoders never open blobs.
+fn build_padded(spec: &[u8], count: usize, keys: &Keys) -> (Vec<u8>, Vec<PackEntry>) {
+    let mut pack = pack_header(keys);
+    let mut entries = Vec::new();
+    for (i, blob) in spec.chunks_exact(3).take(count).enumerate() {
+        let (len, flags) = (u32::from(u16::from_le_bytes([blob[0], blob[1]])), blob[2]);
+        let id = [i as u8; 32];
+        let compression = if flags & 2 == 0 { Compression::None } else { Compression::Zstd };
+        let blob = if flags & 1 == 0 {
+            BlobId::Chunk(ChunkId::from_bytes(id))
+        } else {
+            BlobId::Tree(TreeId::from_bytes(id))
+        };
+        // A compressed blob's raw length is free; an uncompressed one's is fixed.
+        let raw_len = if compression == Compression::None { len } else { u32::from(flags) << 8 };
+        let stored_len = len + ENVELOPE_OVERHEAD as u32;
+        entries.push(PackEntry { blob, offset: pack.len() as u32, stored_len, raw_len, compression });
+        pack.resize(pack.len() + stored_len as usize, flags);
+    }
+    let end = pack.len();
+    pack.extend(encode_trailer(&entries, end, keys).expect("a trailer encodes"));
+    (pack, entries)
+}
+
+/// `pack` (holding `entries`, its padding envelope at `padding`) altered as
+/// asked, or `None` where the alteration does not apply (no padding to
+/// alter, no room in the trailer's zero padding).
+fn alter(
+    pack: &[u8],
+    entries: &[PackEntry],
+    padding: std::ops::Range<usize>,
+    how: Alteration,
+    keys: &Keys,
+) -> Option<Vec<u8>> {
+    let tail = &pack[padding.end..];
+    let with_padding = |envelope: &[u8], tail: &[u8]| [&pack[..padding.start], envelope, tail].concat();
+    let sealed_padding =
+        |aad, plain_len: usize| keys.seal(aad, vec![0; plain_len]).expect("sealing succeeds");
+    let plain_len = padding.len().checked_sub(ENVELOPE_OVERHEAD);
+    Some(match how {
+        Alteration::None => pack.to_vec(),
+        Alteration::Flip(at) => {
+            let mut out = pack.to_vec();
+            out[at % pack.len()] ^= 1;
+            out
+        }
+        Alteration::PaddingNotZero(at) => {
+            let mut plain = vec![0; plain_len.filter(|n| *n > 0)?];
+            let len = plain.len();
+            plain[at % len] = 1;
+            with_padding(&keys.seal(Aad::PackPadding, plain).expect("sealing succeeds"), tail)
+        }
+        Alteration::PaddingSealedAsTrailer => {
+            with_padding(&sealed_padding(Aad::PackTrailer, plain_len?), tail)
+        }
+        Alteration::TrailerPaddingNotZero(at) => {
+            // The entry list as an unencrypted pack's trailer holds it.
+            let bare =
+                encode_trailer(entries, padding.start, common::plain_keys()).expect("a trailer encodes");
+            let mut plain = bare[..bare.len() - FOOTER_LEN].to_vec();
+            let sealed_len = tail.len() - FOOTER_LEN - ENVELOPE_OVERHEAD;
+            let room = sealed_len.checked_sub(plain.len()).filter(|n| *n > 0)?;
+            let nonzero = plain.len() + at % room;
+            plain.resize(sealed_len, 0);
+            plain[nonzero] = 1;
+            with_padding(&pack[padding.clone()], &sealed_tail(plain, keys))
+        }
+        Alteration::MorePadding => {
+            // Sealed under the key: only the written length gives it away.
+            let gap = padded_len(pack.len() as u64 + 1) as usize - pack.len() + padding.len();
+            with_padding(&sealed_padding(Aad::PackPadding, gap - ENVELOPE_OVERHEAD), tail)
+        }
+        Alteration::NoPadding if padding.is_empty() => return None,
+        Alteration::NoPadding => with_padding(&[], tail),
+    })
 }

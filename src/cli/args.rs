@@ -827,6 +827,7 @@ Examples:
     ///
     /// `verify --read-data`, restore and prune mark every stored copy whose bytes they proved
     /// damaged; such a copy is never used again, so the next backup stores that data anew.
+    /// `verify --read-data` also marks a pack whose padding (format 3) it proved damaged.
     /// This moves every other blob of those packs into new packs and deletes the damaged
     /// packs. A damaged blob with no intact copy is lost with its pack and listed: run
     /// `snap repair snapshots` afterwards to drop what uses it. Takes the exclusive lock;

@@ -148,7 +148,11 @@ impl Config {
         if self.chunker.seed != 0 {
             return Err(DecodeError::invalid("config", "a chunker seed is never stored in the config"));
         }
-        self.chunker.validate()?;
+        if self.version >= super::SIZE_HIDING_VERSION {
+            self.chunker.validate_keyed()?;
+        } else {
+            self.chunker.validate()?;
+        }
         if !(1..=19).contains(&self.compression.zstd_level) {
             return Err(DecodeError::invalid("config", "zstd level outside 1..=19"));
         }
@@ -194,6 +198,32 @@ impl ChunkerParams {
             Err(DecodeError::invalid("config", format!("chunker parameters {self:?} out of range")))
         }
     }
+
+    /// [`Self::validate`], and what format 3's chunker needs besides.
+    /// Its keyed cut rule (`chunk::KeyedCut`) takes the
+    /// [`crate::chunk::CANDIDATE_BITS`] of a cut's probability from the
+    /// gear digest and the rest from its PRF; after the average size the
+    /// probability is 2^-(log2(avg) - normalization), so unless that
+    /// exponent exceeds the candidate bits, every candidate there would be
+    /// a cut and the digest alone would decide it.
+    pub fn validate_keyed(&self) -> Result<(), DecodeError> {
+        self.validate()?;
+        let bits = self.avg_size.trailing_zeros();
+        let level = u32::from(self.normalization);
+        if bits - level > crate::chunk::CANDIDATE_BITS {
+            return Ok(());
+        }
+        let least = 1u32 << (crate::chunk::CANDIDATE_BITS + level + 1);
+        Err(DecodeError::invalid(
+            "config",
+            format!(
+                "chunker average size {} is too small for format 3 at normalization level {level}: \
+                 its keyed cut rule needs an average of at least {least} bytes, or a PRF would not \
+                 decide every cut",
+                self.avg_size
+            ),
+        ))
+    }
 }
 
 #[cfg(test)]
@@ -225,6 +255,27 @@ mod tests {
         assert!(Config::decode(&c.encode()).is_err(), "format 3 is encrypted");
         c.version = 4;
         assert_eq!(Config::decode(&c.encode()), Err(DecodeError::NewerVersion(4)));
+    }
+
+    /// At normalization level 2 an average of 4 KiB leaves the PRF no bit
+    /// to decide after the average: every candidate there would be a cut.
+    #[test]
+    fn format_3_refuses_chunker_parameters_whose_cuts_its_prf_would_not_decide() {
+        let mut c = Config::new([7; 32], Scheme::XChaCha20Poly1305);
+        for (avg_size, normalization, accepted) in
+            [(4096, 2, false), (8192, 2, true), (8192, 3, false), (16384, 3, true), (2048, 0, true)]
+        {
+            c.chunker = ChunkerParams { min_size: 1024, avg_size, max_size: 1 << 16, normalization, seed: 0 };
+            let decoded = Config::decode(&c.encode());
+            assert_eq!(decoded.is_ok(), accepted, "avg {avg_size}, level {normalization}: {decoded:?}");
+            if let Err(e) = decoded {
+                assert!(e.to_string().contains("PRF would not decide every cut"), "{e}");
+            }
+        }
+        c.version = 2;
+        c.chunker.avg_size = 4096;
+        c.chunker.normalization = 2;
+        assert!(Config::decode(&c.encode()).is_ok(), "format 2 cuts with FastCDC: no PRF to starve");
     }
 
     #[test]

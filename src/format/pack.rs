@@ -25,6 +25,8 @@
 //! under an authentication tag except the header and footer, which readers
 //! check byte for byte.
 
+use std::ops::Range;
+
 use serde::{Deserialize, Serialize};
 
 use super::{DecodeError, HEADER_LEN, MAX_BLOB_LEN, decode_exact, read_header, write_header};
@@ -170,19 +172,10 @@ pub fn padded_pack_len(bare: u64) -> u64 {
 }
 
 /// The lengths a format 3 pack may have: at least [`MIN_PACK_LEN`], and
-/// above it Padmé's buckets (Nikitin et al., PETS 2019): a length whose
-/// highest set bit is bit E is rounded up to a multiple of 2^(E - S), S the
-/// bit length of E. That leaks O(log log L) bits of a length L and costs at
-/// most 1/(2^S) of it: under 1.6 % for a 16 MiB pack (multiples of 512 KiB).
+/// above it Padmé's buckets ([`super::padme`]): a 16 MiB pack to within
+/// 512 KiB.
 pub fn padded_len(len: u64) -> u64 {
-    if len <= MIN_PACK_LEN {
-        return MIN_PACK_LEN;
-    }
-    let e = 63 - len.leading_zeros();
-    let s = 32 - e.leading_zeros();
-    let mask = (1u64 << (e - s)) - 1;
-    // Saturating: a length near 2^64 (from a hostile listing) is refused, not a panic.
-    len.saturating_add(mask) & !mask
+    super::padme(len, MIN_PACK_LEN)
 }
 
 /// Checks a format 3 pack's padding envelope (the bytes between its last
@@ -342,9 +335,28 @@ fn check_entry(
     })
 }
 
+/// A whole pack's entries, and where its padding envelope lies.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PackContents {
+    /// The trailer's entries, checked.
+    pub entries: Vec<PackEntry>,
+    /// Format 3: the bytes between the last blob and the trailer, the
+    /// padding envelope (not opened yet); empty before format 3.
+    pub padding: Range<usize>,
+}
+
 /// Decodes the entries of a whole pack held in memory, checking its header
 /// (and in format 3 its padding).
 pub fn decode_pack(bytes: &[u8], keys: &Keys) -> Result<Vec<PackEntry>, DecodeError> {
+    let contents = decode_pack_contents(bytes, keys)?;
+    check_padding(&bytes[contents.padding], keys)?;
+    Ok(contents.entries)
+}
+
+/// As [`decode_pack`], but leaves the padding envelope unopened: it holds
+/// no data, so a reader after the blobs (each checked when opened) need
+/// not fail on it, and one that must judge it can, on its own.
+pub fn decode_pack_contents(bytes: &[u8], keys: &Keys) -> Result<PackContents, DecodeError> {
     read_header(bytes, PACK_MAGIC, keys.scheme())?;
     if bytes.len() < HEADER_LEN + FOOTER_LEN {
         return Err(DecodeError::Truncated { need: HEADER_LEN + FOOTER_LEN, have: bytes.len() });
@@ -354,10 +366,9 @@ pub fn decode_pack(bytes: &[u8], keys: &Keys) -> Result<Vec<PackEntry>, DecodeEr
     let trailer_end = bytes.len() - FOOTER_LEN;
     let trailer_start = trailer_end - footer.trailer_len as usize;
     let entries = decode_trailer(&bytes[trailer_start..trailer_end], &footer, keys)?;
-    if keys.hides_sizes() {
-        check_padding(&bytes[data_end(&entries)..trailer_start], keys)?;
-    }
-    Ok(entries)
+    // Before format 3 nothing but the pack's name covers bytes there.
+    let padding_start = if keys.hides_sizes() { data_end(&entries) } else { trailer_start };
+    Ok(PackContents { entries, padding: padding_start..trailer_start })
 }
 
 /// Where the blobs of a checked entry list end (they start at byte 8).

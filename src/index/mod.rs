@@ -149,8 +149,9 @@ impl Index {
         let rowid: i64 =
             tx.query_row("SELECT id FROM packs WHERE name = ?1", [&pack.as_bytes()[..]], |r| r.get(0))?;
         // Its bytes were just written whole (a damaged file under the name
-        // is replaced), so no copy in it is damaged any more.
+        // is replaced), so nothing in it is damaged any more.
         tx.execute("UPDATE blobs SET damaged = 0 WHERE pack = ?1", [rowid])?;
+        tx.execute("UPDATE packs SET padding_damaged = 0 WHERE id = ?1", [rowid])?;
         {
             let mut stmt = tx.prepare_cached(
                 "INSERT OR IGNORE INTO blobs (id, kind, pack, offset, stored_len, raw_len, compression)
@@ -234,20 +235,38 @@ impl Index {
     }
 
     /// Takes back the marks of `pack`'s copies: of `blob`, or of all of
-    /// them, once they were read again and found whole.
+    /// them and of its padding, once they were read again and found whole.
     pub fn clear_damaged(&mut self, pack: &PackId, blob: Option<&BlobId>) -> Result<()> {
-        let pack = &pack.as_bytes()[..];
+        let name = &pack.as_bytes()[..];
         let in_pack = "pack = (SELECT id FROM packs WHERE name = ?1)";
         match blob {
             Some(b) => self.conn.execute(
                 &format!("UPDATE blobs SET damaged = 0 WHERE {in_pack} AND id = ?2 AND kind = ?3"),
-                params![pack, &b.as_bytes()[..], b.kind().code()],
+                params![name, &b.as_bytes()[..], b.kind().code()],
             )?,
             None => {
-                self.conn.execute(&format!("UPDATE blobs SET damaged = 0 WHERE {in_pack}"), params![pack])?
+                self.set_padding_damaged(pack, false)?;
+                self.conn.execute(&format!("UPDATE blobs SET damaged = 0 WHERE {in_pack}"), params![name])?
             }
         };
         Ok(())
+    }
+
+    /// Marks (or, read again and found whole, unmarks) `pack`'s padding
+    /// envelope as proved damaged: `repair packs` then rewrites the pack.
+    pub fn set_padding_damaged(&mut self, pack: &PackId, damaged: bool) -> Result<()> {
+        self.conn.execute(
+            "UPDATE packs SET padding_damaged = ?2 WHERE name = ?1",
+            params![&pack.as_bytes()[..], damaged],
+        )?;
+        Ok(())
+    }
+
+    /// Whether `pack`'s padding envelope is marked damaged.
+    pub fn padding_damaged(&self, pack: &PackId) -> Result<bool> {
+        let mut stmt =
+            self.conn.prepare_cached("SELECT 1 FROM packs WHERE name = ?1 AND padding_damaged = 1")?;
+        Ok(stmt.exists([&pack.as_bytes()[..]])?)
     }
 
     /// The blobs of `pack` marked damaged.
@@ -281,11 +300,13 @@ impl Index {
         self.packs_with_copy(blob, true)
     }
 
-    /// Present packs holding a blob marked damaged.
+    /// Present packs holding a blob marked damaged, or whose padding is.
     pub fn damaged_packs(&self) -> Result<Vec<PackId>> {
         let mut stmt = self.conn.prepare(
-            "SELECT DISTINCT p.name FROM blobs b JOIN packs p ON p.id = b.pack
-             WHERE b.damaged = 1 AND p.missing = 0 ORDER BY p.name",
+            "SELECT p.name FROM packs p
+             WHERE p.missing = 0 AND (p.padding_damaged = 1
+                 OR EXISTS (SELECT 1 FROM blobs b WHERE b.pack = p.id AND b.damaged = 1))
+             ORDER BY p.name",
         )?;
         let rows = stmt.query_map([], |r| r.get::<_, Vec<u8>>(0))?;
         rows.map(|r| PackId::from_slice(&r?)).collect()
@@ -414,6 +435,15 @@ mod tests {
         idx.mark_damaged(&pack, &entry(2, 0).blob).unwrap();
         idx.clear_damaged(&pack, None).unwrap();
         assert!(idx.contains(&entry(2, 0).blob).unwrap());
+        idx.set_padding_damaged(&pack, true).unwrap();
+        assert!(idx.padding_damaged(&pack).unwrap());
+        assert_eq!(idx.damaged_packs().unwrap(), vec![pack], "damaged padding alone needs a repair");
+        assert!(idx.contains(&entry(1, 0).blob).unwrap(), "its blobs still serve lookups");
+        idx.add_pack(&pack, 100, &[entry(1, 8), entry(2, 18)]).unwrap();
+        assert!(!idx.padding_damaged(&pack).unwrap(), "a pack written again is whole");
+        idx.set_padding_damaged(&pack, true).unwrap();
+        idx.clear_damaged(&pack, None).unwrap();
+        assert!(idx.damaged_packs().unwrap().is_empty(), "read again and found whole");
         idx.mark_damaged(&pack, &entry(2, 0).blob).unwrap();
         idx.mark_missing(&pack).unwrap();
         assert!(idx.lookup(&entry(1, 0).blob).unwrap().is_none());

@@ -25,8 +25,8 @@ use crate::tree;
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct PackRepairReport {
     pub dry_run: bool,
-    /// Packs holding a copy proved damaged: their intact blobs moved out,
-    /// then the packs deleted.
+    /// Packs holding a copy proved damaged, or whose padding envelope was:
+    /// their intact blobs moved out, then the packs deleted.
     pub packs: Vec<String>,
     /// Intact blobs moved into new packs.
     pub blobs_moved: u64,
@@ -35,9 +35,9 @@ pub struct PackRepairReport {
     pub blobs_lost: Vec<String>,
 }
 
-/// Moves every intact blob out of the packs where a copy was proved
-/// damaged (by verify, restore or prune), then deletes those packs; `repo`
-/// must be open exclusively. A blob found damaged only now is marked and
+/// Moves every intact blob out of the packs where a copy, or the padding
+/// envelope, was proved damaged (by verify, restore or prune), then deletes
+/// those packs; `repo` must be open exclusively. A blob found damaged only now is marked and
 /// stops the run before anything is deleted; the next run leaves it behind.
 pub fn repair_packs(repo: &Repository, dry_run: bool, progress: &dyn Progress) -> Result<PackRepairReport> {
     let mut packs = Vec::new();
@@ -72,21 +72,18 @@ pub fn repair_packs(repo: &Repository, dry_run: bool, progress: &dyn Progress) -
 /// that finding: a mark may be stale (the pack was put back) or come from a
 /// wrong index row. Marks the pack's bytes no longer bear out are taken
 /// back, judged against the pack's own trailer; whether any remain is the
-/// answer.
+/// answer. A pack matching its name is judged the same way, not trusted:
+/// one renamed to the hash of damaged bytes matches its name too.
 fn still_damaged(repo: &Repository, pack: &PackId) -> Result<bool> {
     let bytes = repo.backend().get(FileKind::Pack, &pack.to_hex())?;
-    if crate::hash::pack_id(&bytes) == *pack {
-        repo.with_index(|i| i.clear_damaged(pack, None))?;
-        return Ok(false);
-    }
-    let Ok(entries) = crate::format::pack::decode_pack(&bytes, repo.keys()) else {
+    let Ok(contents) = crate::format::pack::decode_pack_contents(&bytes, repo.keys()) else {
         // The trailer itself is damaged: the marks cannot be checked, and
         // stand as the readers that set them proved.
         return Ok(true);
     };
-    let mut damaged = false;
+    let mut damaged = padding_still_damaged(repo, pack, &bytes[contents.padding])?;
     for blob in repo.with_index(|i| i.damaged_in(pack))? {
-        let proved = entries.iter().find(|e| e.blob == blob).is_some_and(|entry: &PackEntry| {
+        let proved = contents.entries.iter().find(|e| e.blob == blob).is_some_and(|entry: &PackEntry| {
             let start = entry.offset as usize;
             let stored = bytes.get(start..start + entry.stored_len as usize);
             stored.is_none_or(|s| crate::pack::open(repo.keys(), entry, s).is_err())
@@ -99,6 +96,20 @@ fn still_damaged(repo: &Repository, pack: &PackId) -> Result<bool> {
         }
     }
     Ok(damaged)
+}
+
+/// Whether the mark on `pack`'s padding envelope stands: the envelope is
+/// opened again (marking it once more if it fails), and a mark it no
+/// longer bears out is taken back.
+fn padding_still_damaged(repo: &Repository, pack: &PackId, padding: &[u8]) -> Result<bool> {
+    if !repo.with_index(|i| i.padding_damaged(pack))? {
+        return Ok(false);
+    }
+    if repo.open_padding(pack, padding).is_err() {
+        return Ok(true);
+    }
+    repo.with_index(|i| i.set_padding_damaged(pack, false))?;
+    Ok(false)
 }
 
 /// Tag given to snapshots this command rewrote.

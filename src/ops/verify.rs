@@ -80,6 +80,9 @@ pub struct VerifyReport {
     /// Packs no snapshot uses (left by an interrupted backup or by forget;
     /// harmless, removed by prune).
     pub unused_packs: Vec<String>,
+    /// Format 3 packs whose padding envelope was proved damaged: no data
+    /// is lost with it, and `repair packs` rewrites them from their blobs.
+    pub damaged_padding: Vec<String>,
     /// Every blob proved missing or damaged (what `repair snapshots` drops).
     #[serde(skip)]
     pub damaged: HashSet<BlobId>,
@@ -211,9 +214,14 @@ pub fn verify(repo: &Repository, read: ReadData, progress: &dyn Progress) -> Res
             .collect()
     });
     progress.end();
-    for (id, size, PackRead { trailer, errors, blobs_checked }) in read_results.into_iter().chain(rechecked) {
+    for (id, size, PackRead { trailer, errors, blobs_checked, padding_damaged }) in
+        read_results.into_iter().chain(rechecked)
+    {
         report.packs_read += 1;
         report.bytes_read += size;
+        if padding_damaged {
+            report.damaged_padding.push(id.to_hex());
+        }
         judge_trailer(repo, &id, trailer, blobs_checked, &mut found)?;
         for (blob, e) in errors {
             // A damaged copy costs nothing while an intact one is indexed.
@@ -326,6 +334,15 @@ struct PackRead {
     /// Whether every indexed blob was opened and checked on its own (so a
     /// trailer that failed takes no blob with it).
     blobs_checked: bool,
+    /// Whether the padding envelope was opened and proved damaged.
+    padding_damaged: bool,
+}
+
+impl PackRead {
+    /// A read that stopped before the blobs could all be checked.
+    fn unchecked(trailer: Error, errors: PackErrors) -> Self {
+        PackRead { trailer: Err(trailer), errors, blobs_checked: false, padding_damaged: false }
+    }
 }
 
 /// Reads one pack in full and opens every blob in it. The trailer comes
@@ -336,24 +353,30 @@ fn read_pack(repo: &Repository, id: &PackId, size: u64) -> PackRead {
     let (entries, tail) = match repo.read_pack_tail(id, size) {
         Ok(t) => t,
         Err(e) if e.proves_damage() => return read_by_index(repo, id, size, e),
-        Err(e) => return PackRead { trailer: Err(e), errors: Vec::new(), blobs_checked: false },
+        Err(e) => return PackRead::unchecked(e, Vec::new()),
     };
     let mut errors = Vec::new();
-    match read_blobs(repo, id, (size - tail.len() as u64, &tail), &entries, &mut errors) {
+    let (actual, padding) =
+        match read_blobs(repo, id, (size - tail.len() as u64, &tail), &entries, &mut errors) {
+            Ok(read) => read,
+            Err(e) => return PackRead::unchecked(e, errors),
+        };
+    // The trailer is whole, so what lies between the last blob and it is
+    // format 3's padding envelope, which must open like any other (a pack
+    // renamed to the hash of altered padding is still found).
+    let padding = if repo.keys().hides_sizes() { repo.open_padding(id, &padding) } else { Ok(()) };
+    let padding_damaged = padding.is_err();
+    errors.extend(padding.err().map(|e| (None, e)));
+    if actual != *id {
+        errors.push((None, Error::corrupt(format!("pack {id}"), "contents do not match the pack's name")));
+    } else if errors.is_empty() {
         // Every byte is as written: whatever was marked damaged in it
         // before (a pack since put back, an index row that was wrong) is not.
-        Ok(actual) if actual == *id && errors.is_empty() => {
-            if let Err(e) = repo.with_index(|i| i.clear_damaged(id, None)) {
-                errors.push((None, e));
-            }
+        if let Err(e) = repo.with_index(|i| i.clear_damaged(id, None)) {
+            errors.push((None, e));
         }
-        Ok(actual) if actual == *id => {}
-        Ok(_) => {
-            errors.push((None, Error::corrupt(format!("pack {id}"), "contents do not match the pack's name")))
-        }
-        Err(e) => return PackRead { trailer: Err(e), errors, blobs_checked: false },
     }
-    PackRead { trailer: Ok(entries), errors, blobs_checked: true }
+    PackRead { trailer: Ok(entries), errors, blobs_checked: true, padding_damaged }
 }
 
 /// Reads a pack whose trailer (its table of contents) is damaged: the
@@ -362,15 +385,16 @@ fn read_pack(repo: &Repository, id: &PackId, size: u64) -> PackRead {
 /// match its name any more (its trailer changed), which the trailer's
 /// error already says.
 fn read_by_index(repo: &Repository, id: &PackId, size: u64, trailer: Error) -> PackRead {
-    let unchecked = |trailer, errors| PackRead { trailer: Err(trailer), errors, blobs_checked: false };
     let indexed = match repo.with_index(|i| i.pack_entries(id)) {
         Ok(entries) => entries,
-        Err(e) => return unchecked(trailer, vec![(None, e)]),
+        Err(e) => return PackRead::unchecked(trailer, vec![(None, e)]),
     };
     let mut errors = Vec::new();
+    // What follows the last blob is not known to be padding: the trailer
+    // that says where the padding ends is damaged.
     if let Err(e) = read_blobs(repo, id, (size, &[]), &indexed, &mut errors) {
         errors.push((None, e));
-        return unchecked(trailer, errors);
+        return PackRead::unchecked(trailer, errors);
     }
     errors.retain(|(blob, _)| blob.is_some());
     let detail = format!(
@@ -378,19 +402,21 @@ fn read_by_index(repo: &Repository, id: &PackId, size: u64, trailer: Error) -> P
         trailer.detail(),
         indexed.len()
     );
-    PackRead { trailer: Err(Error::corrupt(format!("pack {id}"), detail)), errors, blobs_checked: true }
+    let trailer = Err(Error::corrupt(format!("pack {id}"), detail));
+    PackRead { trailer, errors, blobs_checked: true, padding_damaged: false }
 }
 
 /// Reads the pack up to `end`, where its `tail` (trailer and footer, read
 /// before) starts: checks the header, opens every blob (noting each failure
-/// in `errors`), and returns the id of the whole pack as read.
+/// in `errors`), and returns the id of the whole pack as read and the bytes
+/// between the last blob and `end`.
 fn read_blobs(
     repo: &Repository,
     id: &PackId,
     (end, tail): (u64, &[u8]),
     entries: &[PackEntry],
     errors: &mut PackErrors,
-) -> Result<PackId> {
+) -> Result<(PackId, Vec<u8>)> {
     let mut hasher = hash::PackIdHasher::default();
     let mut reader = repo.stream_pack_range(id, 0, end)?;
     let mut bytes = Vec::new();
@@ -414,21 +440,13 @@ fn read_blobs(
             errors.push((Some(entry.blob), e));
         }
     }
-    // What lies between the last blob and the trailer: in format 3 the
-    // padding envelope, which must open like any other (a pack renamed to
-    // the hash of altered padding is still found).
     bytes.clear();
     reader.read_to(end, |s| {
         hasher.update(s);
         bytes.extend_from_slice(s);
     })?;
-    if repo.keys().hides_sizes()
-        && let Err(e) = crate::format::pack::check_padding(&bytes, repo.keys())
-    {
-        errors.push((None, Error::corrupt(format!("pack {id}"), format!("padding: {e}"))));
-    }
     hasher.update(tail);
-    Ok(hasher.finish())
+    Ok((hasher.finish(), bytes))
 }
 
 /// Packs holding no blob that any snapshot reaches.

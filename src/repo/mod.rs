@@ -355,6 +355,21 @@ impl Repository {
         })
     }
 
+    /// Opens a format 3 pack's padding envelope, read with the rest of the
+    /// pack. Padding proved damaged gets the pack marked in the index: its
+    /// blobs stay in use (each stands on its own), and `repair packs`
+    /// rewrites the pack from them.
+    pub fn open_padding(&self, pack: &PackId, padding: &[u8]) -> Result<()> {
+        crate::format::pack::check_padding(padding, &self.keys).map_err(|e| {
+            // As for blobs: a mark that cannot be written is found again.
+            let _ = self.with_index(|i| i.set_padding_damaged(pack, true));
+            Error::corrupt(
+                format!("pack {pack}"),
+                format!("padding envelope: {e}; it holds no data, and `snap repair packs` rewrites the pack from its blobs"),
+            )
+        })
+    }
+
     /// Exactly `len` bytes of a pack from `offset`. Backends promise that,
     /// but a short read (a flaky disk, a misbehaving server) must be an
     /// error here, before any caller slices into the bytes.

@@ -401,6 +401,32 @@ fn short_reads_are_errors_and_never_restore_a_wrong_byte() {
     }
 }
 
+/// A read of a format 3 pack that stops short inside its padding envelope
+/// (the stream of the bytes before the trailer ends a byte early) proves
+/// nothing about the padding: verify cannot tell, no pack is marked, and
+/// `repair packs` leaves every pack where it is.
+#[test]
+fn a_short_read_of_padding_marks_nothing_for_repair() {
+    let password = "short reads";
+    let r = TempRepo::init_encrypted(password);
+    write_random(&r.src.join("f"), &mut Rng::new(15), 1000);
+    r.backup(&[]);
+    let before = common::repo_files(&r.repo);
+    let backend = Faulty { short_read_every: 1, ..Faulty::new(&r, usize::MAX, Fault::Errno(0)) };
+    let shortened = Arc::clone(&backend.shortened);
+    let unlock = || Ok(snap::crypto::keyfile::Password::new(password.to_owned()));
+    let repo = Repository::open_with(Box::new(backend), LockMode::Exclusive, &unlock).unwrap();
+    let report = verify(&repo, ReadData::All, &NoProgress).unwrap();
+    assert!(shortened.load(Ordering::SeqCst) > 0, "no read was shortened");
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+    assert!(!report.unverified.is_empty(), "verify missed the short reads");
+    assert!(report.damaged_padding.is_empty(), "{:?}", report.damaged_padding);
+    let repaired = snap::ops::repair::repair_packs(&repo, false, &NoProgress).unwrap();
+    assert!(repaired.packs.is_empty(), "{:?}", repaired.packs);
+    drop(repo);
+    assert_eq!(common::repo_files(&r.repo), before);
+}
+
 /// Asserts no byte of any pack was read twice; returns how many packs were read.
 #[track_caller]
 fn assert_no_byte_read_twice(reads: &Mutex<Vec<(String, u64, u64)>>, what: &str) -> usize {
