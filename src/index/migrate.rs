@@ -10,6 +10,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0002_missing_packs.sql"),
     include_str!("../../migrations/0003_damaged_blobs.sql"),
     include_str!("../../migrations/0004_damaged_padding.sql"),
+    include_str!("../../migrations/0005_damaged_trailer.sql"),
 ];
 
 /// Brings the schema up to date, refusing a database from a newer snap.

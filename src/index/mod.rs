@@ -151,7 +151,7 @@ impl Index {
         // Its bytes were just written whole (a damaged file under the name
         // is replaced), so nothing in it is damaged any more.
         tx.execute("UPDATE blobs SET damaged = 0 WHERE pack = ?1", [rowid])?;
-        tx.execute("UPDATE packs SET padding_damaged = 0 WHERE id = ?1", [rowid])?;
+        tx.execute("UPDATE packs SET padding_damaged = 0, trailer_damaged = 0 WHERE id = ?1", [rowid])?;
         {
             let mut stmt = tx.prepare_cached(
                 "INSERT OR IGNORE INTO blobs (id, kind, pack, offset, stored_len, raw_len, compression)
@@ -246,6 +246,7 @@ impl Index {
             )?,
             None => {
                 self.set_padding_damaged(pack, false)?;
+                self.set_trailer_damaged(pack, false)?;
                 self.conn.execute(&format!("UPDATE blobs SET damaged = 0 WHERE {in_pack}"), params![name])?
             }
         };
@@ -260,6 +261,24 @@ impl Index {
             params![&pack.as_bytes()[..], damaged],
         )?;
         Ok(())
+    }
+
+    /// Marks (or, read again and found whole, unmarks) `pack`'s trailer as
+    /// proved damaged while its blobs are indexed: `repair packs` then
+    /// rewrites the pack.
+    pub fn set_trailer_damaged(&mut self, pack: &PackId, damaged: bool) -> Result<()> {
+        self.conn.execute(
+            "UPDATE packs SET trailer_damaged = ?2 WHERE name = ?1",
+            params![&pack.as_bytes()[..], damaged],
+        )?;
+        Ok(())
+    }
+
+    /// Whether `pack`'s trailer is marked damaged.
+    pub fn trailer_damaged(&self, pack: &PackId) -> Result<bool> {
+        let mut stmt =
+            self.conn.prepare_cached("SELECT 1 FROM packs WHERE name = ?1 AND trailer_damaged = 1")?;
+        Ok(stmt.exists([&pack.as_bytes()[..]])?)
     }
 
     /// Whether `pack`'s padding envelope is marked damaged.
@@ -300,11 +319,12 @@ impl Index {
         self.packs_with_copy(blob, true)
     }
 
-    /// Present packs holding a blob marked damaged, or whose padding is.
+    /// Present packs holding a blob marked damaged, or whose padding or
+    /// trailer is.
     pub fn damaged_packs(&self) -> Result<Vec<PackId>> {
         let mut stmt = self.conn.prepare(
             "SELECT p.name FROM packs p
-             WHERE p.missing = 0 AND (p.padding_damaged = 1
+             WHERE p.missing = 0 AND (p.padding_damaged = 1 OR p.trailer_damaged = 1
                  OR EXISTS (SELECT 1 FROM blobs b WHERE b.pack = p.id AND b.damaged = 1))
              ORDER BY p.name",
         )?;

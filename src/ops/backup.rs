@@ -227,7 +227,7 @@ pub fn backup(repo: &Repository, opts: &BackupOptions, progress: &dyn Progress) 
         snapshot: id,
         parent: parent_id,
         summary,
-        packs_written: written.packs,
+        packs_written: written.packs.len() as u64,
         warnings,
         incomplete,
     })

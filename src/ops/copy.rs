@@ -161,7 +161,7 @@ pub fn copy(
         new_blobs: written.blobs,
         new_bytes: written.raw_bytes,
         new_stored_bytes: written.stored_bytes,
-        packs_written: written.packs,
+        packs_written: written.packs.len() as u64,
     })
 }
 

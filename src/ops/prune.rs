@@ -136,11 +136,9 @@ pub fn prune(repo: &Repository, opts: &PruneOptions, progress: &dyn Progress) ->
     report.missing_packs_forgotten = missing.len() as u64;
     let unused: Vec<PackId> = plan.delete.iter().chain(&missing).copied().collect();
     drop_packs(repo, &unused, &live)?;
-    let written = repack(repo, &plan.repack, &live, progress)?;
-    crate::crash::point("prune-after-repack");
-    report.packs_written = written.packs;
-    report.bytes_after += written.pack_bytes;
-    drop_packs(repo, &plan.repack, &live)?;
+    let written = replace_packs(repo, &plan.repack, &live, progress)?;
+    report.packs_written = written.len() as u64;
+    report.bytes_after += written.iter().map(|(_, size)| size).sum::<u64>();
     Ok(report)
 }
 
@@ -271,26 +269,48 @@ fn plan_packs(repo: &Repository, live: &HashSet<BlobId>, repack_percent: u8) -> 
     Ok(plan)
 }
 
-/// What repacking wrote.
-pub(crate) struct Written {
-    pub(crate) packs: u64,
-    pub(crate) pack_bytes: u64,
+/// Moves the live blobs of `packs` into new packs, then deletes `packs`:
+/// all but one written again under its own name (the same blobs in the
+/// same order seal to the same bytes in an unencrypted repository), which
+/// is whole now and stays. Returns the packs written, with their sizes.
+pub(crate) fn replace_packs(
+    repo: &Repository,
+    packs: &[PackId],
+    live: &HashSet<BlobId>,
+    progress: &dyn Progress,
+) -> Result<Vec<(PackId, u64)>> {
+    let written = repack(repo, packs, live, progress)?;
+    crate::crash::point("prune-after-repack");
+    let doomed: Vec<PackId> =
+        packs.iter().filter(|p| !written.iter().any(|(w, _)| w == *p)).copied().collect();
+    drop_packs(repo, &doomed, live)?;
+    Ok(written)
+}
+
+/// The blobs of a pack read whole, from its trailer; for a pack whose
+/// trailer is marked damaged (its blobs indexed from salvaged rows), from
+/// the index, each blob checked when opened.
+fn pack_contents(repo: &Repository, id: &PackId, bytes: &[u8]) -> Result<Vec<PackEntry>> {
+    match decode_pack_contents(bytes, repo.keys()) {
+        Ok(contents) => Ok(contents.entries),
+        Err(_) if repo.with_index(|i| i.trailer_damaged(id))? => repo.with_index(|i| i.pack_entries(id)),
+        Err(e) => Err(Error::decode(format!("pack {id}"), e)),
+    }
 }
 
 /// Moves the live blobs of `packs` into new packs, durable and indexed when
 /// this returns. A copy proved damaged (marked before, or now) is left
 /// behind when an intact one is indexed elsewhere; otherwise prune stops,
 /// keeping the pack, since it may still be the best copy there is.
-pub(crate) fn repack(
+fn repack(
     repo: &Repository,
     packs: &[PackId],
     live: &HashSet<BlobId>,
     progress: &dyn Progress,
-) -> Result<Written> {
+) -> Result<Vec<(PackId, u64)>> {
     if packs.is_empty() {
-        return Ok(Written { packs: 0, pack_bytes: 0 });
+        return Ok(Vec::new());
     }
-    let before = repo.with_index(|i| i.packs())?;
     progress.begin("repack", None);
     let ((), stats) = BlobWriter::repack(repo, |writer| {
         for id in packs {
@@ -298,16 +318,20 @@ pub(crate) fn repack(
             // The padding is left unopened: it holds nothing to move, and
             // each blob is checked when opened, so a pack whose padding is
             // damaged can still be emptied (`repair packs`).
-            let entries = decode_pack_contents(&bytes, repo.keys())
-                .map_err(|e| Error::decode(format!("pack {id}"), e))?
-                .entries;
+            let entries = pack_contents(repo, id, &bytes)?;
             let damaged = repo.with_index(|i| i.damaged_in(id))?;
             for entry in entries.iter().filter(|e| live.contains(&e.blob)) {
                 let intact_elsewhere = || repo.with_index(|i| i.contains(&entry.blob));
                 if damaged.contains(&entry.blob) && intact_elsewhere()? {
                     continue;
                 }
-                let stored = &bytes[entry.offset as usize..(entry.offset + entry.stored_len) as usize];
+                let end = entry.offset.checked_add(entry.stored_len);
+                let Some(stored) = end.and_then(|end| bytes.get(entry.offset as usize..end as usize)) else {
+                    return Err(Error::corrupt(
+                        format!("pack {id}"),
+                        format!("{} lies past its end", entry.blob),
+                    ));
+                };
                 match repo.open_blob(id, entry, stored) {
                     Ok(raw) => drop(writer.save(entry.blob, &raw)?),
                     Err(e) if e.proves_damage() && intact_elsewhere()? => {}
@@ -319,7 +343,5 @@ pub(crate) fn repack(
         Ok(())
     })?;
     progress.end();
-    let after = repo.with_index(|i| i.packs())?;
-    let pack_bytes = after.iter().filter(|(id, _)| !before.contains_key(id)).map(|(_, s)| s).sum();
-    Ok(Written { packs: stats.packs, pack_bytes })
+    Ok(stats.packs)
 }

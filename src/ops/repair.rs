@@ -25,7 +25,8 @@ use crate::tree;
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct PackRepairReport {
     pub dry_run: bool,
-    /// Packs holding a copy proved damaged, or whose padding envelope was:
+    /// Packs holding a copy proved damaged, or whose padding envelope or
+    /// trailer was:
     /// their intact blobs moved out, then the packs deleted.
     pub packs: Vec<String>,
     /// Intact blobs moved into new packs.
@@ -35,8 +36,8 @@ pub struct PackRepairReport {
     pub blobs_lost: Vec<String>,
 }
 
-/// Moves every intact blob out of the packs where a copy, or the padding
-/// envelope, was proved damaged (by verify, restore or prune), then deletes
+/// Moves every intact blob out of the packs where a copy, the padding
+/// envelope or the trailer was proved damaged (by verify, restore or prune), then deletes
 /// those packs; `repo` must be open exclusively. A blob found damaged only now is marked and
 /// stops the run before anything is deleted; the next run leaves it behind.
 pub fn repair_packs(repo: &Repository, dry_run: bool, progress: &dyn Progress) -> Result<PackRepairReport> {
@@ -63,8 +64,7 @@ pub fn repair_packs(repo: &Repository, dry_run: bool, progress: &dyn Progress) -
     if dry_run || packs.is_empty() {
         return Ok(report);
     }
-    super::prune::repack(repo, &packs, &salvage, progress)?;
-    super::prune::drop_packs(repo, &packs, &salvage)?;
+    super::prune::replace_packs(repo, &packs, &salvage, progress)?;
     Ok(report)
 }
 
@@ -78,9 +78,12 @@ fn still_damaged(repo: &Repository, pack: &PackId) -> Result<bool> {
     let bytes = repo.backend().get(FileKind::Pack, &pack.to_hex())?;
     let Ok(contents) = crate::format::pack::decode_pack_contents(&bytes, repo.keys()) else {
         // The trailer itself is damaged: the marks cannot be checked, and
-        // stand as the readers that set them proved.
+        // stand as the readers that set them proved; the pack is rewritten
+        // from its indexed blobs.
         return Ok(true);
     };
+    // The trailer decodes (the pack was put back): its mark goes.
+    repo.with_index(|i| i.set_trailer_damaged(pack, false))?;
     let mut damaged = padding_still_damaged(repo, pack, &bytes[contents.padding])?;
     for blob in repo.with_index(|i| i.damaged_in(pack))? {
         let proved = contents.entries.iter().find(|e| e.blob == blob).is_some_and(|entry: &PackEntry| {

@@ -397,6 +397,10 @@ fn read_by_index(repo: &Repository, id: &PackId, size: u64, trailer: Error) -> P
         return PackRead::unchecked(trailer, errors);
     }
     errors.retain(|(blob, _)| blob.is_some());
+    // Proved damaged while its blobs are indexed: `repair packs` rewrites it.
+    if let Err(e) = repo.with_index(|i| i.set_trailer_damaged(id, true)) {
+        errors.push((None, e));
+    }
     let detail = format!(
         "{}; each of its {} blob(s) was checked where the index places it",
         trailer.detail(),

@@ -552,6 +552,7 @@ impl Repository {
                 .collect();
             self.with_index(|i| {
                 i.add_pack(&id, size, &rows)?;
+                i.set_trailer_damaged(&id, true)?;
                 damaged.iter().try_for_each(|blob| i.mark_damaged(&id, blob))
             })?;
             salvaged.damaged = damaged.len();

@@ -16,11 +16,11 @@ use super::Repository;
 use crate::backend::FileKind;
 use crate::error::{Error, Result};
 use crate::format::tree::{Encoded, Tree};
-use crate::id::{BlobId, BlobKind, ChunkId, TreeId};
+use crate::id::{BlobId, BlobKind, ChunkId, PackId, TreeId};
 use crate::pack::{self, FinishedPack, PackWriter};
 
 /// Counters of what a writer added to the repository.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct WriteStats {
     /// New blobs stored.
     pub blobs: u64,
@@ -28,8 +28,8 @@ pub struct WriteStats {
     pub raw_bytes: u64,
     /// Their stored bytes.
     pub stored_bytes: u64,
-    /// Packs written.
-    pub packs: u64,
+    /// Packs written, with their sizes.
+    pub packs: Vec<(PackId, u64)>,
 }
 
 struct State {
@@ -47,7 +47,7 @@ struct Shared<'r> {
     blobs: AtomicU64,
     raw_bytes: AtomicU64,
     stored_bytes: AtomicU64,
-    packs: AtomicU64,
+    packs: Mutex<Vec<(PackId, u64)>>,
     /// Set when a pack could not be stored: nothing more is worth sealing.
     failed: AtomicBool,
     /// The first such failure, which is what the run reports.
@@ -241,7 +241,7 @@ fn run<R>(
         blobs: AtomicU64::new(0),
         raw_bytes: AtomicU64::new(0),
         stored_bytes: AtomicU64::new(0),
-        packs: AtomicU64::new(0),
+        packs: Mutex::new(Vec::new()),
         failed: AtomicBool::new(false),
         failure: Mutex::new(None),
         handing_over: Mutex::new(0),
@@ -267,7 +267,7 @@ fn run<R>(
         blobs: shared.blobs.into_inner(),
         raw_bytes: shared.raw_bytes.into_inner(),
         stored_bytes: shared.stored_bytes.into_inner(),
-        packs: shared.packs.into_inner(),
+        packs: shared.packs.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner),
     };
     result.map(|out| (out, stats))
 }
@@ -300,7 +300,7 @@ impl Shared<'_> {
         crate::crash::point("backup-after-pack-write");
         self.repo.with_index(|i| i.add_pack(&id, size, &entries))?;
         crate::crash::point("backup-after-index-commit");
-        self.packs.fetch_add(1, Ordering::Relaxed);
+        lock(&self.packs).push((id, size));
         // The index answers for these blobs now, so the pending set stays
         // as small as the open packs instead of growing with the run (a
         // million-file backup held a million ids). A repacking writer does

@@ -323,6 +323,39 @@ fn repair_index_keeps_the_blobs_of_a_pack_whose_trailer_is_damaged() {
     assert_eq!(code, EXIT_DAMAGED, "the trailer is still damaged: {json:#}");
     assert!(affected(&json).is_empty(), "{json:#}");
     f.r.snap(["restore", "latest", "--target", s(&f.r.target)]).assert_clean();
+    // `repair packs` rewrites the pack from its blobs, found through the
+    // salvaged rows (before, it stopped at the trailer it could not decode).
+    let damaged = f.data_pack["two"].clone();
+    let bad = fs::read(&pack).unwrap();
+    let repaired = f.r.json(["repair", "packs"]);
+    assert_eq!(repaired["packs"], serde_json::json!([damaged]), "{repaired:#}");
+    // Its one blob seals to the same pack again, written whole under its
+    // own name (which the last-copy guard kept from being deleted).
+    assert_ne!(fs::read(&pack).ok(), Some(bad), "the damaged bytes are gone");
+    let (code, json) = verify(&f.r, &["--read-data"]);
+    assert_eq!(code, 0, "{json:#}");
+    fs::remove_dir_all(&f.r.target).unwrap();
+    f.r.snap(["restore", "latest", "--target", s(&f.r.target)]).assert_clean();
+}
+
+/// A trailer damaged under an index that still has the pack's rows: verify
+/// names the pack, no path, and `repair packs` rewrites it.
+#[test]
+fn repair_packs_rewrites_a_pack_whose_trailer_verify_found_damaged() {
+    let f = Fixture::new();
+    let pack = f.pack_path("two");
+    flip_byte(&pack, fs::metadata(&pack).unwrap().len() - 41);
+    let (code, json) = verify(&f.r, &["--read-data"]);
+    assert_eq!(code, EXIT_DAMAGED, "{json:#}");
+    assert!(affected(&json).is_empty(), "{json:#}");
+    let damaged = f.data_pack["two"].clone();
+    assert_eq!(f.r.json(["repair", "packs", "--dry-run"])["packs"], serde_json::json!([damaged]));
+    let bad = fs::read(&pack).unwrap();
+    f.r.json(["repair", "packs"]);
+    assert_ne!(fs::read(&pack).ok(), Some(bad));
+    let (code, json) = verify(&f.r, &["--read-data"]);
+    assert_eq!(code, 0, "{json:#}");
+    f.r.snap(["restore", "latest", "--target", s(&f.r.target)]).assert_clean();
 }
 
 /// A pack whose trailer is damaged, met by a host with no old rows for it
