@@ -173,6 +173,14 @@ impl BlobId {
             BlobId::Tree(id) => id.as_bytes(),
         }
     }
+
+    /// The chunk id, if this is a chunk.
+    pub const fn as_chunk(&self) -> Option<ChunkId> {
+        match self {
+            BlobId::Chunk(id) => Some(*id),
+            BlobId::Tree(_) => None,
+        }
+    }
 }
 
 impl fmt::Display for BlobId {

@@ -14,7 +14,7 @@ use super::{output, progress::Bar};
 pub fn forget(g: &Global, a: &ForgetArgs) -> Result<ExitCode> {
     let (repo, _) = super::open(g, LockMode::Shared)?;
     let ids: Vec<_> = repo.resolve_all(&a.snapshots)?.into_iter().map(|(id, _)| id).collect();
-    snap::ops::prune::forget(&repo, &ids)?;
+    repo.forget(&ids)?;
     if g.json {
         output::json(&serde_json::json!({ "forgotten": ids }))?;
     } else {

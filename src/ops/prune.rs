@@ -23,12 +23,11 @@ use std::collections::{HashMap, HashSet};
 use serde::Serialize;
 
 use super::policy::{self, Decision, KeepPolicy};
-use crate::backend::FileKind;
 use crate::error::{Error, Result};
-use crate::format::pack::{PackEntry, decode_pack_contents};
+use crate::format::pack::PackEntry;
 use crate::id::{BlobId, PackId, SnapshotId};
 use crate::progress::Progress;
-use crate::repo::{BlobWriter, Repository};
+use crate::repo::Repository;
 use crate::tree;
 
 /// Default share of unused bytes above which a pack is repacked.
@@ -80,15 +79,6 @@ impl PruneReport {
     }
 }
 
-/// Removes the named snapshots; their space is freed by the next prune.
-pub fn forget(repo: &Repository, ids: &[SnapshotId]) -> Result<()> {
-    repo.check_lock()?;
-    for id in ids {
-        repo.backend().remove(FileKind::Snapshot, &id.to_hex())?;
-    }
-    Ok(())
-}
-
 /// How each pack is treated.
 struct PackPlan {
     delete: Vec<PackId>,
@@ -126,51 +116,21 @@ pub fn prune(repo: &Repository, opts: &PruneOptions, progress: &dyn Progress) ->
         return Ok(report);
     }
     repo.check_lock()?;
-    report.leftovers_removed = repo.sync_report().leftovers_removed + repo.backend().remove_leftovers()?;
+    report.leftovers_removed = repo.sync_report().leftovers_removed + repo.remove_leftovers()?;
     let forgotten: Vec<SnapshotId> = report.decisions.iter().filter(|d| !d.keep).map(|d| d.id).collect();
-    forget(repo, &forgotten)?;
+    repo.forget(&forgotten)?;
     crate::crash::point("prune-after-forget");
     // Records of packs gone from storage go too (with any truncated file
     // left under their name): the checks above proved nothing needs them.
-    let missing = repo.with_index(|i| i.missing_packs())?;
+    let missing = repo.missing_packs()?;
     report.missing_packs_forgotten = missing.len() as u64;
     let unused: Vec<PackId> = plan.delete.iter().chain(&missing).copied().collect();
-    drop_packs(repo, &unused, &live)?;
-    let written = replace_packs(repo, &plan.repack, &live, progress)?;
+    repo.drop_packs(&unused, &live)?;
+    let written = repo.replace_packs(&plan.repack, &live, progress)?;
     report.packs_written = written.len() as u64;
     report.bytes_after += written.iter().map(|(_, size)| size).sum::<u64>();
     Ok(report)
 }
-
-/// Deletes packs, files first and then their index rows, once it is
-/// certain no live blob is only there.
-pub(crate) fn drop_packs(repo: &Repository, doomed: &[PackId], live: &HashSet<BlobId>) -> Result<()> {
-    ensure_copies_elsewhere(repo, doomed, live)?;
-    for (n, id) in doomed.iter().enumerate() {
-        // Each delete is checked: a prune paused in this loop must not go
-        // on once a backup may have taken its lock for stale. The lease
-        // (a local clock) shows that at once; the store is asked every
-        // LOOK_EVERY deletes, so that on S3 a prune of 10,000 packs lists
-        // the locks 157 times, not 10,000.
-        if n % LOOK_EVERY == 0 {
-            repo.check_lock()?;
-        } else {
-            repo.check_lease()?;
-        }
-        repo.backend().remove(FileKind::Pack, &id.to_hex())?;
-    }
-    crate::crash::point("prune-after-pack-delete");
-    repo.check_lock()?;
-    for id in doomed {
-        repo.with_index(|i| i.remove_pack(id))?;
-    }
-    crate::crash::point("prune-after-index-update");
-    Ok(())
-}
-
-/// How many pack deletes may pass between two full lock checks (each a
-/// listing of the locks on S3); the lease is checked before every one.
-const LOOK_EVERY: usize = 64;
 
 /// Prune's refusal to go on: damage proved needs the user (`verify`, then
 /// `repair`); anything else may be gone on the next try.
@@ -208,46 +168,22 @@ fn live_blobs(
     if let Some((id, e)) = reach.failed.first() {
         return Err(refuse(format!("tree {id} cannot be read ({})", e.detail()), e.proves_damage()));
     }
-    let mut live: HashSet<BlobId> = reach.trees.into_iter().map(BlobId::Tree).collect();
-    for chunk in reach.chunks {
-        let blob = BlobId::Chunk(chunk);
-        if !repo.with_index(|i| i.contains(&blob))? {
-            let proved = repo.absent(&blob).proves_damage();
-            return Err(refuse(format!("chunk {chunk} is missing"), proved));
-        }
-        live.insert(blob);
+    let chunks: Vec<BlobId> = reach.chunks.into_iter().map(BlobId::Chunk).collect();
+    let indexed = repo.contains_many(chunks.iter().copied())?;
+    if let Some(blob) = chunks.iter().find(|b| !indexed.contains(b)) {
+        let proved = repo.absent(blob).proves_damage();
+        return Err(refuse(format!("{blob} is missing"), proved));
     }
+    let mut live: HashSet<BlobId> = reach.trees.into_iter().map(BlobId::Tree).collect();
+    live.extend(chunks);
     Ok(live)
 }
 
-/// The last guard before anything is un-indexed or deleted: every live
-/// blob of a pack about to go must have an indexed copy in a pack that
-/// stays. Whatever the plan got wrong, prune then stops instead of losing data.
-fn ensure_copies_elsewhere(repo: &Repository, doomed: &[PackId], live: &HashSet<BlobId>) -> Result<()> {
-    let doomed_set: HashSet<PackId> = doomed.iter().copied().collect();
-    for id in doomed {
-        let entries = repo.with_index(|i| i.pack_entries(id))?;
-        for entry in entries.iter().filter(|e| live.contains(&e.blob)) {
-            let packs = repo.with_index(|i| i.packs_holding(&entry.blob))?;
-            if packs.iter().all(|p| doomed_set.contains(p)) {
-                return Err(Error::corrupt(
-                    format!("pack {id}"),
-                    format!(
-                        "{} would be lost by removing it; prune stopped before removing anything",
-                        entry.blob
-                    ),
-                ));
-            }
-        }
-    }
-    Ok(())
-}
-
 fn plan_packs(repo: &Repository, live: &HashSet<BlobId>, repack_percent: u8) -> Result<PackPlan> {
-    let sizes = repo.with_index(|i| i.packs())?;
+    let sizes = repo.packs()?;
     let mut plan = PackPlan { delete: Vec::new(), repack: Vec::new(), sizes };
     for (id, size) in &plan.sizes {
-        let entries = repo.with_index(|i| i.pack_entries(id))?;
+        let entries = repo.pack_entries(id)?;
         let (live_entries, dead_entries): (Vec<&PackEntry>, Vec<&PackEntry>) =
             entries.iter().partition(|e| live.contains(&e.blob));
         // Only the bytes of unused blobs count: header and trailer are not
@@ -267,81 +203,4 @@ fn plan_packs(repo: &Repository, live: &HashSet<BlobId>, repack_percent: u8) -> 
     plan.delete.sort();
     plan.repack.sort();
     Ok(plan)
-}
-
-/// Moves the live blobs of `packs` into new packs, then deletes `packs`:
-/// all but one written again under its own name (the same blobs in the
-/// same order seal to the same bytes in an unencrypted repository), which
-/// is whole now and stays. Returns the packs written, with their sizes.
-pub(crate) fn replace_packs(
-    repo: &Repository,
-    packs: &[PackId],
-    live: &HashSet<BlobId>,
-    progress: &dyn Progress,
-) -> Result<Vec<(PackId, u64)>> {
-    let written = repack(repo, packs, live, progress)?;
-    crate::crash::point("prune-after-repack");
-    let doomed: Vec<PackId> =
-        packs.iter().filter(|p| !written.iter().any(|(w, _)| w == *p)).copied().collect();
-    drop_packs(repo, &doomed, live)?;
-    Ok(written)
-}
-
-/// The blobs of a pack read whole, from its trailer; for a pack whose
-/// trailer is marked damaged (its blobs indexed from salvaged rows), from
-/// the index, each blob checked when opened.
-fn pack_contents(repo: &Repository, id: &PackId, bytes: &[u8]) -> Result<Vec<PackEntry>> {
-    match decode_pack_contents(bytes, repo.keys()) {
-        Ok(contents) => Ok(contents.entries),
-        Err(_) if repo.with_index(|i| i.trailer_damaged(id))? => repo.with_index(|i| i.pack_entries(id)),
-        Err(e) => Err(Error::decode(format!("pack {id}"), e)),
-    }
-}
-
-/// Moves the live blobs of `packs` into new packs, durable and indexed when
-/// this returns. A copy proved damaged (marked before, or now) is left
-/// behind when an intact one is indexed elsewhere; otherwise prune stops,
-/// keeping the pack, since it may still be the best copy there is.
-fn repack(
-    repo: &Repository,
-    packs: &[PackId],
-    live: &HashSet<BlobId>,
-    progress: &dyn Progress,
-) -> Result<Vec<(PackId, u64)>> {
-    if packs.is_empty() {
-        return Ok(Vec::new());
-    }
-    progress.begin("repack", None);
-    let ((), stats) = BlobWriter::repack(repo, |writer| {
-        for id in packs {
-            let bytes = repo.backend().get(FileKind::Pack, &id.to_hex())?;
-            // The padding is left unopened: it holds nothing to move, and
-            // each blob is checked when opened, so a pack whose padding is
-            // damaged can still be emptied (`repair packs`).
-            let entries = pack_contents(repo, id, &bytes)?;
-            let damaged = repo.with_index(|i| i.damaged_in(id))?;
-            for entry in entries.iter().filter(|e| live.contains(&e.blob)) {
-                let intact_elsewhere = || repo.with_index(|i| i.contains(&entry.blob));
-                if damaged.contains(&entry.blob) && intact_elsewhere()? {
-                    continue;
-                }
-                let end = entry.offset.checked_add(entry.stored_len);
-                let Some(stored) = end.and_then(|end| bytes.get(entry.offset as usize..end as usize)) else {
-                    return Err(Error::corrupt(
-                        format!("pack {id}"),
-                        format!("{} lies past its end", entry.blob),
-                    ));
-                };
-                match repo.open_blob(id, entry, stored) {
-                    Ok(raw) => drop(writer.save(entry.blob, &raw)?),
-                    Err(e) if e.proves_damage() && intact_elsewhere()? => {}
-                    Err(e) => return Err(e),
-                }
-            }
-            progress.advance(1, bytes.len() as u64);
-        }
-        Ok(())
-    })?;
-    progress.end();
-    Ok(stats.packs)
 }

@@ -10,9 +10,7 @@ use std::collections::{HashMap, HashSet};
 
 use serde::Serialize;
 
-use crate::backend::FileKind;
 use crate::error::{Error, Result};
-use crate::format::pack::PackEntry;
 use crate::format::tree::{Node, Tree};
 use crate::id::{BlobId, PackId, SnapshotId, TreeId};
 use crate::names;
@@ -42,8 +40,8 @@ pub struct PackRepairReport {
 /// stops the run before anything is deleted; the next run leaves it behind.
 pub fn repair_packs(repo: &Repository, dry_run: bool, progress: &dyn Progress) -> Result<PackRepairReport> {
     let mut packs = Vec::new();
-    for pack in repo.with_index(|i| i.damaged_packs())? {
-        if still_damaged(repo, &pack)? {
+    for pack in repo.damaged_packs()? {
+        if repo.recheck_damaged(&pack)? {
             packs.push(pack);
         }
     }
@@ -51,11 +49,11 @@ pub fn repair_packs(repo: &Repository, dry_run: bool, progress: &dyn Progress) -
     let mut report = PackRepairReport { dry_run, packs: names, ..Default::default() };
     let mut salvage = HashSet::new();
     for pack in &packs {
-        let damaged = repo.with_index(|i| i.damaged_in(pack))?;
-        for entry in repo.with_index(|i| i.pack_entries(pack))? {
+        let damaged = repo.damaged_in(pack)?;
+        for entry in repo.pack_entries(pack)? {
             if !damaged.contains(&entry.blob) {
                 salvage.insert(entry.blob);
-            } else if !repo.with_index(|i| i.contains(&entry.blob))? {
+            } else if !repo.contains(&entry.blob)? {
                 report.blobs_lost.push(entry.blob.to_string());
             }
         }
@@ -64,55 +62,8 @@ pub fn repair_packs(repo: &Repository, dry_run: bool, progress: &dyn Progress) -
     if dry_run || packs.is_empty() {
         return Ok(report);
     }
-    super::prune::replace_packs(repo, &packs, &salvage, progress)?;
+    repo.replace_packs(&packs, &salvage, progress)?;
     Ok(report)
-}
-
-/// Reads a pack marked damaged again, whole, before anything is deleted on
-/// that finding: a mark may be stale (the pack was put back) or come from a
-/// wrong index row. Marks the pack's bytes no longer bear out are taken
-/// back, judged against the pack's own trailer; whether any remain is the
-/// answer. A pack matching its name is judged the same way, not trusted:
-/// one renamed to the hash of damaged bytes matches its name too.
-fn still_damaged(repo: &Repository, pack: &PackId) -> Result<bool> {
-    let bytes = repo.backend().get(FileKind::Pack, &pack.to_hex())?;
-    let Ok(contents) = crate::format::pack::decode_pack_contents(&bytes, repo.keys()) else {
-        // The trailer itself is damaged: the marks cannot be checked, and
-        // stand as the readers that set them proved; the pack is rewritten
-        // from its indexed blobs.
-        return Ok(true);
-    };
-    // The trailer decodes (the pack was put back): its mark goes.
-    repo.with_index(|i| i.set_trailer_damaged(pack, false))?;
-    let mut damaged = padding_still_damaged(repo, pack, &bytes[contents.padding])?;
-    for blob in repo.with_index(|i| i.damaged_in(pack))? {
-        let proved = contents.entries.iter().find(|e| e.blob == blob).is_some_and(|entry: &PackEntry| {
-            let start = entry.offset as usize;
-            let stored = bytes.get(start..start + entry.stored_len as usize);
-            stored.is_none_or(|s| crate::pack::open(repo.keys(), entry, s).is_err())
-        });
-        // A blob the trailer does not list was marked through a wrong row.
-        if proved {
-            damaged = true;
-        } else {
-            repo.with_index(|i| i.clear_damaged(pack, Some(&blob)))?;
-        }
-    }
-    Ok(damaged)
-}
-
-/// Whether the mark on `pack`'s padding envelope stands: the envelope is
-/// opened again (marking it once more if it fails), and a mark it no
-/// longer bears out is taken back.
-fn padding_still_damaged(repo: &Repository, pack: &PackId, padding: &[u8]) -> Result<bool> {
-    if !repo.with_index(|i| i.padding_damaged(pack))? {
-        return Ok(false);
-    }
-    if repo.open_padding(pack, padding).is_err() {
-        return Ok(true);
-    }
-    repo.with_index(|i| i.set_padding_damaged(pack, false))?;
-    Ok(false)
 }
 
 /// Tag given to snapshots this command rewrote.
@@ -216,24 +167,18 @@ pub fn repair_snapshots(repo: &Repository, found: &VerifyReport, dry_run: bool) 
     for (old, mut new, lost) in replacements {
         recount(repo, &mut new)?;
         let new = repo.save_snapshot(&new)?;
-        super::prune::forget(repo, &[old])?;
+        repo.forget(&[old])?;
         report.repaired.push(Repaired { old, new: Some(new), lost });
     }
     Ok(report)
 }
 
 /// Removes the snapshot files among `damaged` that are proved corrupt, on
-/// a second reading too; one that merely failed to read (an I/O error) or
-/// is of a newer format is kept.
+/// a second reading too.
 fn remove_corrupt(repo: &Repository, damaged: Vec<Unreadable>, dry_run: bool) -> Result<Vec<Unreadable>> {
     let mut removed = Vec::new();
     for d in damaged.into_iter().filter(|d| d.damaged) {
-        let Ok(id) = SnapshotId::from_hex(&d.name) else { continue };
-        if repo.load_snapshot(&id).is_err_and(|e| e.proves_damage()) {
-            if !dry_run {
-                repo.check_lock()?;
-                repo.backend().remove(FileKind::Snapshot, &d.name)?;
-            }
+        if repo.remove_corrupt_snapshot(&d.name, dry_run)? {
             removed.push(d);
         }
     }

@@ -171,31 +171,23 @@ pub fn stats(repo: &Repository, specs: &[String], progress: &dyn Progress) -> Re
         damaged_snapshots,
     };
 
-    let packs = repo.with_index(|i| i.packs())?;
+    let packs = repo.packs()?;
     let mut used: HashSet<PackId> = HashSet::new();
-    repo.with_index(|index| -> Result<()> {
-        for chunk in &chunks {
-            match index.lookup(&BlobId::Chunk(*chunk))? {
-                Some(loc) => {
-                    report.unique_bytes += u64::from(loc.entry.raw_len);
-                    report.chunk_stored_bytes += u64::from(loc.entry.stored_len);
-                    used.insert(loc.pack);
-                }
-                None => report.missing_chunks += 1,
-            }
-        }
-        // Pages are shared between versions of a directory: each once.
-        let pages = summaries.values().flat_map(|loaded| &loaded.pages);
-        let blobs: HashSet<&TreeId> = summaries.keys().chain(pages).collect();
-        for tree in blobs {
-            // A tree that loaded was found through the index.
-            if let Some(loc) = index.lookup(&BlobId::Tree(*tree))? {
-                report.tree_stored_bytes += u64::from(loc.entry.stored_len);
-                used.insert(loc.pack);
-            }
-        }
-        Ok(())
-    })?;
+    let located = repo.locate_many(chunks.iter().map(|c| BlobId::Chunk(*c)))?;
+    report.missing_chunks = (chunks.len() - located.len()) as u64;
+    for loc in located.values() {
+        report.unique_bytes += u64::from(loc.entry.raw_len);
+        report.chunk_stored_bytes += u64::from(loc.entry.stored_len);
+        used.insert(loc.pack);
+    }
+    // Pages are shared between versions of a directory: each once. A tree
+    // that loaded was found through the index.
+    let pages = summaries.values().flat_map(|loaded| &loaded.pages);
+    let trees = summaries.keys().chain(pages).map(|t| BlobId::Tree(*t));
+    for loc in repo.locate_many(trees)?.values() {
+        report.tree_stored_bytes += u64::from(loc.entry.stored_len);
+        used.insert(loc.pack);
+    }
     report.stored_bytes = report.chunk_stored_bytes + report.tree_stored_bytes;
     report.dedup_ratio = ratio(report.logical_bytes, report.unique_bytes);
     report.compression_ratio = ratio(report.unique_bytes, report.chunk_stored_bytes);
@@ -204,7 +196,7 @@ pub fn stats(repo: &Repository, specs: &[String], progress: &dyn Progress) -> Re
     report.repository = RepositoryTotals {
         packs: packs.len() as u64,
         pack_bytes: packs.values().sum(),
-        index: repo.with_index(|i| i.counts())?,
+        index: repo.index_counts()?,
     };
     Ok(report)
 }
@@ -399,9 +391,9 @@ pub fn status(
         let sync = repo.sync_report();
         let health = IndexHealth {
             packs_added: sync.added.iter().map(PackId::to_hex).collect(),
-            packs_missing: repo.with_index(|i| i.missing_packs())?.iter().map(PackId::to_hex).collect(),
+            packs_missing: repo.missing_packs()?.iter().map(PackId::to_hex).collect(),
             packs_unreadable: sync.unreadable.clone(),
-            counts: repo.with_index(|i| i.counts())?,
+            counts: repo.index_counts()?,
         };
         (repo.snapshots()?, Some(health))
     };

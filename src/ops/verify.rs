@@ -14,14 +14,12 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::format::pack::{PACK_MAGIC, PackEntry};
+use crate::format::pack::PackEntry;
 use crate::format::tree::Node;
-use crate::format::{DecodeError, HEADER_LEN, read_header};
-use crate::hash;
 use crate::id::{BlobId, ChunkId, PackId, SnapshotId, TreeId};
 use crate::names;
 use crate::progress::Progress;
-use crate::repo::Repository;
+use crate::repo::{PackRead, Repository};
 use crate::tree;
 
 /// Which packs to read in full.
@@ -101,10 +99,6 @@ impl VerifyReport {
     }
 }
 
-/// Problems found while reading one pack, each with the blob it concerns
-/// (`None`: the pack as a whole).
-type PackErrors = Vec<(Option<BlobId>, Error)>;
-
 #[derive(Default)]
 struct Findings {
     problems: Vec<Problem>,
@@ -169,10 +163,11 @@ pub fn verify(repo: &Repository, read: ReadData, progress: &dyn Progress) -> Res
     let (trees, chunks) = (reach.trees, reach.chunks);
     report.trees = trees.len() as u64;
     report.chunks = chunks.len() as u64;
+    let indexed = repo.contains_many(chunks.iter().map(|c| BlobId::Chunk(*c)))?;
     for chunk in &chunks {
         let blob = BlobId::Chunk(*chunk);
-        if !repo.with_index(|i| i.contains(&blob))? {
-            let damaged = repo.with_index(|i| i.damaged_copies(&blob))?;
+        if !indexed.contains(&blob) {
+            let damaged = repo.damaged_copies(&blob)?;
             let detail = match damaged.first() {
                 Some(pack) => format!("no intact copy: pack {pack} holds one found damaged"),
                 None => "not in any pack".to_owned(),
@@ -181,7 +176,7 @@ pub fn verify(repo: &Repository, read: ReadData, progress: &dyn Progress) -> Res
         }
     }
     check_missing_packs(repo, &chunks, &mut found)?;
-    let packs = repo.with_index(|i| i.packs())?;
+    let packs = repo.packs()?;
     report.packs = packs.len() as u64;
     // A pack read in full has its trailer judged from that read: no byte of
     // a pack is fetched twice.
@@ -200,14 +195,17 @@ pub fn verify(repo: &Repository, read: ReadData, progress: &dyn Progress) -> Res
         }
     }
     let rechecked: Vec<(PackId, u64, PackRead)> = repo.in_io_pool(|| {
-        by_index.into_par_iter().map(|(id, size, e)| (id, size, read_by_index(repo, &id, size, e))).collect()
+        by_index
+            .into_par_iter()
+            .map(|(id, size, e)| (id, size, repo.check_pack_by_index(&id, size, e)))
+            .collect()
     });
     progress.begin("verify", Some(selected.iter().map(|(_, s)| s).sum()));
     let read_results: Vec<(PackId, u64, PackRead)> = repo.in_io_pool(|| {
         selected
             .par_iter()
             .map(|(id, size)| {
-                let read = read_pack(repo, id, *size);
+                let read = repo.check_pack(id, *size);
                 progress.advance(1, *size);
                 (*id, *size, read)
             })
@@ -226,7 +224,7 @@ pub fn verify(repo: &Repository, read: ReadData, progress: &dyn Progress) -> Res
         for (blob, e) in errors {
             // A damaged copy costs nothing while an intact one is indexed.
             let lost = match blob {
-                Some(b) => (!repo.with_index(|i| i.contains(&b))?).then_some(b),
+                Some(b) => (!repo.contains(&b)?).then_some(b),
                 None => None,
             };
             let object = blob.map_or_else(|| format!("pack {id}"), |b| format!("{b} in pack {id}"));
@@ -252,15 +250,15 @@ pub fn verify(repo: &Repository, read: ReadData, progress: &dyn Progress) -> Res
 /// Names each pack that vanished from storage (or shrank) while snapshots
 /// still need blobs that only it held.
 fn check_missing_packs(repo: &Repository, chunks: &HashSet<ChunkId>, found: &mut Findings) -> Result<()> {
-    for pack in repo.with_index(|i| i.missing_packs())? {
-        let entries = repo.with_index(|i| i.pack_entries(&pack))?;
+    for pack in repo.missing_packs()? {
+        let entries = repo.pack_entries(&pack)?;
         let mut needed = Vec::new();
         for blob in entries.iter().map(|e| e.blob) {
             let used = match blob {
                 BlobId::Chunk(c) => chunks.contains(&c),
                 BlobId::Tree(_) => found.bad.contains(&blob),
             };
-            if used && !repo.with_index(|i| i.contains(&blob))? {
+            if used && !repo.contains(&blob)? {
                 needed.push(blob);
             }
         }
@@ -289,7 +287,7 @@ fn judge_trailer(
     blobs_checked: bool,
     found: &mut Findings,
 ) -> Result<()> {
-    let indexed = repo.with_index(|i| i.pack_entries(id))?;
+    let indexed = repo.pack_entries(id)?;
     match trailer {
         Ok(mut entries) => {
             entries.sort_by_key(|e| e.offset);
@@ -325,134 +323,6 @@ fn selected(id: &PackId, read: ReadData) -> bool {
     }
 }
 
-/// What reading a pack in full found: its trailer (or why the pack could
-/// not be read, which makes all of it suspect), and each other problem with
-/// the blob it concerns.
-struct PackRead {
-    trailer: Result<Vec<PackEntry>>,
-    errors: PackErrors,
-    /// Whether every indexed blob was opened and checked on its own (so a
-    /// trailer that failed takes no blob with it).
-    blobs_checked: bool,
-    /// Whether the padding envelope was opened and proved damaged.
-    padding_damaged: bool,
-}
-
-impl PackRead {
-    /// A read that stopped before the blobs could all be checked.
-    fn unchecked(trailer: Error, errors: PackErrors) -> Self {
-        PackRead { trailer: Err(trailer), errors, blobs_checked: false, padding_damaged: false }
-    }
-}
-
-/// Reads one pack in full and opens every blob in it. The trailer comes
-/// first, to know where the blobs lie; then the bytes before it are read
-/// front to back in one stream, each byte hashed once and only the blob at
-/// hand held.
-fn read_pack(repo: &Repository, id: &PackId, size: u64) -> PackRead {
-    let (entries, tail) = match repo.read_pack_tail(id, size) {
-        Ok(t) => t,
-        Err(e) if e.proves_damage() => return read_by_index(repo, id, size, e),
-        Err(e) => return PackRead::unchecked(e, Vec::new()),
-    };
-    let mut errors = Vec::new();
-    let (actual, padding) =
-        match read_blobs(repo, id, (size - tail.len() as u64, &tail), &entries, &mut errors) {
-            Ok(read) => read,
-            Err(e) => return PackRead::unchecked(e, errors),
-        };
-    // The trailer is whole, so what lies between the last blob and it is
-    // format 3's padding envelope, which must open like any other (a pack
-    // renamed to the hash of altered padding is still found).
-    let padding = if repo.keys().hides_sizes() { repo.open_padding(id, &padding) } else { Ok(()) };
-    let padding_damaged = padding.is_err();
-    errors.extend(padding.err().map(|e| (None, e)));
-    if actual != *id {
-        errors.push((None, Error::corrupt(format!("pack {id}"), "contents do not match the pack's name")));
-    } else if errors.is_empty() {
-        // Every byte is as written: whatever was marked damaged in it
-        // before (a pack since put back, an index row that was wrong) is not.
-        if let Err(e) = repo.with_index(|i| i.clear_damaged(id, None)) {
-            errors.push((None, e));
-        }
-    }
-    PackRead { trailer: Ok(entries), errors, blobs_checked: true, padding_damaged }
-}
-
-/// Reads a pack whose trailer (its table of contents) is damaged: the
-/// blobs are where the index says, so each is opened and checked on its
-/// own, and only those that fail are lost. The pack as a whole cannot
-/// match its name any more (its trailer changed), which the trailer's
-/// error already says.
-fn read_by_index(repo: &Repository, id: &PackId, size: u64, trailer: Error) -> PackRead {
-    let indexed = match repo.with_index(|i| i.pack_entries(id)) {
-        Ok(entries) => entries,
-        Err(e) => return PackRead::unchecked(trailer, vec![(None, e)]),
-    };
-    let mut errors = Vec::new();
-    // What follows the last blob is not known to be padding: the trailer
-    // that says where the padding ends is damaged.
-    if let Err(e) = read_blobs(repo, id, (size, &[]), &indexed, &mut errors) {
-        errors.push((None, e));
-        return PackRead::unchecked(trailer, errors);
-    }
-    errors.retain(|(blob, _)| blob.is_some());
-    // Proved damaged while its blobs are indexed: `repair packs` rewrites it.
-    if let Err(e) = repo.with_index(|i| i.set_trailer_damaged(id, true)) {
-        errors.push((None, e));
-    }
-    let detail = format!(
-        "{}; each of its {} blob(s) was checked where the index places it",
-        trailer.detail(),
-        indexed.len()
-    );
-    let trailer = Err(Error::corrupt(format!("pack {id}"), detail));
-    PackRead { trailer, errors, blobs_checked: true, padding_damaged: false }
-}
-
-/// Reads the pack up to `end`, where its `tail` (trailer and footer, read
-/// before) starts: checks the header, opens every blob (noting each failure
-/// in `errors`), and returns the id of the whole pack as read and the bytes
-/// between the last blob and `end`.
-fn read_blobs(
-    repo: &Repository,
-    id: &PackId,
-    (end, tail): (u64, &[u8]),
-    entries: &[PackEntry],
-    errors: &mut PackErrors,
-) -> Result<(PackId, Vec<u8>)> {
-    let mut hasher = hash::PackIdHasher::default();
-    let mut reader = repo.stream_pack_range(id, 0, end)?;
-    let mut bytes = Vec::new();
-    reader.read_to(HEADER_LEN as u64, |s| {
-        hasher.update(s);
-        bytes.extend_from_slice(s);
-    })?;
-    if let Err(e) = read_header(&bytes, PACK_MAGIC, repo.keys().scheme()) {
-        let object = format!("pack {id}");
-        errors.push((
-            None,
-            match e {
-                DecodeError::NewerVersion(_) => Error::decode(object, e),
-                damage => Error::corrupt(object, format!("header: {damage}")),
-            },
-        ));
-    }
-    for entry in entries {
-        reader.read_stored(entry, &mut bytes, |s| hasher.update(s))?;
-        if let Err(e) = repo.open_blob(id, entry, &bytes) {
-            errors.push((Some(entry.blob), e));
-        }
-    }
-    bytes.clear();
-    reader.read_to(end, |s| {
-        hasher.update(s);
-        bytes.extend_from_slice(s);
-    })?;
-    hasher.update(tail);
-    Ok((hasher.finish(), bytes))
-}
-
 /// Packs holding no blob that any snapshot reaches.
 fn unused_packs(
     repo: &Repository,
@@ -462,7 +332,7 @@ fn unused_packs(
 ) -> Result<Vec<String>> {
     let mut out = Vec::new();
     for id in packs.keys() {
-        let used = repo.with_index(|i| i.pack_entries(id))?.iter().any(|e| match e.blob {
+        let used = repo.pack_entries(id)?.iter().any(|e| match e.blob {
             BlobId::Chunk(c) => chunks.contains(&c),
             BlobId::Tree(t) => trees.contains(&t),
         });

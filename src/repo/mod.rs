@@ -3,8 +3,11 @@
 //! and only that order (see `writer.rs` and `snapshots.rs`); reading goes id
 //! -> index -> byte range of a pack -> decode and check against the id.
 
+mod check;
 mod file;
+mod gc;
 mod keys;
+mod lookup;
 mod pack_reader;
 mod remembered;
 mod snapshots;
@@ -12,6 +15,7 @@ mod sync;
 mod tree_cache;
 mod writer;
 
+pub(crate) use check::PackRead;
 pub use file::FileReader;
 pub use keys::{KeyInfo, PasswordFn};
 pub use pack_reader::PackReader;
@@ -221,8 +225,11 @@ impl Repository {
         &self.keys
     }
 
-    /// The storage backend.
-    pub fn backend(&self) -> &dyn Backend {
+    /// The storage backend. Private to this module and its children: the
+    /// commands ask the repository to read, ingest or collect garbage, and
+    /// never decide for themselves what a stored file's error means or
+    /// whether it may be deleted.
+    fn backend(&self) -> &dyn Backend {
         self.backend.as_ref()
     }
 
@@ -252,8 +259,10 @@ impl Repository {
 
     /// Runs `f` with the index locked. The lock ends with the call, so it
     /// can never be held across other repository work (a guard kept alive
-    /// by a `for` or `match` scrutinee once deadlocked prune).
-    pub fn with_index<T>(&self, f: impl FnOnce(&mut Index) -> T) -> T {
+    /// by a `for` or `match` scrutinee once deadlocked prune). Private like
+    /// [`Self::backend`]: the commands ask questions of the index through
+    /// `lookup.rs`, and only the repository changes it.
+    fn with_index<T>(&self, f: impl FnOnce(&mut Index) -> T) -> T {
         f(&mut self.index.lock().unwrap_or_else(|poisoned| poisoned.into_inner()))
     }
 

@@ -111,17 +111,8 @@ impl<'a> BlobWriter<'a> {
     /// Which of these chunks the index holds, asked in one read transaction
     /// (pending blobs are not counted: ask [`BlobWriter::is_known`]).
     pub fn indexed_chunks(&self, chunks: impl Iterator<Item = ChunkId>) -> Result<HashSet<ChunkId>> {
-        self.repo().with_index(|index| {
-            index.in_read_transaction(|index| {
-                let mut found = HashSet::new();
-                for c in chunks {
-                    if index.contains(&BlobId::Chunk(c))? {
-                        found.insert(c);
-                    }
-                }
-                Ok(found)
-            })
-        })
+        let found = self.repo().contains_many(chunks.map(BlobId::Chunk))?;
+        Ok(found.into_iter().filter_map(|b| b.as_chunk()).collect())
     }
 
     /// Stores `raw` as `blob` unless it is known; returns whether it was new.

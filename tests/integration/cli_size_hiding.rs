@@ -113,7 +113,7 @@ fn data_pack_paddings(r: &TempRepo) -> Vec<(String, std::ops::Range<usize>)> {
     let mut out = Vec::new();
     for (name, path) in pack_files(&r.repo) {
         let id = snap::id::PackId::from_hex(&name).unwrap();
-        let entries = repo.with_index(|i| i.pack_entries(&id)).unwrap();
+        let entries = repo.pack_entries(&id).unwrap();
         if entries.iter().all(|e| matches!(e.blob, snap::id::BlobId::Chunk(_))) {
             let bytes = fs::read(&path).unwrap();
             let footer = bytes.len() - FOOTER_LEN;

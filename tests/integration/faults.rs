@@ -449,7 +449,7 @@ fn restore_and_verify_fetch_no_byte_of_a_pack_twice() {
     let backend = Faulty::new(&r, usize::MAX, Fault::Errno(0));
     let reads = Arc::clone(&backend.pack_reads);
     let repo = Repository::open(Box::new(backend), LockMode::Shared).unwrap();
-    let packs = repo.with_index(|i| i.packs()).unwrap().len();
+    let packs = repo.packs().unwrap().len();
     assert!(packs >= 4, "only {packs} packs");
     reads.lock().unwrap().clear();
 
@@ -464,12 +464,10 @@ fn restore_and_verify_fetch_no_byte_of_a_pack_twice() {
     let report = verify(&repo, ReadData::All, &NoProgress).unwrap();
     assert!(report.problems.is_empty(), "{:?}", report.problems);
     let tree_packs: Vec<String> = repo
-        .with_index(|i| i.packs())
+        .packs()
         .unwrap()
         .keys()
-        .filter(|p| {
-            repo.with_index(|i| i.pack_entries(p)).unwrap().iter().all(|e| matches!(e.blob, BlobId::Tree(_)))
-        })
+        .filter(|p| repo.pack_entries(p).unwrap().iter().all(|e| matches!(e.blob, BlobId::Tree(_))))
         .map(|p| p.to_hex())
         .collect();
     assert!(!tree_packs.is_empty() && tree_packs.len() < packs);
@@ -516,10 +514,10 @@ fn repo_with_packs() -> (TempRepo, String, String) {
     write_random(&r.src.join("d/b"), &mut rng, 200_000);
     r.backup(&[]);
     let repo = Repository::open(Box::new(r.local_backend()), LockMode::Shared).unwrap();
-    let packs = repo.with_index(|i| i.packs()).unwrap();
+    let packs = repo.packs().unwrap();
     let only = |tree: bool| {
         let pack = packs.keys().find(|p| {
-            let entries = repo.with_index(|i| i.pack_entries(p)).unwrap();
+            let entries = repo.pack_entries(p).unwrap();
             entries.iter().all(|e| matches!(e.blob, BlobId::Tree(_)) == tree)
         });
         pack.expect("a pack of one kind").to_hex()

@@ -39,19 +39,9 @@ struct Need<'a> {
 
 /// Looks every chunk of the planned files up in the index, once.
 pub(super) fn locate_chunks(repo: &Repository, plan: &Plan) -> Result<Located> {
-    repo.with_index(|index| {
-        index.in_read_transaction(|index| {
-            let mut located = Located::new();
-            for chunk in plan.files.iter().flat_map(|f| &f.chunks) {
-                if !located.contains_key(chunk)
-                    && let Some(loc) = index.lookup(&BlobId::Chunk(*chunk))?
-                {
-                    located.insert(*chunk, (loc.pack, loc.entry));
-                }
-            }
-            Ok(located)
-        })
-    })
+    let chunks = plan.files.iter().flat_map(|f| &f.chunks).map(|c| BlobId::Chunk(*c));
+    let found = repo.locate_many(chunks)?;
+    Ok(found.into_iter().filter_map(|(blob, loc)| Some((blob.as_chunk()?, (loc.pack, loc.entry)))).collect())
 }
 
 /// Creates the files to write, then fills them pack by pack.
