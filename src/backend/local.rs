@@ -90,6 +90,17 @@ impl LocalBackend {
         self.root.join(TMP_DIR).join(format!("{}-{n}.tmp", std::process::id()))
     }
 
+    /// `tmp/` is only staging, so a repository copied without it (rsync
+    /// excludes, a tidy user) gets it back; mkdir never follows a link
+    /// planted in its place, and `no_link` then refuses that.
+    fn staging_dir(&self) -> Result<()> {
+        let dir = self.root.join(TMP_DIR);
+        if mkdir_private(&dir)? {
+            fsync_dir(&self.root)?;
+        }
+        no_link(&dir, true)
+    }
+
     fn open(&self, kind: FileKind, name: &str) -> Result<(File, PathBuf)> {
         let path = self.path(kind, name)?;
         // An object that is a symlink is never followed (ELOOP).
@@ -219,6 +230,7 @@ impl Backend for LocalBackend {
             fsync_dir(&self.dir(kind))?;
         }
         no_link(&dir, true)?;
+        self.staging_dir()?;
         let tmp = self.temp_path();
         let result = write_durable(&tmp, data).and_then(|()| match fs::hard_link(&tmp, &path) {
             // A put that fails must leave nothing under the name: an object
@@ -321,8 +333,12 @@ impl Backend for LocalBackend {
     fn remove_leftovers(&self) -> Result<u64> {
         let dir = self.root.join(TMP_DIR);
         no_link(&dir, true)?;
+        let entries = match fs::read_dir(&dir) {
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(0),
+            other => other.at(&dir)?,
+        };
         let mut removed = 0;
-        for entry in fs::read_dir(&dir).at(&dir)? {
+        for entry in entries {
             let entry = entry.at(&dir)?;
             let ours = entry.file_name().to_str().is_some_and(is_staging_name);
             if ours && entry.file_type().at(entry.path())?.is_file() {
@@ -573,6 +589,27 @@ mod tests {
         assert_eq!(mode & 0o777, 0o700);
         assert_eq!(b.list(FileKind::Pack).unwrap(), vec![(name('a'), 3)]);
         assert!(fs::read_dir(b.root().join(TMP_DIR)).unwrap().next().is_none());
+    }
+
+    /// A copy made without `tmp/` works as it is; a link in its place is
+    /// refused and nothing is written where it points.
+    #[test]
+    fn a_missing_staging_dir_comes_back_and_a_linked_one_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = LocalBackend::new(dir.path().join("repo"));
+        b.create().unwrap();
+        fs::remove_dir(b.root().join(TMP_DIR)).unwrap();
+        assert_eq!(b.remove_leftovers().unwrap(), 0);
+        assert_eq!(b.put(FileKind::Pack, &name('a'), Bytes::from_static(b"one")).unwrap(), Put::Created);
+        assert!(fs::symlink_metadata(b.root().join(TMP_DIR)).unwrap().is_dir());
+        fs::remove_dir(b.root().join(TMP_DIR)).unwrap();
+        let elsewhere = dir.path().join("elsewhere");
+        fs::create_dir(&elsewhere).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, b.root().join(TMP_DIR)).unwrap();
+        let err = b.put(FileKind::Pack, &name('b'), Bytes::from_static(b"two")).unwrap_err();
+        assert!(err.to_string().contains("symbolic link"), "{err}");
+        assert!(fs::read_dir(&elsewhere).unwrap().next().is_none());
+        assert!(matches!(b.get(FileKind::Pack, &name('b')), Err(Error::NotFound { .. })));
     }
 
     #[test]

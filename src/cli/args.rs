@@ -495,7 +495,7 @@ pub struct InitArgs {
 pub enum EncryptionArg {
     /// No encryption (format 1)
     None,
-    /// XChaCha20-Poly1305 with Argon2id password keys (format 2)
+    /// XChaCha20-Poly1305 with Argon2id password keys, padded packs and keyed chunking (format 3)
     #[value(name = "xchacha20-poly1305", alias = "chacha20poly1305", alias = "chacha20-poly1305")]
     XChaCha20Poly1305,
 }

@@ -2,9 +2,9 @@
 //! because it is tiny, read first by every command, and worth reading by eye.
 //! It fixes everything that must stay the same for the repository's life:
 //! format version, repository id, chunker parameters, compression and the
-//! encryption scheme (`"none"` in format 1, `"xchacha20-poly1305"` in format
-//! 2; an unknown one is refused, never guessed). Format 1 readers refuse a
-//! format 2 repository by its version, before they could misread it.
+//! encryption scheme (`"none"` in format 1, `"xchacha20-poly1305"` in formats
+//! 2 and 3; an unknown one is refused, never guessed). A reader refuses a
+//! version above its own, before it could misread it.
 
 use serde::{Deserialize, Serialize};
 
@@ -26,7 +26,7 @@ pub struct Config {
     pub chunker: ChunkerParams,
     /// How blobs are compressed.
     pub compression: CompressionParams,
-    /// Encryption scheme: `"none"` in format 1, `"xchacha20-poly1305"` in format 2.
+    /// Encryption scheme: `"none"` in format 1, `"xchacha20-poly1305"` in formats 2 and 3.
     pub encryption: String,
     /// Target size of a pack file in bytes.
     pub pack_size: u32,

@@ -29,7 +29,7 @@ pub const FORMAT_VERSION: u32 = 3;
 /// The first format whose packs hide their sizes (padded, shuffled) and
 /// whose chunker cuts by a keyed PRF (DESIGN.md 5.2, 16).
 pub const SIZE_HIDING_VERSION: u32 = 3;
-/// The object header version (packs and snapshots), the same in both formats.
+/// The object header version (packs and snapshots), the same in every format.
 pub const OBJECT_VERSION: u8 = 1;
 
 /// Length of the common object header.

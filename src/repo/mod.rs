@@ -83,7 +83,8 @@ pub struct Repository {
 pub enum Protection<'a> {
     /// Unencrypted (format 1).
     None,
-    /// Encrypted (format 2) with a first key for this password.
+    /// Encrypted (format 3: padded packs, keyed chunking) with a first key
+    /// for this password.
     Password(&'a str, &'a KeyOwner),
 }
 
