@@ -11,7 +11,6 @@
 use std::collections::{BTreeMap, HashSet};
 use std::ffi::OsStr;
 use std::fs::File;
-use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -30,9 +29,8 @@ use crate::format::snapshot::{Snapshot, Summary};
 use crate::format::tree::{Entry, Metadata, Node, Tree};
 use crate::id::{BlobId, ChunkId, SnapshotId, TreeId};
 use crate::progress::Progress;
-use crate::repo::{BlobWriter, Repository};
+use crate::repo::{BlobWriter, Contents, ReadError, Repository};
 use crate::walk::{self, GitIgnores, Place, SourceKind, Stat};
-use sha2::{Digest, Sha256};
 
 /// Which snapshot unchanged files may be taken from.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -610,14 +608,6 @@ fn all_known(ctx: &Ctx, chunks: &[ChunkId], indexed: &HashSet<ChunkId>) -> Resul
     Ok(true)
 }
 
-/// Why reading a source file stopped.
-pub(crate) enum ReadError {
-    /// The source failed: warn and leave the file out.
-    Source(std::io::Error),
-    /// The repository failed: abort.
-    Repo(Error),
-}
-
 /// Reads the file `opened` (not following a symlink, not blocking on a
 /// fifo: it may have been swapped for either since the `lstat`).
 fn read_file(ctx: &Ctx, opened: std::io::Result<File>, path: &Path, stat: &Stat) -> Result<Option<FileNode>> {
@@ -659,48 +649,5 @@ fn read_file(ctx: &Ctx, opened: std::io::Result<File>, path: &Path, stat: &Stat)
 
 /// Reads and stores a file's chunks; returns the bytes read and chunk ids.
 fn chunk_file(ctx: &Ctx, file: &File, size_hint: u64) -> Result<Contents, ReadError> {
-    store_contents(ctx.repo, ctx.writer, file, size_hint, ctx.sha256)
-}
-
-/// What [`store_contents`] stored.
-pub(crate) struct Contents {
-    /// Bytes read.
-    pub len: u64,
-    /// Their chunks, in order.
-    pub chunks: Vec<ChunkId>,
-    /// Their SHA-256, when asked for.
-    pub sha256: Option<[u8; 32]>,
-}
-
-/// Cuts what `reader` yields into chunks with the repository's chunker and
-/// stores them in parallel, a window (one maximum chunk) at a time, computing
-/// the SHA-256 on the way when asked. `size_hint` is the expected length: a
-/// file smaller than a window is read whole and costs only its own size.
-pub(crate) fn store_contents(
-    repo: &Repository,
-    writer: &BlobWriter<'_>,
-    reader: impl Read,
-    size_hint: u64,
-    sha256: bool,
-) -> Result<Contents, ReadError> {
-    let mut hasher = sha256.then(Sha256::new);
-    let mut ids = Vec::new();
-    let mut total = 0u64;
-    let mut windows = repo.chunker().windows(reader, size_hint);
-    while let Some(window) = windows.next_window().map_err(ReadError::Source)? {
-        let covered = window.covered();
-        total += covered.len() as u64;
-        let (_, stored) = rayon::join(
-            || hasher.as_mut().map(|h| h.update(covered)),
-            || {
-                window
-                    .chunks
-                    .par_iter()
-                    .map(|r| writer.save_chunk(&window.data[r.clone()]))
-                    .collect::<Result<Vec<_>>>()
-            },
-        );
-        ids.extend(stored.map_err(ReadError::Repo)?);
-    }
-    Ok(Contents { len: total, chunks: ids, sha256: hasher.map(|h| h.finalize().into()) })
+    ctx.writer.store_contents(file, size_hint, ctx.sha256)
 }

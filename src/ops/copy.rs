@@ -20,8 +20,8 @@ use crate::format::snapshot::Snapshot;
 use crate::format::tree::{Node, Tree};
 use crate::hash::BlobHasher;
 use crate::id::{BlobId, SnapshotId, TreeId};
-use crate::ops::backup::{ReadError, store_contents};
 use crate::progress::Progress;
+use crate::repo::ReadError;
 use crate::repo::{BlobWriter, Repository};
 
 /// The `extra` key naming the original snapshot a copy descends from (kept
@@ -81,7 +81,6 @@ pub struct CopyReport {
 struct Ctx<'a> {
     src: &'a Repository,
     writer: &'a BlobWriter<'a>,
-    dst: &'a Repository,
     rechunk: bool,
     /// Source tree id -> destination tree id, for subtrees shared between
     /// the snapshots of one run.
@@ -124,7 +123,7 @@ pub fn copy(
         !matches!((src.keys().hasher(), dst.keys().hasher()), (BlobHasher::Plain, BlobHasher::Plain));
     progress.begin("copy", None);
     let ((prepared, not_copied), written) = BlobWriter::write(dst, |writer| {
-        let ctx = Ctx { src, writer, dst, rechunk, done: Mutex::new(HashMap::new()), progress };
+        let ctx = Ctx { src, writer, rechunk, done: Mutex::new(HashMap::new()), progress };
         let mut prepared = Vec::with_capacity(todo.len());
         let mut not_copied = Vec::new();
         let mut seen = HashSet::new();
@@ -266,16 +265,15 @@ fn rechunk_tree(ctx: &Ctx, tree: Tree) -> Result<TreeId> {
                 Node::File { size, chunks } => {
                     // The reader checks that the chunks add up to `size`.
                     let mut reader = ctx.src.file_reader(&chunks, size);
-                    let stored = store_contents(ctx.dst, ctx.writer, &mut reader, size, false).map_err(
-                        |e| match e {
+                    let stored =
+                        ctx.writer.store_contents(&mut reader, size, false).map_err(|e| match e {
                             ReadError::Repo(e) => e,
                             ReadError::Source(io) => reader.take_error().unwrap_or_else(|| {
                                 Error::InvalidInput(format!(
                                     "copy: reading a file from the source repository: {io}"
                                 ))
                             }),
-                        },
-                    )?;
+                        })?;
                     ctx.progress.advance(1, size);
                     Node::File { size, chunks: stored.chunks }
                 }

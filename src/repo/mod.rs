@@ -6,6 +6,7 @@
 mod check;
 mod file;
 mod gc;
+mod ingest;
 mod keys;
 mod lookup;
 mod pack_reader;
@@ -17,6 +18,7 @@ mod writer;
 
 pub(crate) use check::PackRead;
 pub use file::FileReader;
+pub(crate) use ingest::{Contents, ReadError};
 pub use keys::{KeyInfo, PasswordFn};
 pub use pack_reader::PackReader;
 pub use snapshots::{SAFETY_TAG, SnapshotList, read_snapshots};

@@ -96,7 +96,7 @@ impl<'a> BlobWriter<'a> {
         lock(&self.shared.state)
     }
 
-    fn repo(&self) -> &'a Repository {
+    pub(super) fn repo(&self) -> &'a Repository {
         self.shared.repo
     }
 
