@@ -360,14 +360,25 @@ impl Backend for LocalBackend {
         }
         self.remove_legacy_index();
         let path = self.root.join(LOCK_FILE);
-        let file = OpenOptions::new()
+        let nofollow = rustix::fs::OFlags::NOFOLLOW.bits() as i32;
+        let opened = OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
             .mode(0o600)
-            .open(&path)
-            .at(&path)?;
+            .custom_flags(nofollow)
+            .open(&path);
+        let file = match opened {
+            // A repository on a read-only file system (a disk remounted
+            // read-only after errors, a read-only mount of a backup disk)
+            // is still read and restored: a shared flock needs no write
+            // access, and it still keeps out a prune through another mount.
+            Err(e) if mode == LockMode::Shared && e.raw_os_error() == Some(libc::EROFS) => {
+                OpenOptions::new().read(true).custom_flags(nofollow).open(&path).at(&path)?
+            }
+            other => other.at(&path)?,
+        };
         let res = match mode {
             LockMode::Shared => file.try_lock_shared(),
             LockMode::Exclusive => file.try_lock(),

@@ -3,6 +3,7 @@
 //! `common` holds what they share. They drive the real `snap` binary, and
 //! some the library, against local, encrypted and S3 repositories.
 
+mod attack_review;
 mod cli_backup_restore;
 mod cli_completions;
 mod cli_copy;
