@@ -15,13 +15,17 @@
 //! name (which fails if the name exists, so puts are create-only), fsyncs
 //! the directory, then drops the temp name. Everything is created 0600/0700.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{ErrorKind, Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+use std::os::fd::{BorrowedFd, OwnedFd};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, ResolveFlags};
+use rustix::io::Errno;
 
 use super::cache::{self, CacheDir, INDEX_FILE};
 use super::{
@@ -36,6 +40,8 @@ const PIECE: u64 = 1 << 20;
 const LOCK_FILE: &str = "lock";
 /// Where older versions of snap kept the index, with SQLite's companions.
 const LEGACY_INDEX: [&str; 3] = ["index.sqlite", "index.sqlite-wal", "index.sqlite-shm"];
+const PRIVATE_DIR: u32 = 0o700;
+const PRIVATE_FILE: u32 = 0o600;
 
 /// A repository directory on a local POSIX filesystem.
 #[derive(Debug)]
@@ -44,6 +50,9 @@ pub struct LocalBackend {
     counter: AtomicU64,
     /// `None`: the user's cache directory, found when the index is opened.
     cache: Option<CacheDir>,
+    /// The root, opened once it exists: objects are then opened with one
+    /// descriptor each, as by path.
+    root_fd: OnceLock<OwnedFd>,
 }
 
 struct FileLock(#[allow(dead_code)] File);
@@ -60,11 +69,202 @@ impl LockGuard for FileLock {
     }
 }
 
+/// A directory of the repository, open. Whoever can write the repository
+/// can swap any entry for a link between a check and its use, so nothing
+/// below the root is reached through a link: a directory or object is
+/// opened from the root in one step with the kernel refusing links on the
+/// way (`openat2`), or, where that cannot be asked or to make what is
+/// missing, step by step, each relative to its parent's descriptor. The
+/// root itself is the user's choice and may be a link.
+/// The descriptor is kept as a directory stream, so that listing takes no
+/// second one (`Dir::read_from` would open `.` again): a restore short of
+/// descriptors lists snapshots too.
+struct RepoDir {
+    dir: rustix::fs::Dir,
+    path: PathBuf,
+}
+
+/// What an entry is, seen without following it.
+fn entry_kind(st: &rustix::fs::Stat) -> FileType {
+    FileType::from_raw_mode(st.st_mode)
+}
+
+/// The refusal of an entry that is not what a repository holds there.
+fn refusal(path: &Path, what: &str) -> Error {
+    Error::InvalidInput(format!(
+        "{} is {what}: snap takes only real directories and regular files inside a repository, \
+         follows no link, and changed nothing (put the real directory or file in its place)",
+        path.display()
+    ))
+}
+
+/// How `kind` is named in a refusal.
+fn describe(kind: FileType) -> &'static str {
+    match kind {
+        FileType::Symlink => "a symbolic link",
+        FileType::Directory => "a directory",
+        FileType::RegularFile => "a regular file",
+        _ => "not a regular file (a fifo, socket or device)",
+    }
+}
+
+/// Opens the directory `rel` in `at` without following a link there,
+/// making it (private; `sync_parent` then records it) if it is missing and
+/// `create`; `None` if it is missing otherwise.
+fn open_dir_at(
+    at: BorrowedFd<'_>,
+    rel: &Path,
+    path: PathBuf,
+    create: bool,
+    sync_parent: impl Fn() -> Result<()>,
+) -> Result<Option<RepoDir>> {
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    loop {
+        match rustix::fs::openat(at, rel, flags, Mode::empty()) {
+            Ok(fd) => return RepoDir::new(fd, path).map(Some),
+            Err(Errno::NOENT) if create => {
+                match rustix::fs::mkdirat(at, rel, Mode::from_raw_mode(PRIVATE_DIR)) {
+                    // mkdir never follows a link; one planted since is refused
+                    // by the open.
+                    Ok(()) | Err(Errno::EXIST) => sync_parent()?,
+                    Err(e) => return Err(e).at(path),
+                }
+            }
+            Err(Errno::NOENT) => return Ok(None),
+            Err(Errno::LOOP | Errno::NOTDIR) => {
+                let what = match rustix::fs::statat(at, rel, AtFlags::SYMLINK_NOFOLLOW) {
+                    Ok(st) => describe(entry_kind(&st)),
+                    Err(_) => "not a directory",
+                };
+                return Err(refusal(&path, what));
+            }
+            Err(e) => return Err(e).at(path),
+        }
+    }
+}
+
+impl RepoDir {
+    fn open_root(path: &Path) -> Result<RepoDir> {
+        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+        let fd = rustix::fs::open(path, flags, Mode::empty()).at(path)?;
+        RepoDir::new(fd, path.to_owned())
+    }
+
+    fn new(fd: OwnedFd, path: PathBuf) -> Result<RepoDir> {
+        Ok(RepoDir { dir: rustix::fs::Dir::new(fd).at(&path)?, path })
+    }
+
+    fn fd(&self) -> Result<BorrowedFd<'_>> {
+        self.dir.fd().at(&self.path)
+    }
+
+    fn entry_path(&self, name: &str) -> PathBuf {
+        self.path.join(name)
+    }
+
+    /// `lstat` of `name`; `None` if there is nothing of that name.
+    fn stat(&self, name: &str) -> Result<Option<rustix::fs::Stat>> {
+        match rustix::fs::statat(self.fd()?, name, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st) => Ok(Some(st)),
+            Err(Errno::NOENT) => Ok(None),
+            Err(e) => Err(e).at(self.entry_path(name)),
+        }
+    }
+
+    /// Fails if `name` exists and is not of `kind` (a repository's own
+    /// entries, checked before any command starts).
+    fn expect(&self, name: &str, kind: FileType) -> Result<()> {
+        match self.stat(name)? {
+            Some(st) if entry_kind(&st) != kind => {
+                Err(refusal(&self.entry_path(name), describe(entry_kind(&st))))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The subdirectory `name`: `None` if it is missing and not to be
+    /// made; made private (and recorded durably in this one) if `create`.
+    fn child(&self, name: &str, create: bool) -> Result<Option<RepoDir>> {
+        open_dir_at(self.fd()?, Path::new(name), self.entry_path(name), create, || self.sync())
+    }
+
+    /// The same for an entry of the root, reached by path: only the root
+    /// may be a link, and `O_NOFOLLOW` refuses one at the last step, so
+    /// this holds no descriptor of the root meanwhile (a restore short of
+    /// descriptors lists snapshots too).
+    fn top(root: &Path, name: &str, create: bool) -> Result<Option<RepoDir>> {
+        let path = root.join(name);
+        open_dir_at(rustix::fs::CWD, &path, path.clone(), create, || RepoDir::open_root(root)?.sync())
+    }
+
+    /// The regular file `name`, opened with `flags`: a link is never
+    /// followed, and a fifo does not block the open (`O_NONBLOCK` changes
+    /// nothing for the regular file that is kept).
+    fn open_file(&self, name: &str, flags: OFlags, mode: u32) -> Result<std::result::Result<File, Errno>> {
+        let flags = flags | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK;
+        let fd = match rustix::fs::openat(self.fd()?, name, flags, Mode::from_raw_mode(mode)) {
+            Ok(fd) => fd,
+            Err(Errno::LOOP) => return Err(refusal(&self.entry_path(name), "a symbolic link")),
+            Err(e) => return Ok(Err(e)),
+        };
+        let st = rustix::fs::fstat(&fd).at(self.entry_path(name))?;
+        if entry_kind(&st) != FileType::RegularFile {
+            return Err(refusal(&self.entry_path(name), describe(entry_kind(&st))));
+        }
+        Ok(Ok(File::from(fd)))
+    }
+
+    /// Makes this directory's entries durable.
+    fn sync(&self) -> Result<()> {
+        let fd = self.fd()?;
+        crate::crash::fsync_fault().and_then(|()| Ok(rustix::fs::fsync(fd)?)).at(&self.path)
+    }
+
+    /// The names of the entries, with what each is and its size, as they
+    /// come (`.` and `..` left out; names that are not UTF-8 are no
+    /// object's and are skipped).
+    fn entries(&mut self) -> Result<Vec<(String, FileType, u64)>> {
+        self.dir.rewind();
+        let mut names = Vec::new();
+        while let Some(entry) = self.dir.read() {
+            let entry = entry.at(&self.path)?;
+            let Ok(name) = std::str::from_utf8(entry.file_name().to_bytes()) else { continue };
+            if name != "." && name != ".." {
+                names.push(name.to_owned());
+            }
+        }
+        let mut out = Vec::new();
+        for name in names {
+            // Removed since it was listed: not there.
+            let Some(st) = self.stat(&name)? else { continue };
+            out.push((name, entry_kind(&st), st.st_size as u64));
+        }
+        Ok(out)
+    }
+
+    fn remove(&self, name: &str) -> Result<bool> {
+        match rustix::fs::unlinkat(self.fd()?, name, AtFlags::empty()) {
+            Ok(()) => Ok(true),
+            Err(Errno::NOENT) => Ok(false),
+            Err(e) => Err(e).at(self.entry_path(name)),
+        }
+    }
+}
+
+/// Where an object is: its directory (relative to the root, split into
+/// steps) and its file name.
+fn object_place(kind: FileKind, name: &str) -> Result<(Vec<String>, String)> {
+    let key = object_key(kind, name)?;
+    let mut steps: Vec<String> = key.split('/').map(str::to_owned).collect();
+    let file = steps.pop().expect("a key has a name");
+    Ok((steps, file))
+}
+
 impl LocalBackend {
     /// A backend rooted at `root` (which need not exist yet), its index in
     /// the user's cache directory.
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        LocalBackend { root: root.into(), counter: AtomicU64::new(0), cache: None }
+        LocalBackend { root: root.into(), counter: AtomicU64::new(0), cache: None, root_fd: OnceLock::new() }
     }
 
     /// The same, its index cached under `cache_dir` instead.
@@ -77,40 +277,97 @@ impl LocalBackend {
         &self.root
     }
 
-    fn dir(&self, kind: FileKind) -> PathBuf {
-        self.root.join(kind_dir(kind))
-    }
-
+    #[cfg(test)]
     fn path(&self, kind: FileKind, name: &str) -> Result<PathBuf> {
         Ok(self.root.join(object_key(kind, name)?))
     }
 
-    fn temp_path(&self) -> PathBuf {
+    fn temp_name(&self) -> String {
         let n = self.counter.fetch_add(1, Ordering::Relaxed);
-        self.root.join(TMP_DIR).join(format!("{}-{n}.tmp", std::process::id()))
+        format!("{}-{n}.tmp", std::process::id())
+    }
+
+    /// The directory reached by `steps` below the root: `None` if a step
+    /// is missing and not to be made. `data/`, `snapshots/` and `keys/`
+    /// may be missing from a copy made by a tool that keeps no empty
+    /// directory (git, or a round trip through an object store): missing,
+    /// they hold nothing, and a put makes them again.
+    fn dir(&self, steps: &[String], create: bool) -> Result<Option<RepoDir>> {
+        let Some((first, rest)) = steps.split_first() else {
+            return RepoDir::open_root(&self.root).map(Some);
+        };
+        let rel = steps.join("/");
+        match self.resolve(&rel, OFlags::RDONLY | OFlags::DIRECTORY, 0) {
+            Some(Ok(fd)) => return RepoDir::new(fd, self.root.join(&rel)).map(Some),
+            Some(Err(Errno::NOENT)) if !create => return Ok(None),
+            // To make what is missing, or to name what is in the way.
+            _ => {}
+        }
+        let Some(mut dir) = RepoDir::top(&self.root, first, create)? else { return Ok(None) };
+        for step in rest {
+            match dir.child(step, create)? {
+                Some(child) => dir = child,
+                None => return Ok(None),
+            }
+        }
+        Ok(Some(dir))
+    }
+
+    /// Opens `rel` below the root in one step, the kernel refusing a link
+    /// anywhere on the way (`openat2` with `RESOLVE_NO_SYMLINKS`): one
+    /// descriptor, as an open by path takes. `None` where that cannot be
+    /// asked (no root yet, a kernel before 5.6, a rename racing the
+    /// lookup): the caller then walks step by step.
+    fn resolve(&self, rel: &str, flags: OFlags, mode: u32) -> Option<std::result::Result<OwnedFd, Errno>> {
+        let root = match self.root_fd.get() {
+            Some(fd) => fd,
+            None => {
+                let fd = rustix::fs::open(
+                    &self.root,
+                    OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )
+                .ok()?;
+                self.root_fd.get_or_init(|| fd)
+            }
+        };
+        let flags = flags | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK;
+        let how = ResolveFlags::NO_SYMLINKS | ResolveFlags::BENEATH;
+        match rustix::fs::openat2(root, rel, flags, Mode::from_raw_mode(mode), how) {
+            Err(Errno::NOSYS | Errno::AGAIN | Errno::PERM | Errno::INVAL) => None,
+            opened => Some(opened),
+        }
     }
 
     /// `tmp/` is only staging, so a repository copied without it (rsync
-    /// excludes, a tidy user) gets it back; mkdir never follows a link
-    /// planted in its place, and `no_link` then refuses that.
-    fn staging_dir(&self) -> Result<()> {
-        let dir = self.root.join(TMP_DIR);
-        if mkdir_private(&dir)? {
-            fsync_dir(&self.root)?;
-        }
-        no_link(&dir, true)
+    /// excludes, a tidy user) gets it back.
+    fn staging_dir(&self) -> Result<RepoDir> {
+        Ok(self.dir(&[TMP_DIR.to_owned()], true)?.expect("made if missing"))
     }
 
     fn open(&self, kind: FileKind, name: &str) -> Result<(File, PathBuf)> {
-        let path = self.path(kind, name)?;
-        // An object that is a symlink is never followed (ELOOP).
-        let flags = rustix::fs::OFlags::NOFOLLOW.bits() as i32;
-        match OpenOptions::new().read(true).custom_flags(flags).open(&path) {
-            Ok(f) => Ok((f, path)),
-            Err(e) if e.kind() == ErrorKind::NotFound => {
-                Err(Error::NotFound { kind: kind.describe(), id: name.to_owned() })
+        let (steps, file) = object_place(kind, name)?;
+        let not_found = || Error::NotFound { kind: kind.describe(), id: name.to_owned() };
+        let key = object_key(kind, name)?;
+        match self.resolve(&key, OFlags::RDONLY, 0) {
+            Some(Ok(fd)) => {
+                let path = self.root.join(&key);
+                let st = rustix::fs::fstat(&fd).at(&path)?;
+                if entry_kind(&st) != FileType::RegularFile {
+                    return Err(refusal(&path, describe(entry_kind(&st))));
+                }
+                return Ok((File::from(fd), path));
             }
-            Err(e) => Err(Error::io(path, e)),
+            Some(Err(Errno::NOENT)) => return Err(not_found()),
+            // A link on the way: the walk names it.
+            _ => {}
+        }
+        let dir = self.dir(&steps, false)?.ok_or_else(not_found)?;
+        let path = dir.entry_path(&file);
+        match dir.open_file(&file, OFlags::RDONLY, 0)? {
+            Ok(f) => Ok((f, path)),
+            Err(Errno::NOENT) => Err(not_found()),
+            Err(e) => Err(e).at(path),
         }
     }
 }
@@ -121,23 +378,51 @@ impl LocalBackend {
     /// disk; it is only a cache, so it goes (unlink never follows a link).
     /// A failure leaves it (a read-only disk still restores) and changes
     /// nothing else: the index used is the one in the cache.
-    fn remove_legacy_index(&self) {
+    fn remove_legacy_index(&self, root: &RepoDir) {
         for name in LEGACY_INDEX {
-            let _ = fs::remove_file(self.root.join(name));
+            let _ = root.remove(name);
         }
     }
 
     /// A put found its name taken. Content-named objects have exactly one
     /// valid content, so an existing one with other bytes is a torn or
     /// damaged write and is atomically replaced; the config is never
-    /// replaced (creating it is how `init` claims a directory).
-    fn settle_existing(&self, kind: FileKind, tmp: &Path, path: &Path, data: &[u8]) -> Result<Put> {
-        if kind == FileKind::Config || fs::read(path).is_ok_and(|existing| existing == data) {
+    /// replaced (creating it is how `init` claims a directory). Whatever
+    /// is there must be a regular file.
+    fn settle_existing(
+        &self,
+        kind: FileKind,
+        staging: &RepoDir,
+        tmp: &str,
+        dir: &RepoDir,
+        name: &str,
+        data: &[u8],
+    ) -> Result<Put> {
+        let path = dir.entry_path(name);
+        let existing = match dir.open_file(name, OFlags::RDONLY, 0)? {
+            Ok(f) => f,
+            Err(e) => return Err(e).at(path),
+        };
+        if kind == FileKind::Config {
             return Ok(Put::Existed);
         }
-        fs::rename(tmp, path).at(path)?;
-        fsync_dir(path.parent().expect("object paths have a parent"))?;
+        let mut found = Vec::new();
+        existing.take(data.len() as u64 + 1).read_to_end(&mut found).at(&path)?;
+        if found == data {
+            return Ok(Put::Existed);
+        }
+        rustix::fs::renameat(staging.fd()?, tmp, dir.fd()?, name).at(&path)?;
+        dir.sync()?;
         Ok(Put::Created)
+    }
+
+    /// Writes `data` durably to the new staging file `tmp`.
+    fn write_staged(staging: &RepoDir, tmp: &str, data: &[u8]) -> Result<()> {
+        let path = staging.entry_path(tmp);
+        let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL;
+        let mut f = staging.open_file(tmp, flags, PRIVATE_FILE)?.at(&path)?;
+        f.write_all(data).at(&path)?;
+        crate::crash::fsync_fault().and_then(|()| f.sync_all()).at(&path)
     }
 }
 
@@ -147,42 +432,6 @@ impl LocalBackend {
 /// elsewhere) would make snap delete or write outside it.
 const OWN_DIRS: [&str; 4] = ["data", "snapshots", "keys", TMP_DIR];
 const OWN_FILES: [&str; 2] = [CONFIG, LOCK_FILE];
-
-/// Fails unless `path` is missing or a real directory (or, with `dir`
-/// false, not a symlink).
-fn no_link(path: &Path, dir: bool) -> Result<()> {
-    let meta = match fs::symlink_metadata(path) {
-        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
-        other => other.at(path)?,
-    };
-    if meta.file_type().is_symlink() || (dir && !meta.is_dir()) {
-        let what = if meta.file_type().is_symlink() { "a symbolic link" } else { "not a directory" };
-        return Err(Error::InvalidInput(format!(
-            "{} is {what}: snap follows no link inside a repository and changed nothing (put the real \
-             directory or file in its place)",
-            path.display()
-        )));
-    }
-    Ok(())
-}
-
-fn mkdir_private(path: &Path) -> Result<bool> {
-    match fs::DirBuilder::new().mode(0o700).create(path) {
-        Ok(()) => Ok(true),
-        Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(false),
-        Err(e) => Err(Error::io(path, e)),
-    }
-}
-
-fn fsync_dir(path: &Path) -> Result<()> {
-    File::open(path).and_then(|d| crate::crash::fsync_fault().and_then(|()| d.sync_all())).at(path)
-}
-
-fn write_durable(path: &Path, data: &[u8]) -> Result<()> {
-    let mut f = OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).at(path)?;
-    f.write_all(data).at(path)?;
-    crate::crash::fsync_fault().and_then(|()| f.sync_all()).at(path)
-}
 
 impl Backend for LocalBackend {
     fn location(&self) -> String {
@@ -212,36 +461,44 @@ impl Backend for LocalBackend {
 
     fn create(&self) -> Result<()> {
         if let Some(parent) = self.root.parent().filter(|p| !p.as_os_str().is_empty()) {
-            fs::DirBuilder::new().recursive(true).mode(0o700).create(parent).at(parent)?;
+            use std::os::unix::fs::DirBuilderExt;
+            fs::DirBuilder::new().recursive(true).mode(PRIVATE_DIR).create(parent).at(parent)?;
         }
-        mkdir_private(&self.root)?;
+        match rustix::fs::mkdir(&self.root, Mode::from_raw_mode(PRIVATE_DIR)) {
+            Ok(()) | Err(Errno::EXIST) => {}
+            Err(e) => return Err(e).at(&self.root),
+        }
+        let root = RepoDir::open_root(&self.root)?;
         for sub in [kind_dir(FileKind::Pack), kind_dir(FileKind::Snapshot), kind_dir(FileKind::Key), TMP_DIR]
         {
-            mkdir_private(&self.root.join(sub))?;
+            match rustix::fs::mkdirat(root.fd()?, sub, Mode::from_raw_mode(PRIVATE_DIR)) {
+                Ok(()) | Err(Errno::EXIST) => {}
+                Err(e) => return Err(e).at(root.entry_path(sub)),
+            }
         }
-        fsync_dir(&self.root)
+        root.sync()
     }
 
     fn put(&self, kind: FileKind, name: &str, data: Bytes) -> Result<Put> {
         let data = &data[..];
-        let path = self.path(kind, name)?;
-        let dir = path.parent().expect("object paths have a parent").to_path_buf();
-        if kind == FileKind::Pack && mkdir_private(&dir)? {
-            fsync_dir(&self.dir(kind))?;
-        }
-        no_link(&dir, true)?;
-        self.staging_dir()?;
-        let tmp = self.temp_path();
-        let result = write_durable(&tmp, data).and_then(|()| match fs::hard_link(&tmp, &path) {
-            // A put that fails must leave nothing under the name: an object
-            // whose directory entry may not be durable is taken back.
-            Ok(()) => fsync_dir(&dir).map(|()| Put::Created).inspect_err(|_| drop(fs::remove_file(&path))),
-            Err(e) if e.kind() == ErrorKind::AlreadyExists => self.settle_existing(kind, &tmp, &path, data),
-            Err(e) => Err(Error::io(&path, e)),
+        let (steps, file) = object_place(kind, name)?;
+        let dir = self.dir(&steps, true)?.expect("made if missing");
+        let staging = self.staging_dir()?;
+        let tmp = self.temp_name();
+        let path = dir.entry_path(&file);
+        let result = Self::write_staged(&staging, &tmp, data).and_then(|()| {
+            match rustix::fs::linkat(staging.fd()?, &tmp, dir.fd()?, &file, AtFlags::empty()) {
+                // A put that fails must leave nothing under the name: an
+                // object whose directory entry may not be durable is taken
+                // back.
+                Ok(()) => dir.sync().map(|()| Put::Created).inspect_err(|_| drop(dir.remove(&file))),
+                Err(Errno::EXIST) => self.settle_existing(kind, &staging, &tmp, &dir, &file, data),
+                Err(e) => Err(e).at(&path),
+            }
         });
         // Whatever happened, the staging file goes: one left by a write
         // that failed on a full disk would keep the disk full.
-        let _ = fs::remove_file(&tmp);
+        let _ = staging.remove(&tmp);
         result
     }
 
@@ -289,29 +546,31 @@ impl Backend for LocalBackend {
         Ok(Box::new(FilePieces { file, path, left: len }))
     }
 
+    /// Every object in its place. An entry under an object's name that is
+    /// not a regular file (a link, a directory, a fifo) ends the listing:
+    /// left out, the object would pass for missing, which is proof of loss
+    /// (repair drops what used it, prune forgets it); followed, it would
+    /// be someone else's file. What is not at an object's place (strays,
+    /// a pack outside its fan-out directory) is no object and left out.
     fn list(&self, kind: FileKind) -> Result<Vec<(String, u64)>> {
-        let dir = self.dir(kind);
         let mut out = Vec::new();
-        match kind {
-            FileKind::Config => {
-                if let Ok(m) = fs::metadata(self.root.join(CONFIG)) {
-                    out.push((CONFIG.to_owned(), m.len()));
-                }
+        if kind == FileKind::Config {
+            let root = RepoDir::open_root(&self.root)?;
+            if let Some(st) = root.stat(CONFIG)? {
+                out.push((CONFIG.to_owned(), st.st_size as u64));
             }
-            FileKind::Snapshot => list_names(&dir, kind, &mut out)?,
-            // Repositories made before encryption existed have no `keys/`.
-            FileKind::Key if !dir.exists() => {}
-            FileKind::Key => list_names(&dir, kind, &mut out)?,
-            FileKind::Pack => {
-                for sub in fs::read_dir(&dir).at(&dir)? {
-                    let sub = sub.at(&dir)?;
-                    let file_type = sub.file_type().at(sub.path())?;
-                    if file_type.is_dir() {
-                        list_names(&sub.path(), kind, &mut out)?;
-                    } else if file_type.is_symlink() {
-                        // Its packs would look missing; say why instead.
-                        no_link(&sub.path(), true)?;
-                    }
+            return Ok(out);
+        }
+        let Some(mut dir) = self.dir(&[kind_dir(kind).to_owned()], false)? else { return Ok(out) };
+        if kind != FileKind::Pack {
+            list_objects(&mut dir, kind, "", &mut out)?;
+            return Ok(out);
+        }
+        for (sub, _, _) in dir.entries()? {
+            if is_fan_out(&sub) {
+                // Gone since it was listed: it holds nothing now.
+                if let Some(mut fan) = dir.child(&sub, false)? {
+                    list_objects(&mut fan, kind, &sub, &mut out)?;
                 }
             }
         }
@@ -319,30 +578,21 @@ impl Backend for LocalBackend {
     }
 
     fn remove(&self, kind: FileKind, name: &str) -> Result<()> {
-        let path = self.path(kind, name)?;
-        no_link(path.parent().expect("object paths have a parent"), true)?;
-        match fs::remove_file(&path) {
-            Ok(()) => fsync_dir(path.parent().expect("object paths have a parent")),
-            Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(Error::io(path, e)),
+        let (steps, file) = object_place(kind, name)?;
+        let Some(dir) = self.dir(&steps, false)? else { return Ok(()) };
+        if dir.remove(&file)? {
+            dir.sync()?;
         }
+        Ok(())
     }
 
-    /// Removes only what puts leave: files named `<pid>-<n>.tmp`, in a
-    /// real `tmp/` directory.
+    /// Removes only what puts leave: regular files named `<pid>-<n>.tmp`,
+    /// in a real `tmp/` directory.
     fn remove_leftovers(&self) -> Result<u64> {
-        let dir = self.root.join(TMP_DIR);
-        no_link(&dir, true)?;
-        let entries = match fs::read_dir(&dir) {
-            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(0),
-            other => other.at(&dir)?,
-        };
+        let Some(mut dir) = self.dir(&[TMP_DIR.to_owned()], false)? else { return Ok(0) };
         let mut removed = 0;
-        for entry in entries {
-            let entry = entry.at(&dir)?;
-            let ours = entry.file_name().to_str().is_some_and(is_staging_name);
-            if ours && entry.file_type().at(entry.path())?.is_file() {
-                fs::remove_file(entry.path()).at(entry.path())?;
+        for (name, kind, _) in dir.entries()? {
+            if is_staging_name(&name) && kind == FileType::RegularFile && dir.remove(&name)? {
                 removed += 1;
             }
         }
@@ -352,32 +602,25 @@ impl Backend for LocalBackend {
     /// Every command locks before anything else, so this is where the
     /// repository's own entries are checked for planted links.
     fn lock(&self, mode: LockMode) -> Result<Box<dyn LockGuard>> {
+        let root = RepoDir::open_root(&self.root)?;
         for name in OWN_DIRS {
-            no_link(&self.root.join(name), true)?;
+            root.expect(name, FileType::Directory)?;
         }
         for name in OWN_FILES {
-            no_link(&self.root.join(name), false)?;
+            root.expect(name, FileType::RegularFile)?;
         }
-        self.remove_legacy_index();
-        let path = self.root.join(LOCK_FILE);
-        let nofollow = rustix::fs::OFlags::NOFOLLOW.bits() as i32;
-        let opened = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .custom_flags(nofollow)
-            .open(&path);
-        let file = match opened {
+        self.remove_legacy_index(&root);
+        let path = root.entry_path(LOCK_FILE);
+        let file = match root.open_file(LOCK_FILE, OFlags::RDWR | OFlags::CREATE, PRIVATE_FILE)? {
+            Ok(f) => f,
             // A repository on a read-only file system (a disk remounted
             // read-only after errors, a read-only mount of a backup disk)
             // is still read and restored: a shared flock needs no write
             // access, and it still keeps out a prune through another mount.
-            Err(e) if mode == LockMode::Shared && e.raw_os_error() == Some(libc::EROFS) => {
-                OpenOptions::new().read(true).custom_flags(nofollow).open(&path).at(&path)?
+            Err(Errno::ROFS) if mode == LockMode::Shared => {
+                root.open_file(LOCK_FILE, OFlags::RDONLY, 0)?.at(&path)?
             }
-            other => other.at(&path)?,
+            Err(e) => return Err(e).at(path),
         };
         let res = match mode {
             LockMode::Shared => file.try_lock_shared(),
@@ -409,12 +652,13 @@ impl Backend for LocalBackend {
     /// flock; where that cannot be read or matched to the file, they are
     /// unknown.
     fn lock_holders(&self) -> Result<LockState> {
-        let path = self.root.join(LOCK_FILE);
-        let file = match File::open(&path) {
+        let root = RepoDir::open_root(&self.root)?;
+        let path = root.entry_path(LOCK_FILE);
+        let file = match root.open_file(LOCK_FILE, OFlags::RDONLY, 0)? {
             Ok(f) => f,
             // Never locked since the repository was made.
-            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(LockState::Free),
-            Err(e) => return Err(Error::io(path, e)),
+            Err(Errno::NOENT) => return Ok(LockState::Free),
+            Err(e) => return Err(e).at(path),
         };
         match file.try_lock_shared() {
             Ok(()) => {}
@@ -461,9 +705,7 @@ fn flock_holders(locks: &str, dev: u64, ino: u64) -> Option<usize> {
     (held > 0).then_some(held)
 }
 
-/// Adds the well-formed object names in `dir` (temp files and strays are
-/// not objects and are skipped).
-/// Whether `name` is one [`LocalBackend::temp_path`] makes.
+/// Whether `name` is one [`LocalBackend::temp_name`] makes.
 fn is_staging_name(name: &str) -> bool {
     let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
     name.strip_suffix(".tmp")
@@ -471,17 +713,22 @@ fn is_staging_name(name: &str) -> bool {
         .is_some_and(|(a, b)| digits(a) && digits(b))
 }
 
-fn list_names(dir: &Path, kind: FileKind, out: &mut Vec<(String, u64)>) -> Result<()> {
-    for entry in fs::read_dir(dir).at(dir)? {
-        let entry = entry.at(dir)?;
-        let Some(name) = entry.file_name().to_str().map(str::to_owned) else { continue };
-        if check_name(kind, &name).is_err() {
+/// Whether `name` is a directory packs fan out into (`data/<xx>`).
+fn is_fan_out(name: &str) -> bool {
+    name.len() == 2 && name.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// Adds the objects in `dir` whose names start with `prefix` (a pack's
+/// fan-out directory); other names are not objects here and are skipped.
+fn list_objects(dir: &mut RepoDir, kind: FileKind, prefix: &str, out: &mut Vec<(String, u64)>) -> Result<()> {
+    for (name, entry, size) in dir.entries()? {
+        if check_name(kind, &name).is_err() || !name.starts_with(prefix) {
             continue;
         }
-        let meta = entry.metadata().at(entry.path())?;
-        if meta.is_file() {
-            out.push((name, meta.len()));
+        if entry != FileType::RegularFile {
+            return Err(refusal(&dir.entry_path(&name), describe(entry)));
         }
+        out.push((name, size));
     }
     Ok(())
 }
@@ -637,6 +884,48 @@ mod tests {
         b.put(FileKind::Config, "config", Bytes::from_static(b"mine")).unwrap();
         assert_eq!(b.put(FileKind::Config, "config", Bytes::from_static(b"theirs")).unwrap(), Put::Existed);
         assert_eq!(b.get(FileKind::Config, "config").unwrap(), b"mine");
+    }
+
+    /// A pack is where its name puts it or it is not listed; a fan-out
+    /// directory that is a file is refused, not taken for an empty one.
+    #[test]
+    fn only_packs_in_their_place_are_listed() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = LocalBackend::new(dir.path());
+        b.create().unwrap();
+        b.put(FileKind::Pack, &name('a'), Bytes::from_static(b"one")).unwrap();
+        let data = b.root().join("data");
+        fs::create_dir(data.join("old")).unwrap();
+        fs::write(data.join("old").join(name('b')), "stray").unwrap();
+        fs::create_dir(data.join("cc")).unwrap();
+        fs::write(data.join("cc").join(name('d')), "misplaced").unwrap();
+        assert_eq!(b.list(FileKind::Pack).unwrap(), vec![(name('a'), 3)]);
+        fs::write(data.join("ee"), "not a directory").unwrap();
+        let err = b.list(FileKind::Pack).unwrap_err();
+        assert!(err.to_string().contains("data/ee is a regular file"), "{err}");
+    }
+
+    /// A put finding something else than a regular file at its name does
+    /// not read, follow or replace it.
+    #[test]
+    fn a_put_onto_a_link_or_fifo_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = LocalBackend::new(dir.path().join("repo"));
+        b.create().unwrap();
+        let outside = dir.path().join("outside");
+        fs::write(&outside, "theirs").unwrap();
+        let at = b.path(FileKind::Snapshot, &name('a')).unwrap();
+        std::os::unix::fs::symlink(&outside, &at).unwrap();
+        let err = b.put(FileKind::Snapshot, &name('a'), Bytes::from_static(b"mine")).unwrap_err();
+        assert!(err.to_string().contains("symbolic link"), "{err}");
+        assert_eq!(fs::read_to_string(&outside).unwrap(), "theirs");
+        assert!(fs::symlink_metadata(&at).unwrap().file_type().is_symlink());
+        fs::remove_file(&at).unwrap();
+        rustix::fs::mknodat(rustix::fs::CWD, &at, FileType::Fifo, Mode::from_raw_mode(0o600), 0).unwrap();
+        let err = b.put(FileKind::Snapshot, &name('a'), Bytes::from_static(b"mine")).unwrap_err();
+        assert!(err.to_string().contains("fifo"), "{err}");
+        assert!(matches!(b.get(FileKind::Snapshot, &name('a')), Err(Error::InvalidInput(_))));
+        assert!(fs::read_dir(b.root().join(TMP_DIR)).unwrap().next().is_none());
     }
 
     #[test]

@@ -88,7 +88,6 @@ fn files_under(dir: &Path) -> Vec<PathBuf> {
 /// nothing is deleted through one; a link to a directory (`data/XX`) is
 /// indeed refused.
 #[test]
-#[ignore = "finding 2: a snapshot file that is a symlink is silently skipped and prune deletes its data"]
 fn a_snapshot_file_replaced_by_a_symlink_is_refused_not_ignored_and_pruned() {
     let r = TempRepo::init();
     let mut rng = Rng::new(2);
@@ -120,7 +119,6 @@ fn a_snapshot_file_replaced_by_a_symlink_is_refused_not_ignored_and_pruned() {
 /// loudly ("is a symbolic link ... changed nothing"); the same should hold
 /// one level down, and nothing should be taken as proof of loss.
 #[test]
-#[ignore = "finding 3: a pack file that is a symlink counts as proved missing; repair snapshots drops its files"]
 fn a_pack_file_replaced_by_a_symlink_is_not_proof_that_its_data_is_lost() {
     let r = TempRepo::init();
     let mut rng = Rng::new(3);
@@ -200,4 +198,96 @@ fn repair_index_keeps_the_damage_marks_of_a_pack_it_could_not_list() {
     fs::rename(&aside, &pack).unwrap();
     let verify = r.snap(["verify"]);
     assert_eq!(verify.code, Some(4), "after {}:\n{}", rebuild.describe(), verify.describe());
+}
+
+/// What may stand at an object's name in place of its file.
+#[derive(Clone, Copy, Debug)]
+enum Impostor {
+    Link,
+    Dir,
+    Fifo,
+}
+
+impl Impostor {
+    fn plant(self, at: &Path, real: &Path) {
+        match self {
+            Impostor::Link => std::os::unix::fs::symlink(real, at).unwrap(),
+            Impostor::Dir => fs::create_dir(at).unwrap(),
+            Impostor::Fifo => assert!(Command::new("mkfifo").arg(at).status().unwrap().success()),
+        }
+    }
+
+    fn remove(self, at: &Path) {
+        match self {
+            Impostor::Dir => fs::remove_dir(at).unwrap(),
+            Impostor::Link | Impostor::Fifo => fs::remove_file(at).unwrap(),
+        }
+    }
+}
+
+/// The class of findings 2 and 3: whatever stands at a snapshot's, key's
+/// or pack's name that is not a regular file (a link, a directory, a
+/// fifo, which would also block a reader) stops every command that reads
+/// that kind with one line naming it, before anything is taken as missing or deleted; with
+/// the file back, the repository is whole.
+#[test]
+fn anything_but_a_regular_file_at_an_objects_name_stops_every_command() {
+    let r = TempRepo::init_encrypted("pw");
+    let mut rng = Rng::new(6);
+    write_random(&r.src.join("a"), &mut rng, 80_000);
+    write_random(&r.src.join("b"), &mut rng, 80_000);
+    r.backup(&[]);
+    fs::remove_file(r.src.join("a")).unwrap();
+    r.backup(&[]);
+    let objects = [
+        files_under(&r.repo.join("snapshots"))[0].clone(),
+        files_under(&r.repo.join("keys"))[0].clone(),
+        common::largest_pack(&r.repo),
+    ];
+    let aside = r.root.join("aside");
+    let src = common::s(&r.src).to_owned();
+    let commands: [&[&str]; 6] = [
+        &["snapshots"],
+        &["verify"],
+        &["prune", "--keep", "1"],
+        &["repair", "snapshots"],
+        &["repair", "index"],
+        &["backup", &src],
+    ];
+    for object in &objects {
+        for impostor in [Impostor::Link, Impostor::Dir, Impostor::Fifo] {
+            fs::rename(object, &aside).unwrap();
+            impostor.plant(object, &aside);
+            // `repair index` reads packs only.
+            let is_pack = object.starts_with(r.repo.join("data"));
+            for args in commands.iter().filter(|a| is_pack || a[..] != ["repair", "index"]) {
+                let run = r.snap(*args);
+                assert_eq!(run.code, Some(1), "{impostor:?} at {}: {}", object.display(), run.describe());
+                let line = run.assert_one_line_error();
+                assert!(line.contains(common::s(object)) && line.contains("changed nothing"), "{line}");
+            }
+            impostor.remove(object);
+            fs::rename(&aside, object).unwrap();
+            r.snap(["verify", "--read-data"]).assert_clean();
+            assert_eq!(r.snapshots().len(), 2);
+        }
+    }
+}
+
+/// Finding 6: a copy made by a tool that keeps no empty directory (git, a
+/// round trip through an object store) lacks `data/`, `snapshots/` and
+/// `keys/` of a repository that has nothing in them yet; it works as it is.
+#[test]
+fn a_copy_without_its_empty_directories_works_as_it_is() {
+    let r = TempRepo::init();
+    for dir in ["data", "snapshots", "keys", "tmp"] {
+        let _ = fs::remove_dir(r.repo.join(dir));
+    }
+    r.snap(["snapshots"]).assert_ok();
+    r.snap(["verify"]).assert_clean();
+    write_random(&r.src.join("a"), &mut Rng::new(7), 30_000);
+    r.backup(&[]);
+    r.snap(["verify", "--read-data"]).assert_clean();
+    r.snap(["restore", "latest", "--target", common::s(&r.target)]).assert_ok();
+    common::assert_trees_equal(&r.src, &r.restored(&r.target, &r.src));
 }

@@ -86,8 +86,10 @@ fn a_restore_short_of_descriptors_lets_kept_directories_go_for_its_files() {
         std::fs::write(r.src.join(format!("d{i:03}/f")), format!("file {i}")).unwrap();
     }
     r.backup(&[]);
-    let restore_with = |limit: usize| {
-        let target = r.root.join(format!("limit-{limit}"));
+    // Each run into a target of its own: into one a run left files in, a
+    // restore takes a safety snapshot first, a backup with needs of its own.
+    let restore_with = |limit: usize, name: &str| {
+        let target = r.root.join(format!("{name}-{limit}"));
         let ulimit = format!("ulimit -n {limit} && exec \"$0\" \"$@\"");
         let mut cmd = r.command_through(&["sh", "-c", &ulimit]);
         // One thread: how many descriptors are in use at once is then the
@@ -102,10 +104,10 @@ fn a_restore_short_of_descriptors_lets_kept_directories_go_for_its_files() {
         report.and_then(|r| r["report"]["files"].as_u64()).is_some_and(|files| files > 0)
     };
     let first = (4..64)
-        .find(|limit| restored_any(&restore_with(*limit).1))
+        .find(|limit| restored_any(&restore_with(*limit, "probe").1))
         .expect("some limit below 64 lets a file be restored");
     for limit in first..first + 4 {
-        let (target, run) = restore_with(limit);
+        let (target, run) = restore_with(limit, "limit");
         assert_eq!(run.code, Some(0), "limit {limit} (first: {first}): {}", run.describe());
         assert_eq!(run.json()["report"]["files"], DIRS, "limit {limit}: {}", run.describe());
         let restored = r.restored(&target, &r.src);
