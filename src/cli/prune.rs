@@ -63,8 +63,13 @@ fn print(r: &PruneReport, times: &HashMap<String, String>) -> Result<()> {
         output::line(&format!("{verdict} {} {time}  {}", d.id.short(), d.reasons.join(", ")))?;
     }
     let verb = if r.dry_run { "would remove" } else { "removed" };
+    let redundant = if r.packs_redundant > 0 {
+        format!(" ({} of them copies of others)", r.packs_redundant)
+    } else {
+        String::new()
+    };
     output::line(&format!(
-        "{verb} {} snapshot(s); {} unused pack(s) deleted, {} repacked into {}; {} {}",
+        "{verb} {} snapshot(s); {} unused pack(s) deleted{redundant}, {} repacked into {}; {} {}",
         r.snapshots_removed,
         r.packs_deleted,
         r.packs_repacked,

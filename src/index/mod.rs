@@ -141,36 +141,54 @@ impl Index {
     /// means the same bytes, so its rows serve lookups once more.
     pub fn add_pack(&mut self, pack: &PackId, size: u64, entries: &[PackEntry]) -> Result<()> {
         let tx = self.conn.transaction()?;
-        tx.execute(
-            "INSERT INTO packs (name, size) VALUES (?1, ?2)
-             ON CONFLICT (name) DO UPDATE SET size = excluded.size, missing = 0",
-            params![&pack.as_bytes()[..], size],
-        )?;
-        let rowid: i64 =
-            tx.query_row("SELECT id FROM packs WHERE name = ?1", [&pack.as_bytes()[..]], |r| r.get(0))?;
-        // Its bytes were just written whole (a damaged file under the name
-        // is replaced), so nothing in it is damaged any more.
-        tx.execute("UPDATE blobs SET damaged = 0 WHERE pack = ?1", [rowid])?;
-        tx.execute("UPDATE packs SET padding_damaged = 0, trailer_damaged = 0 WHERE id = ?1", [rowid])?;
-        {
-            let mut stmt = tx.prepare_cached(
-                "INSERT OR IGNORE INTO blobs (id, kind, pack, offset, stored_len, raw_len, compression)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            )?;
-            for e in entries {
-                stmt.execute(params![
-                    &e.blob.as_bytes()[..],
-                    e.blob.kind().code(),
-                    rowid,
-                    e.offset,
-                    e.stored_len,
-                    e.raw_len,
-                    e.compression.code()
-                ])?;
-            }
-        }
+        insert_pack(&tx, pack, size, entries)?;
         tx.commit()?;
         Ok(())
+    }
+
+    /// Indexes `pack` afresh from `entries` (its trailer, read again),
+    /// in one transaction, keeping the marks of its blobs and padding: a
+    /// pack that comes back after it was missing (moved aside, unreadable,
+    /// or not listed when the index was rebuilt) is the same damaged file
+    /// until a read proves otherwise. The trailer mark goes: the trailer
+    /// was just read.
+    pub fn reindex_pack(&mut self, pack: &PackId, size: u64, entries: &[PackEntry]) -> Result<()> {
+        let marked = self.damaged_in(pack)?;
+        let padding = self.padding_damaged(pack)?;
+        let tx = self.conn.transaction()?;
+        tx.execute("DELETE FROM packs WHERE name = ?1", [&pack.as_bytes()[..]])?;
+        insert_pack(&tx, pack, size, entries)?;
+        tx.execute(
+            "UPDATE packs SET padding_damaged = ?2 WHERE name = ?1",
+            params![&pack.as_bytes()[..], padding],
+        )?;
+        mark_in(&tx, pack, marked.iter())?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Records `pack`, which storage does not list now, with `entries`
+    /// and the marks of `damaged` among them, as missing: its rows serve
+    /// no lookup, but its marks are there when it comes back.
+    pub fn add_missing_pack(
+        &mut self,
+        pack: &PackId,
+        size: u64,
+        entries: &[PackEntry],
+        damaged: &[BlobId],
+    ) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        insert_pack(&tx, pack, size, entries)?;
+        tx.execute("UPDATE packs SET missing = 1 WHERE name = ?1", [&pack.as_bytes()[..]])?;
+        mark_in(&tx, pack, damaged.iter())?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The recorded size of `pack`, missing or not, if it is indexed.
+    pub fn pack_size(&self, pack: &PackId) -> Result<Option<u64>> {
+        let mut stmt = self.conn.prepare_cached("SELECT size FROM packs WHERE name = ?1")?;
+        Ok(stmt.query_row([&pack.as_bytes()[..]], |r| r.get(0)).optional()?)
     }
 
     /// Every present (not missing) indexed pack holding an intact copy of the blob.
@@ -390,6 +408,58 @@ pub struct IndexCounts {
     pub stored: u64,
 }
 
+/// Records a pack and its entries within `tx` (see [`Index::add_pack`]).
+fn insert_pack(
+    tx: &rusqlite::Transaction<'_>,
+    pack: &PackId,
+    size: u64,
+    entries: &[PackEntry],
+) -> Result<()> {
+    tx.execute(
+        "INSERT INTO packs (name, size) VALUES (?1, ?2)
+         ON CONFLICT (name) DO UPDATE SET size = excluded.size, missing = 0",
+        params![&pack.as_bytes()[..], size],
+    )?;
+    let rowid: i64 =
+        tx.query_row("SELECT id FROM packs WHERE name = ?1", [&pack.as_bytes()[..]], |r| r.get(0))?;
+    // Its bytes were just written whole (a damaged file under the name
+    // is replaced), so nothing in it is damaged any more.
+    tx.execute("UPDATE blobs SET damaged = 0 WHERE pack = ?1", [rowid])?;
+    tx.execute("UPDATE packs SET padding_damaged = 0, trailer_damaged = 0 WHERE id = ?1", [rowid])?;
+    let mut stmt = tx.prepare_cached(
+        "INSERT OR IGNORE INTO blobs (id, kind, pack, offset, stored_len, raw_len, compression)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?;
+    for e in entries {
+        stmt.execute(params![
+            &e.blob.as_bytes()[..],
+            e.blob.kind().code(),
+            rowid,
+            e.offset,
+            e.stored_len,
+            e.raw_len,
+            e.compression.code()
+        ])?;
+    }
+    Ok(())
+}
+
+/// Marks the copies of `blobs` in `pack` damaged, within `tx`.
+fn mark_in<'b>(
+    tx: &rusqlite::Transaction<'_>,
+    pack: &PackId,
+    blobs: impl Iterator<Item = &'b BlobId>,
+) -> Result<()> {
+    let mut stmt = tx.prepare_cached(
+        "UPDATE blobs SET damaged = 1
+         WHERE id = ?1 AND kind = ?2 AND pack = (SELECT id FROM packs WHERE name = ?3)",
+    )?;
+    for blob in blobs {
+        stmt.execute(params![&blob.as_bytes()[..], blob.kind().code(), &pack.as_bytes()[..]])?;
+    }
+    Ok(())
+}
+
 type LocationRow = (Vec<u8>, u32, u32, u32, u8);
 
 /// The columns of a location query: pack name, offset, lengths, compression.
@@ -471,6 +541,32 @@ mod tests {
         assert_eq!(idx.pack_entries(&pack).unwrap().len(), 2, "but their rows are kept");
         idx.remove_pack(&pack).unwrap();
         assert!(idx.pack_entries(&pack).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_pack_that_comes_back_keeps_its_marks() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut idx = Index::open(&dir.path().join("i.sqlite")).unwrap();
+        let pack = PackId::from_bytes([9; 32]);
+        let (one, two) = (entry(1, 0).blob, entry(2, 0).blob);
+        idx.add_missing_pack(&pack, 100, &[entry(1, 8), entry(2, 18)], &[two]).unwrap();
+        assert_eq!(idx.missing_packs().unwrap(), vec![pack]);
+        assert_eq!(idx.pack_size(&pack).unwrap(), Some(100), "missing, yet recorded");
+        assert!(!idx.contains(&one).unwrap(), "a missing pack serves no lookup");
+        // Back, read from its trailer: its rows serve lookups, its marks stand.
+        idx.reindex_pack(&pack, 100, &[entry(1, 8), entry(2, 18)]).unwrap();
+        assert!(idx.missing_packs().unwrap().is_empty());
+        assert!(idx.contains(&one).unwrap());
+        assert!(!idx.contains(&two).unwrap(), "the damaged copy still serves no lookup");
+        assert_eq!(idx.damaged_in(&pack).unwrap(), HashSet::from([two]));
+        idx.set_padding_damaged(&pack, true).unwrap();
+        idx.set_trailer_damaged(&pack, true).unwrap();
+        idx.mark_missing(&pack).unwrap();
+        idx.reindex_pack(&pack, 100, &[entry(1, 8)]).unwrap();
+        assert!(idx.padding_damaged(&pack).unwrap(), "the padding was not read again");
+        assert!(!idx.trailer_damaged(&pack).unwrap(), "the trailer was");
+        assert!(idx.damaged_in(&pack).unwrap().is_empty(), "a blob the trailer does not list has no row");
+        assert_eq!(idx.pack_size(&PackId::from_bytes([8; 32])).unwrap(), None);
     }
 
     #[test]

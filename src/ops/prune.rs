@@ -7,10 +7,12 @@
 //!    chunk they name is indexed, or prune stops before changing anything;
 //! 2. sweep staging files left by interrupted writes, and remove the
 //!    forgotten snapshot files (their data is now garbage);
-//! 3. delete the packs no kept snapshot uses (and forget the records of
-//!    packs that vanished from storage);
-//! 4. copy the live blobs out of mostly-unused packs into new packs, made
-//!    durable and indexed before anything old goes, then delete the old.
+//! 3. delete the packs no kept snapshot uses, and those whose every live
+//!    blob has a good copy in another pack that stays (and forget the
+//!    records of packs that vanished from storage);
+//! 4. copy the live blobs out of mostly-unused packs into new packs (those
+//!    with no good copy elsewhere), made durable and indexed before
+//!    anything old goes, then delete the old.
 //!
 //! Space is given back before anything is written, so prune can run on a
 //! full disk: steps 2 and 3 only delete, and a pack's file goes before its
@@ -24,7 +26,6 @@ use serde::Serialize;
 
 use super::policy::{self, Decision, KeepPolicy};
 use crate::error::{Error, Result};
-use crate::format::pack::PackEntry;
 use crate::id::{BlobId, PackId, SnapshotId};
 use crate::progress::Progress;
 use crate::repo::Repository;
@@ -59,6 +60,9 @@ pub struct PruneReport {
     pub snapshots_removed: u64,
     /// Packs with no used blob, deleted.
     pub packs_deleted: u64,
+    /// Of those, packs still holding live blobs, each with a good copy in
+    /// another pack that stays (what a prune killed after repacking leaves).
+    pub packs_redundant: u64,
     /// Mostly unused packs whose live blobs were moved, then deleted.
     pub packs_repacked: u64,
     /// New packs written by repacking.
@@ -83,6 +87,8 @@ impl PruneReport {
 struct PackPlan {
     delete: Vec<PackId>,
     repack: Vec<PackId>,
+    /// How many of `delete` hold live blobs kept elsewhere.
+    redundant: u64,
     /// Sizes of all packs.
     sizes: HashMap<PackId, u64>,
 }
@@ -105,6 +111,7 @@ pub fn prune(repo: &Repository, opts: &PruneOptions, progress: &dyn Progress) ->
         dry_run: opts.dry_run,
         snapshots_removed: (decisions.len() - keep.len()) as u64,
         packs_deleted: plan.delete.len() as u64,
+        packs_redundant: plan.redundant,
         packs_repacked: plan.repack.len() as u64,
         bytes_before: plan.sizes.values().sum(),
         decisions,
@@ -181,26 +188,154 @@ fn live_blobs(
 
 fn plan_packs(repo: &Repository, live: &HashSet<BlobId>, repack_percent: u8) -> Result<PackPlan> {
     let sizes = repo.packs()?;
-    let mut plan = PackPlan { delete: Vec::new(), repack: Vec::new(), sizes };
-    for (id, size) in &plan.sizes {
+    let damaged: HashSet<PackId> = repo.damaged_packs()?.into_iter().collect();
+    let mut packs = Vec::new();
+    for (id, size) in &sizes {
         let entries = repo.pack_entries(id)?;
-        let (live_entries, dead_entries): (Vec<&PackEntry>, Vec<&PackEntry>) =
-            entries.iter().partition(|e| live.contains(&e.blob));
-        // Only the bytes of unused blobs count: header and trailer are not
-        // garbage, and a pack without unused blobs would repack to itself.
-        let unused: u64 = dead_entries.iter().map(|e| u64::from(e.stored_len)).sum();
         // A pack always holds a blob: one without rows was dropped from the
         // index, not emptied, and what it holds is unknown.
         if entries.is_empty() {
             continue;
         }
-        if live_entries.is_empty() {
-            plan.delete.push(*id);
-        } else if unused > 0 && unused * 100 >= size * u64::from(repack_percent) {
-            plan.repack.push(*id);
+        let live_blobs: Vec<BlobId> = entries.iter().map(|e| e.blob).filter(|b| live.contains(b)).collect();
+        // Only the bytes of unused blobs count: header and trailer are not
+        // garbage, and a pack without unused blobs would repack to itself.
+        let unused: u64 =
+            entries.iter().filter(|e| !live.contains(&e.blob)).map(|e| u64::from(e.stored_len)).sum();
+        packs.push(PackUse { id: *id, size: *size, live: live_blobs, unused, damaged: damaged.contains(id) });
+    }
+    let mut plan = classify(packs, repack_percent);
+    plan.sizes = sizes;
+    Ok(plan)
+}
+
+/// What the plan needs to know of one indexed pack.
+struct PackUse {
+    id: PackId,
+    size: u64,
+    /// Its blobs that kept snapshots need.
+    live: Vec<BlobId>,
+    /// Stored bytes of its other blobs.
+    unused: u64,
+    /// Whether any of it (a copy, its padding, its trailer) is marked damaged.
+    damaged: bool,
+}
+
+/// Sorts packs into deleted, repacked and kept. A pack whose every live
+/// blob has a good copy in another pack that stays is deleted, not
+/// repacked: in an encrypted repository a repack never seals to the name
+/// of an earlier one (fresh nonces), so a prune killed after repacking
+/// leaves the old pack beside its replacement, and repacking it once more
+/// would only make a third copy. A good copy is one in a present pack with
+/// nothing marked damaged that is neither deleted nor repacked now: those
+/// are what certainly stays as it is.
+fn classify(mut packs: Vec<PackUse>, repack_percent: u8) -> PackPlan {
+    let mut plan = PackPlan { delete: Vec::new(), repack: Vec::new(), redundant: 0, sizes: HashMap::new() };
+    let mut repack = HashSet::new();
+    for p in &packs {
+        if p.live.is_empty() {
+            plan.delete.push(p.id);
+        } else if p.unused > 0 && p.unused * 100 >= p.size * u64::from(repack_percent) {
+            repack.insert(p.id);
         }
     }
+    let mut good_copies: HashMap<BlobId, usize> = HashMap::new();
+    for p in packs.iter().filter(|p| !p.damaged && !p.live.is_empty() && !repack.contains(&p.id)) {
+        for blob in &p.live {
+            *good_copies.entry(*blob).or_default() += 1;
+        }
+    }
+    // Of two packs holding the same live blobs, the one with more garbage
+    // goes; between equals the choice only has to be the same every time.
+    packs.sort_by(|a, b| b.unused.cmp(&a.unused).then(b.size.cmp(&a.size)).then(a.id.cmp(&b.id)));
+    for p in packs.iter().filter(|p| !p.live.is_empty()) {
+        let counted = !p.damaged && !repack.contains(&p.id);
+        let own = usize::from(counted);
+        if !p.live.iter().all(|b| good_copies.get(b).copied().unwrap_or(0) > own) {
+            continue;
+        }
+        if counted {
+            for blob in &p.live {
+                *good_copies.get_mut(blob).expect("counted above") -= 1;
+            }
+        }
+        repack.remove(&p.id);
+        plan.delete.push(p.id);
+        plan.redundant += 1;
+    }
+    plan.repack = repack.into_iter().collect();
     plan.delete.sort();
     plan.repack.sort();
-    Ok(plan)
+    plan
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::id::{BlobKind, ID_LEN};
+
+    fn pack(n: u8) -> PackId {
+        PackId::from_bytes([n; ID_LEN])
+    }
+
+    fn blob(n: u8) -> BlobId {
+        BlobId::new(BlobKind::Chunk, [n; ID_LEN])
+    }
+
+    fn uses(n: u8, live: &[u8], unused: u64, damaged: bool) -> PackUse {
+        let live: Vec<BlobId> = live.iter().map(|b| blob(*b)).collect();
+        PackUse { id: pack(n), size: unused + 100 * live.len() as u64, live, unused, damaged }
+    }
+
+    #[test]
+    fn the_old_pack_a_killed_repack_left_is_deleted_not_repacked_again() {
+        // 1 is the old pack (live 1 and 2, garbage), 2 its replacement.
+        let plan = classify(vec![uses(1, &[1, 2], 300, false), uses(2, &[1, 2], 0, false)], 1);
+        assert_eq!(plan.delete, [pack(1)]);
+        assert!(plan.repack.is_empty());
+        assert_eq!(plan.redundant, 1);
+    }
+
+    #[test]
+    fn of_two_whole_copies_one_goes() {
+        let plan = classify(vec![uses(1, &[1, 2], 0, false), uses(2, &[1, 2], 0, false)], 1);
+        assert_eq!(plan.delete.len(), 1, "{:?}", plan.delete);
+        let plan = classify(vec![uses(2, &[1, 2], 0, false), uses(1, &[1, 2], 0, false)], 1);
+        assert_eq!(plan.delete, [pack(1)], "the same pack whatever the order");
+    }
+
+    #[test]
+    fn a_copy_in_a_damaged_or_repacked_pack_does_not_count() {
+        let plan = classify(vec![uses(1, &[1], 300, false), uses(2, &[1], 0, true)], 1);
+        assert!(plan.delete.is_empty());
+        assert_eq!(plan.repack, [pack(1)]);
+        // Both mostly garbage: both are repacked (into one copy), neither
+        // deleted on the strength of the other.
+        let plan = classify(vec![uses(1, &[1], 300, false), uses(2, &[1], 300, false)], 1);
+        assert!(plan.delete.is_empty());
+        assert_eq!(plan.repack, [pack(1), pack(2)]);
+    }
+
+    #[test]
+    fn a_damaged_pack_whose_blobs_are_all_kept_elsewhere_goes() {
+        let plan = classify(vec![uses(1, &[1], 0, true), uses(2, &[1], 0, false)], 50);
+        assert_eq!(plan.delete, [pack(1)]);
+    }
+
+    #[test]
+    fn a_pack_with_one_live_blob_kept_nowhere_else_stays() {
+        let plan = classify(vec![uses(1, &[1, 2], 0, false), uses(2, &[1], 0, false)], 50);
+        assert_eq!(plan.delete, [pack(2)]);
+        let plan = classify(vec![uses(1, &[1, 2], 0, false), uses(2, &[1, 3], 0, false)], 50);
+        assert!(plan.delete.is_empty());
+        assert!(plan.repack.is_empty());
+    }
+
+    #[test]
+    fn packs_without_live_blobs_are_deleted_as_before() {
+        let plan = classify(vec![uses(1, &[], 300, false), uses(2, &[1], 10, false)], 50);
+        assert_eq!(plan.delete, [pack(1)]);
+        assert_eq!(plan.redundant, 0);
+        assert!(plan.repack.is_empty());
+    }
 }

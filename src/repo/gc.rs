@@ -144,6 +144,15 @@ impl Repository {
             return Ok(Vec::new());
         }
         progress.begin("repack", None);
+        // A blob with a good copy in a pack that stays is not copied again:
+        // that would only add a copy (a prune killed after repacking left
+        // the old pack beside the new one).
+        let replaced: HashSet<PackId> = packs.iter().copied().collect();
+        let damaged_packs: HashSet<PackId> = self.with_index(|i| i.damaged_packs())?.into_iter().collect();
+        let kept_elsewhere = |blob: &BlobId| -> Result<bool> {
+            let holders = self.with_index(|i| i.packs_holding(blob))?;
+            Ok(holders.iter().any(|p| !replaced.contains(p) && !damaged_packs.contains(p)))
+        };
         let ((), stats) = BlobWriter::repack(self, |writer| {
             for id in packs {
                 let bytes = self.backend().get(FileKind::Pack, &id.to_hex())?;
@@ -153,6 +162,9 @@ impl Repository {
                 let entries = self.pack_contents(id, &bytes)?;
                 let damaged = self.with_index(|i| i.damaged_in(id))?;
                 for entry in entries.iter().filter(|e| live.contains(&e.blob)) {
+                    if kept_elsewhere(&entry.blob)? {
+                        continue;
+                    }
                     let intact_elsewhere = || self.with_index(|i| i.contains(&entry.blob));
                     if damaged.contains(&entry.blob) && intact_elsewhere()? {
                         continue;

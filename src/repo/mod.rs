@@ -26,6 +26,7 @@ pub use sync::SyncReport;
 pub(crate) use writer::tree_id;
 pub use writer::{BlobWriter, WriteStats};
 
+use std::collections::HashMap;
 use std::sync::Mutex;
 
 use crate::backend::{Backend, FileKind, LockGuard, LockMode, Put};
@@ -163,6 +164,19 @@ impl Repository {
 
     fn open_unlocked(
         backend: Box<dyn Backend>,
+        lock: (Box<dyn LockGuard>, bool),
+        config: Config,
+        keys: Keys,
+        unlocked: Option<keys::Unlocked>,
+    ) -> Result<Self> {
+        let mut repo = Self::assemble(backend, lock, config, keys, unlocked)?;
+        repo.sync = repo.sync_index()?;
+        Ok(repo)
+    }
+
+    /// The repository with its index open, not yet reconciled with storage.
+    fn assemble(
+        backend: Box<dyn Backend>,
         (lock, exclusive): (Box<dyn LockGuard>, bool),
         config: Config,
         keys: Keys,
@@ -191,7 +205,7 @@ impl Repository {
         };
         let tree_cache = backend.tree_cache_dir(&config.local_name())?.map(tree_cache::TreeCache::new);
         let chunker = chunker_for(&config, &keys);
-        let mut repo = Repository {
+        Ok(Repository {
             io_pool,
             tree_cache,
             backend,
@@ -202,9 +216,7 @@ impl Repository {
             index: Mutex::new(index),
             sync: SyncReport::default(),
             lock,
-        };
-        repo.sync = repo.sync_index()?;
-        Ok(repo)
+        })
     }
 
     /// Runs `f` so that its parallel iterators have as many requests in
@@ -490,18 +502,20 @@ impl Repository {
 impl Repository {
     /// Rebuilds the index from the packs alone, under the exclusive lock:
     /// the old database is deleted first, so nothing it said survives but
-    /// its marks of damaged copies and its rows for packs whose trailer is
-    /// damaged. Each such copy is read again through the new rows:
-    /// unmarked, a damaged copy would serve the next backup's
+    /// its marks of damaged copies, its rows for packs whose trailer is
+    /// damaged, and its rows for packs not listed now that hold marks
+    /// (recorded missing). Each marked copy is read again through the new
+    /// rows: unmarked, a damaged copy would serve the next backup's
     /// deduplication, but a mark set through a wrong row, or on a pack put
     /// back whole, must go. The key is unlocked first, so a wrong password
     /// deletes nothing.
     ///
     /// The old database is first copied whole beside it (`index.old.sqlite`,
     /// durable before anything is deleted) and that copy removed only once
-    /// the new index is built: a rebuild that is killed, or fails, finds it
-    /// at the next try and still salvages from it. A copy that cannot be
-    /// made (a full disk) stops the rebuild before anything is changed.
+    /// the new index is built: a rebuild that is killed finds it at the
+    /// next try and still salvages from it; one that fails puts it back. A
+    /// copy that cannot be made (a full disk) stops the rebuild before
+    /// anything is changed.
     pub fn rebuild_index(backend: Box<dyn Backend>, password: PasswordFn<'_>) -> Result<SyncReport> {
         let (config, config_bytes) = read_config_bytes(backend.as_ref())?;
         let (keys, unlocked) = keys::unlock(backend.as_ref(), &config, &config_bytes, password)?;
@@ -513,14 +527,44 @@ impl Repository {
         let marks = old.as_ref().and_then(|o| o.damage_marks().ok()).unwrap_or_default();
         Index::destroy(&path)?;
         crate::crash::point("repair-index-after-destroy");
-        let mut repo = Self::open_unlocked(backend, (lock, true), config, keys, unlocked)?;
-        repo.sync.damage_marks_kept = repo.recheck_marks(&marks);
-        if let Some(old) = &old {
-            repo.salvage_trailers(old)?;
-        }
+        let mut repo = Self::assemble(backend, (lock, true), config, keys, unlocked)?;
+        let built = repo.rebuild_from(old.as_ref(), &marks);
         drop(old);
+        if let Err(e) = built {
+            // Half an index forgets more than the old one knew (the marks
+            // of every pack not read yet): the old one goes back, so a
+            // rebuild that fails (a listing refused, storage unreachable)
+            // changes nothing. Should putting it back fail too, the copy
+            // stays beside it for the next rebuild, as after a kill.
+            let _ = repo.put_back_index(&path, &aside);
+            return Err(e);
+        }
         Index::destroy(&aside)?;
         Ok(repo.sync)
+    }
+
+    /// Fills the empty index from storage: reconciled as every open is,
+    /// then the packs whose trailer is damaged salvaged from `old`'s rows,
+    /// then the marks of `old` checked again through the new rows (the
+    /// salvaged ones included).
+    fn rebuild_from(&mut self, old: Option<&Index>, marks: &[(PackId, BlobId)]) -> Result<()> {
+        self.sync = self.sync_index()?;
+        if let Some(old) = old {
+            self.salvage_trailers(old)?;
+        }
+        self.sync.damage_marks_kept = self.recheck_marks(marks, old);
+        Ok(())
+    }
+
+    /// Closes the index and puts the copy at `aside` back in its place,
+    /// still under the lock, which goes last.
+    fn put_back_index(self, path: &std::path::Path, aside: &std::path::Path) -> Result<()> {
+        let Repository { index, lock, .. } = self;
+        drop(index);
+        Index::destroy(path)?;
+        persist(aside, path)?;
+        drop(lock);
+        Ok(())
     }
 
     /// Indexes each pack whose trailer is damaged from `old`'s rows for it
@@ -583,15 +627,22 @@ impl Repository {
 
     /// Reads each copy once marked damaged again; marks those proved
     /// damaged again, or that could not be read (the old proof stands),
-    /// and returns how many. Never fails: the old database is gone, so a
-    /// mark it cannot check is set all the same (best effort, as every
-    /// mark is).
-    fn recheck_marks(&self, marks: &[(PackId, BlobId)]) -> u64 {
+    /// and returns how many. The marks of a pack the new index does not
+    /// hold at all (not listed now: moved aside, or its trailer unreadable)
+    /// are kept with `old`'s rows for it, recorded missing, for when it is
+    /// back. Never fails: the old database is gone, so a mark it cannot
+    /// check is set all the same (best effort, as every mark is).
+    fn recheck_marks(&self, marks: &[(PackId, BlobId)], old: Option<&Index>) -> u64 {
         let mut kept = 0;
+        let mut unlisted: HashMap<PackId, Vec<BlobId>> = HashMap::new();
         for (pack, blob) in marks {
             let loc = match self.with_index(|i| i.lookup_in(pack, blob)) {
                 Ok(Some(loc)) => loc,
-                // That pack is gone, or no longer holds the blob.
+                Ok(None) if matches!(self.with_index(|i| i.pack_size(pack)), Ok(None)) => {
+                    unlisted.entry(*pack).or_default().push(*blob);
+                    continue;
+                }
+                // That pack no longer holds the blob.
                 Ok(None) => continue,
                 Err(_) => {
                     let _ = self.with_index(|i| i.mark_damaged(pack, blob));
@@ -607,6 +658,14 @@ impl Repository {
                     let _ = self.with_index(|i| i.mark_damaged(pack, blob));
                     kept += 1;
                 }
+            }
+        }
+        let Some(old) = old else { return kept };
+        for (pack, blobs) in unlisted {
+            let rows = old.pack_size(&pack).and_then(|size| Ok((size, old.pack_entries(&pack)?)));
+            let Ok((Some(size), entries)) = rows else { continue };
+            if self.with_index(|i| i.add_missing_pack(&pack, size, &entries, &blobs)).is_ok() {
+                kept += blobs.len() as u64;
             }
         }
         kept

@@ -4,7 +4,7 @@
 //! (it stores it again instead), while `verify` can still name the pack.
 //! Packs with no rows (a crash between pack write and index commit, another
 //! host's backup, or a missing pack that came back) are read back from their
-//! trailers. Rebuilding the whole index is this same step run against an
+//! trailers; the damage marks of one that came back stay. Rebuilding the whole index is this same step run against an
 //! empty database.
 
 use std::collections::HashMap;
@@ -90,8 +90,9 @@ impl Repository {
         for (id, size, entries) in read {
             match entries {
                 Ok(entries) => {
-                    // A pack that was marked missing and is back gets fresh rows.
-                    self.with_index(|i| i.remove_pack(&id).and_then(|()| i.add_pack(&id, size, &entries)))?;
+                    // A pack that was marked missing and is back gets fresh
+                    // rows, and keeps its marks.
+                    self.with_index(|i| i.reindex_pack(&id, size, &entries))?;
                     report.added.push(id);
                 }
                 Err(e) => report
