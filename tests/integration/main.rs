@@ -24,6 +24,7 @@ mod cli_stats;
 mod cli_verify;
 mod cli_watch;
 mod common;
+mod compat;
 mod crash;
 mod damage_property;
 mod damaged_trees;
