@@ -4,7 +4,6 @@
 
 use std::path::PathBuf;
 
-use crate::format::DecodeError;
 use crate::id::BlobId;
 
 /// Everything that can go wrong inside `snap`.
@@ -149,11 +148,8 @@ impl Error {
     /// a newer format version, else [`Error::Corrupt`].
     pub fn decode(object: impl Into<String>, err: DecodeError) -> Self {
         match err {
-            DecodeError::NewerVersion(v) => {
-                Error::NewerObject { object: object.into(), detail: format!("format version {v}") }
-            }
-            unknown @ DecodeError::Unknown { .. } => {
-                Error::NewerObject { object: object.into(), detail: unknown.to_string() }
+            newer @ (DecodeError::NewerVersion { .. } | DecodeError::Unknown { .. }) => {
+                Error::NewerObject { object: object.into(), detail: newer.to_string() }
             }
             other => Error::corrupt(object, other),
         }
@@ -210,5 +206,57 @@ mod tests {
             assert!(sqlite(code).to_string().contains("cache directory"), "{}", sqlite(code));
         }
         assert!(!sqlite(rusqlite::ffi::SQLITE_BUSY).to_string().contains("cache directory"));
+    }
+}
+
+/// Why bytes could not be decoded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    #[error("truncated: need {need} bytes, have {have}")]
+    Truncated { need: usize, have: usize },
+    #[error("bad magic {found:?} (expected {expected:?})")]
+    BadMagic { found: [u8; 4], expected: [u8; 4] },
+    /// A version this snap does not know yet: a newer snap wrote it. Says
+    /// which version of what, so that a tree or key file is not taken for
+    /// the repository's format.
+    #[error("{what} version {found} is newer than this snap supports ({supported})")]
+    NewerVersion { what: &'static str, found: u32, supported: u32 },
+    /// A code this snap does not know in an otherwise sound object (its
+    /// checksum holds): a newer snap wrote it.
+    #[error("unknown {what} {code}")]
+    Unknown { what: &'static str, code: u8 },
+    #[error("encryption byte {0} does not match the repository's scheme")]
+    UnknownEncryption(u8),
+    #[error("checksum mismatch")]
+    Checksum,
+    #[error("authentication failed: the bytes were altered or sealed under another key or as another object")]
+    Authentication,
+    #[error("{what} of {len} bytes exceeds the limit of {max}")]
+    TooLarge { what: &'static str, len: u64, max: u64 },
+    #[error("invalid {what}: {detail}")]
+    Invalid { what: &'static str, detail: String },
+    #[error("malformed encoding: {0}")]
+    Encoding(String),
+}
+
+impl DecodeError {
+    /// Versions count from 1: one above `supported` was written by a newer
+    /// snap; 0 was written by none.
+    pub(crate) fn check_version(what: &'static str, found: u32, supported: u32) -> Result<(), DecodeError> {
+        match found {
+            0 => Err(DecodeError::invalid(what, "version 0")),
+            newer if newer > supported => Err(DecodeError::NewerVersion { what, found, supported }),
+            _ => Ok(()),
+        }
+    }
+
+    pub(crate) fn invalid(what: &'static str, detail: impl Into<String>) -> Self {
+        DecodeError::Invalid { what, detail: detail.into() }
+    }
+}
+
+impl From<postcard::Error> for DecodeError {
+    fn from(e: postcard::Error) -> Self {
+        DecodeError::Encoding(e.to_string())
     }
 }

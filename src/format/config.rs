@@ -121,9 +121,7 @@ impl Config {
             version: u32,
         }
         let v: VersionOnly = decode_json(bytes, "config", MAX_CONFIG_LEN)?;
-        if v.version == 0 || v.version > FORMAT_VERSION {
-            return Err(DecodeError::NewerVersion(v.version.min(255) as u8));
-        }
+        DecodeError::check_version("repository format", v.version, FORMAT_VERSION)?;
         let config: Config = decode_json(bytes, "config", MAX_CONFIG_LEN)?;
         config.validate()?;
         Ok(config)
@@ -254,7 +252,10 @@ mod tests {
         c.version = 3;
         assert!(Config::decode(&c.encode()).is_err(), "format 3 is encrypted");
         c.version = 4;
-        assert_eq!(Config::decode(&c.encode()), Err(DecodeError::NewerVersion(4)));
+        assert_eq!(
+            Config::decode(&c.encode()),
+            Err(DecodeError::NewerVersion { what: "repository format", found: 4, supported: 3 })
+        );
     }
 
     /// At normalization level 2 an average of 4 KiB leaves the PRF no bit
@@ -281,7 +282,10 @@ mod tests {
     #[test]
     fn newer_version_is_refused_even_with_new_fields() {
         let json = br#"{"version": 9, "something_new": true}"#;
-        assert_eq!(Config::decode(json), Err(DecodeError::NewerVersion(9)));
+        assert_eq!(
+            Config::decode(json),
+            Err(DecodeError::NewerVersion { what: "repository format", found: 9, supported: 3 })
+        );
     }
 
     #[test]

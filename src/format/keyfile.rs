@@ -85,9 +85,7 @@ impl KeyFile {
 
     fn validate(&self) -> Result<(), DecodeError> {
         let bad = |detail: String| Err(DecodeError::invalid("key file", detail));
-        if self.version == 0 || self.version > KEYFILE_VERSION {
-            return Err(DecodeError::NewerVersion(self.version.min(255) as u8));
-        }
+        DecodeError::check_version("key file", self.version, KEYFILE_VERSION)?;
         for (what, text) in
             [("created", &self.created), ("hostname", &self.hostname), ("username", &self.username)]
         {
@@ -165,7 +163,10 @@ mod tests {
         assert!(KeyFile::decode(&k.encode()).is_err());
         let mut k = sample();
         k.version = 2;
-        assert_eq!(KeyFile::decode(&k.encode()), Err(DecodeError::NewerVersion(2)));
+        assert_eq!(
+            KeyFile::decode(&k.encode()),
+            Err(DecodeError::NewerVersion { what: "key file", found: 2, supported: 1 })
+        );
         assert!(KeyFile::decode(b"{\"version\":1,\"master_key\":\"zz\"}").is_err());
     }
 }

@@ -21,6 +21,7 @@ pub mod tree;
 use serde::{Deserialize, Serialize};
 
 use crate::crypto::Scheme;
+pub use crate::error::DecodeError;
 
 /// The newest repository format (config `version`) this build reads; it
 /// makes 1 for unencrypted and 3 for encrypted repositories, and still
@@ -59,45 +60,6 @@ pub fn padme(len: u64, floor: u64) -> u64 {
     len.saturating_add(mask) & !mask
 }
 
-/// Why bytes could not be decoded.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum DecodeError {
-    #[error("truncated: need {need} bytes, have {have}")]
-    Truncated { need: usize, have: usize },
-    #[error("bad magic {found:?} (expected {expected:?})")]
-    BadMagic { found: [u8; 4], expected: [u8; 4] },
-    #[error("format version {0} is newer than this snap supports ({FORMAT_VERSION})")]
-    NewerVersion(u8),
-    /// A code this snap does not know in an otherwise sound object (its
-    /// checksum holds): a newer snap wrote it.
-    #[error("unknown {what} {code}")]
-    Unknown { what: &'static str, code: u8 },
-    #[error("encryption byte {0} does not match the repository's scheme")]
-    UnknownEncryption(u8),
-    #[error("checksum mismatch")]
-    Checksum,
-    #[error("authentication failed: the bytes were altered or sealed under another key or as another object")]
-    Authentication,
-    #[error("{what} of {len} bytes exceeds the limit of {max}")]
-    TooLarge { what: &'static str, len: u64, max: u64 },
-    #[error("invalid {what}: {detail}")]
-    Invalid { what: &'static str, detail: String },
-    #[error("malformed encoding: {0}")]
-    Encoding(String),
-}
-
-impl DecodeError {
-    pub(crate) fn invalid(what: &'static str, detail: impl Into<String>) -> Self {
-        DecodeError::Invalid { what, detail: detail.into() }
-    }
-}
-
-impl From<postcard::Error> for DecodeError {
-    fn from(e: postcard::Error) -> Self {
-        DecodeError::Encoding(e.to_string())
-    }
-}
-
 /// Writes the common header for an object of type `magic` sealed with `scheme`.
 pub(crate) fn write_header(out: &mut Vec<u8>, magic: [u8; 4], scheme: Scheme) {
     out.extend_from_slice(&magic);
@@ -125,9 +87,7 @@ pub(crate) fn read_header(bytes: &[u8], magic: [u8; 4], scheme: Scheme) -> Resul
         return Err(DecodeError::BadMagic { found, expected: magic });
     }
     let version = bytes[OFF_VERSION];
-    if version == 0 || version > OBJECT_VERSION {
-        return Err(DecodeError::NewerVersion(version));
-    }
+    DecodeError::check_version("object header", version.into(), OBJECT_VERSION.into())?;
     if bytes[OFF_ENCRYPTION] != scheme.code() {
         return Err(DecodeError::UnknownEncryption(bytes[OFF_ENCRYPTION]));
     }
@@ -197,7 +157,10 @@ mod tests {
         assert!(matches!(read_header(&buf[..5], *b"TEST", plain), Err(DecodeError::Truncated { .. })));
         let mut newer = buf.clone();
         newer[OFF_VERSION] = 2;
-        assert_eq!(read_header(&newer, *b"TEST", plain), Err(DecodeError::NewerVersion(2)));
+        assert_eq!(
+            read_header(&newer, *b"TEST", plain),
+            Err(DecodeError::NewerVersion { what: "object header", found: 2, supported: 1 })
+        );
         let mut enc = buf.clone();
         enc[OFF_ENCRYPTION] = 1;
         assert_eq!(read_header(&enc, *b"TEST", plain), Err(DecodeError::UnknownEncryption(1)));

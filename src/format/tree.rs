@@ -203,13 +203,11 @@ impl Tree {
     /// of one node, or one page of a paged directory.
     pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
         let (&version, body) = bytes.split_first().ok_or(DecodeError::Truncated { need: 1, have: 0 })?;
+        DecodeError::check_version("tree", version.into(), TREE_VERSION_PAGED.into())?;
         let tree = match version {
             TREE_VERSION => decode_exact(body)?,
             TREE_VERSION_SHA256 => Self::decode_with_checksums(body)?,
-            TREE_VERSION_PAGED => {
-                return Err(DecodeError::invalid("tree", "a paged directory where one node belongs"));
-            }
-            _ => return Err(DecodeError::NewerVersion(version)),
+            _ => return Err(DecodeError::invalid("tree", "a paged directory where one node belongs")),
         };
         tree.validate()?;
         Ok(tree)
@@ -443,7 +441,10 @@ mod tests {
         on_dir.extend(postcard::to_stdvec(&dir).unwrap());
         on_dir.extend(postcard::to_stdvec(&vec![Some([1u8; 32])]).unwrap());
         assert!(Tree::decode(&on_dir).is_err());
-        assert_eq!(Tree::decode(&[4]), Err(DecodeError::NewerVersion(4)));
+        assert_eq!(
+            Tree::decode(&[4]),
+            Err(DecodeError::NewerVersion { what: "tree", found: 4, supported: 3 })
+        );
     }
 
     fn many(n: usize) -> Tree {

@@ -145,7 +145,7 @@ pub fn backup(repo: &Repository, opts: &BackupOptions, progress: &dyn Progress) 
     let xattrs_reusable_before = parent.as_ref().and_then(|(_, p)| xattrs_reusable_before(p, opts));
     let parent = parent.map(|(id, p)| (id, p.tree));
     progress.begin("backup", None);
-    let ((root, must_commit, counters, warnings), written) = BlobWriter::write(repo, |writer| {
+    let ((root, must_commit, counters, warnings), written, durable) = BlobWriter::write(repo, |writer| {
         let ctx = Ctx {
             repo,
             writer,
@@ -217,7 +217,7 @@ pub fn backup(repo: &Repository, opts: &BackupOptions, progress: &dyn Progress) 
         None
     } else {
         crate::crash::point("backup-before-snapshot");
-        let id = repo.save_snapshot(&snapshot)?;
+        let id = durable.save_snapshot(&snapshot)?;
         crate::crash::point("backup-after-snapshot");
         Some(id)
     };

@@ -122,7 +122,7 @@ pub fn copy(
     let rechunk =
         !matches!((src.keys().hasher(), dst.keys().hasher()), (BlobHasher::Plain, BlobHasher::Plain));
     progress.begin("copy", None);
-    let ((prepared, not_copied), written) = BlobWriter::write(dst, |writer| {
+    let ((prepared, not_copied), written, durable) = BlobWriter::write(dst, |writer| {
         let ctx = Ctx { src, writer, rechunk, done: Mutex::new(HashMap::new()), progress };
         let mut prepared = Vec::with_capacity(todo.len());
         let mut not_copied = Vec::new();
@@ -150,7 +150,7 @@ pub fn copy(
     // Every blob is durable and indexed: now the snapshots may name them.
     let mut copied = Vec::with_capacity(prepared.len());
     for (source, snap) in prepared {
-        copied.push(Copied { source, target: dst.save_snapshot(&snap)? });
+        copied.push(Copied { source, target: durable.save_snapshot(&snap)? });
     }
     Ok(CopyReport {
         copied,

@@ -140,7 +140,7 @@ pub fn repair_snapshots(repo: &Repository, found: &VerifyReport, dry_run: bool) 
     let list = repo.snapshots()?;
     report.removed_corrupt = remove_corrupt(repo, list.damaged, dry_run)?;
     let snapshots = list.snapshots;
-    let (replacements, _) = BlobWriter::write(repo, |writer| {
+    let (replacements, _, durable) = BlobWriter::write(repo, |writer| {
         let mut rw = Rewriter { repo, writer, bad, dry_run, done: HashMap::new(), seen: HashSet::new() };
         let mut replacements = Vec::new();
         for (id, snap) in snapshots {
@@ -166,7 +166,7 @@ pub fn repair_snapshots(repo: &Repository, found: &VerifyReport, dry_run: bool) 
     }
     for (old, mut new, lost) in replacements {
         recount(repo, &mut new)?;
-        let new = repo.save_snapshot(&new)?;
+        let new = durable.save_snapshot(&new)?;
         repo.forget(&[old])?;
         report.repaired.push(Repaired { old, new: Some(new), lost });
     }

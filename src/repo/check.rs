@@ -125,7 +125,7 @@ impl Repository {
             errors.push((
                 None,
                 match e {
-                    DecodeError::NewerVersion(_) => Error::decode(object, e),
+                    DecodeError::NewerVersion { .. } => Error::decode(object, e),
                     damage => Error::corrupt(object, format!("header: {damage}")),
                 },
             ));

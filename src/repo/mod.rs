@@ -24,7 +24,7 @@ pub use pack_reader::PackReader;
 pub use snapshots::{SAFETY_TAG, SnapshotList, read_snapshots};
 pub use sync::SyncReport;
 pub(crate) use writer::tree_id;
-pub use writer::{BlobWriter, WriteStats};
+pub use writer::{BlobWriter, Durable, WriteStats};
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -751,9 +751,9 @@ fn read_config_bytes(backend: &dyn Backend) -> Result<(Config, Vec<u8>)> {
     }
     let bytes = backend.get_capped(FileKind::Config, "config", crate::format::config::MAX_CONFIG_LEN)?;
     let config = Config::decode(&bytes).map_err(|e| match e {
-        DecodeError::NewerVersion(v) => Error::UnsupportedFormat {
-            found: format!("version {v}"),
-            supported: format!("version {}", crate::format::FORMAT_VERSION),
+        DecodeError::NewerVersion { found, supported, .. } => Error::UnsupportedFormat {
+            found: format!("version {found}"),
+            supported: format!("version {supported}"),
         },
         other => Error::NotARepository { path: location.into(), detail: format!("config: {other}") },
     })?;

@@ -2,7 +2,7 @@
 
 use chrono::{Local, NaiveDate, TimeZone};
 
-use super::{Repository, Unreadable};
+use super::{Durable, Repository, Unreadable};
 use crate::backend::{Backend, FileKind};
 use crate::crypto::Keys;
 use crate::error::{Error, Result};
@@ -19,18 +19,21 @@ pub struct SnapshotList {
     pub damaged: Vec<Unreadable>,
 }
 
-impl Repository {
-    /// Writes a snapshot file. Call only after every blob it names is
-    /// durable and indexed ([`super::BlobWriter::write`]); when this returns
-    /// the snapshot is committed.
+impl Durable<'_> {
+    /// Writes a snapshot file naming blobs the write that gave this token
+    /// saved, or blobs committed before it; when this returns the snapshot
+    /// is committed. A writer that may have lost its lock does not commit.
     pub fn save_snapshot(&self, snap: &Snapshot) -> Result<SnapshotId> {
-        let bytes = snap.encode(self.keys())?;
+        let repo = self.repo;
+        let bytes = snap.encode(repo.keys())?;
         let id = hash::snapshot_id(&bytes);
-        self.check_lock()?;
-        self.backend().put(FileKind::Snapshot, &id.to_hex(), bytes.into())?;
+        repo.check_lock()?;
+        repo.backend().put(FileKind::Snapshot, &id.to_hex(), bytes.into())?;
         Ok(id)
     }
+}
 
+impl Repository {
     /// Loads one snapshot, checking its bytes against its name.
     pub fn load_snapshot(&self, id: &SnapshotId) -> Result<Snapshot> {
         load_snapshot(self.backend(), self.keys(), id)

@@ -58,6 +58,15 @@ struct Shared<'r> {
     taken: Condvar,
 }
 
+/// Proof that every blob a writer saved is durable and indexed: what
+/// [`BlobWriter::write`] hands back when it succeeds, and the only way to
+/// commit a snapshot ([`Durable::save_snapshot`]), so that "packs before
+/// the snapshot that names them" is a rule of the types, not of each
+/// caller.
+pub struct Durable<'r> {
+    pub(super) repo: &'r Repository,
+}
+
 /// Adds blobs to a repository, inside [`BlobWriter::write`].
 pub struct BlobWriter<'a> {
     shared: &'a Shared<'a>,
@@ -75,11 +84,12 @@ impl<'a> BlobWriter<'a> {
     /// this returns `Ok`, every blob saved is durable and indexed, so a
     /// snapshot may refer to it. A pack that could not be stored fails the
     /// whole run with its error.
-    pub fn write<R>(
-        repo: &Repository,
+    pub fn write<'r, R>(
+        repo: &'r Repository,
         work: impl FnOnce(&BlobWriter<'_>) -> Result<R>,
-    ) -> Result<(R, WriteStats)> {
-        run(repo, true, work)
+    ) -> Result<(R, WriteStats, Durable<'r>)> {
+        let (out, stats) = run(repo, true, work)?;
+        Ok((out, stats, Durable { repo }))
     }
 
     /// As [`BlobWriter::write`], but every blob given is stored once even if

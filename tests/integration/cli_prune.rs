@@ -367,7 +367,7 @@ fn prune_refuses_to_count_a_snapshot_dated_past_the_clock_as_the_newest() {
         snap::repo::Repository::open(Box::new(r.local_backend()), snap::backend::LockMode::Shared).unwrap();
     let (_, mut skewed) = repo.resolve("latest").unwrap();
     skewed.time.secs += 10 * 365 * 86_400;
-    let planted = repo.save_snapshot(&skewed).unwrap().to_hex();
+    let planted = crate::common::save_snapshot(&repo, &skewed).to_hex();
     drop(repo);
 
     for args in [&["prune", "--keep", "1"][..], &["prune", "--keep-within", "1d", "--dry-run"]] {

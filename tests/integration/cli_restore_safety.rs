@@ -435,7 +435,7 @@ fn a_snapshot_claiming_root_takes_only_what_it_replaces_into_the_safety_snapshot
         snap::repo::Repository::open(Box::new(r.local_backend()), snap::backend::LockMode::Shared).unwrap();
     let (_, mut planted) = repo.resolve("latest").unwrap();
     planted.paths = vec![serde_bytes::ByteBuf::from(b"/".to_vec())];
-    let id = repo.save_snapshot(&planted).unwrap().to_hex();
+    let id = crate::common::save_snapshot(&repo, &planted).to_hex();
     drop(repo);
     let home = r.target.join(r.src.strip_prefix("/").unwrap());
     fs::create_dir_all(&home).unwrap();

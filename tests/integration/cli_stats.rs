@@ -222,7 +222,7 @@ fn status_max_age_flags_any_group_whose_newest_snapshot_is_too_old() {
         let (_, mut snap) = repo.resolve("latest").unwrap();
         snap.hostname = "old-host".into();
         snap.time.secs -= 3 * 86400;
-        repo.save_snapshot(&snap).unwrap()
+        crate::common::save_snapshot(&repo, &snap)
     };
 
     let run = r.snap(["status", "--max-age", "2d"]);

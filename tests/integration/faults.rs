@@ -634,8 +634,11 @@ fn objects_of_a_newer_format_are_not_damage() {
     let repo = Repository::open(Box::new(r.local_backend()), LockMode::Shared).unwrap();
     let newer_tree = [9u8, 0, 0, 0];
     let tree = repo.keys().hasher().tree_id(&newer_tree);
-    snap::repo::BlobWriter::write(&repo, |w| w.save(BlobId::Tree(tree), &newer_tree)).unwrap();
-    repo.save_snapshot(&snap::format::snapshot::Snapshot::new(snap::format::Timestamp::now(), tree)).unwrap();
+    let (_, _, durable) =
+        snap::repo::BlobWriter::write(&repo, |w| w.save(BlobId::Tree(tree), &newer_tree)).unwrap();
+    durable
+        .save_snapshot(&snap::format::snapshot::Snapshot::new(snap::format::Timestamp::now(), tree))
+        .unwrap();
     drop(repo);
     // A snapshot file whose header says version 2.
     let snapshots = r.repo.join("snapshots");

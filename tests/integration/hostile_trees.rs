@@ -32,10 +32,10 @@ pub(crate) fn empty_file(name: &str) -> Entry {
 /// returns, through the library as a hostile writer could.
 pub(crate) fn plant(r: &TempRepo, build: impl FnOnce(&BlobWriter) -> snap::Result<TreeId>) {
     let repo = Repository::open(Box::new(r.local_backend()), LockMode::Shared).unwrap();
-    let (root, _) = BlobWriter::write(&repo, build).unwrap();
+    let (root, _, durable) = BlobWriter::write(&repo, build).unwrap();
     let mut snap = Snapshot::new(Timestamp::now(), root);
     snap.paths = vec![serde_bytes::ByteBuf::from(b"/hostile".to_vec())];
-    repo.save_snapshot(&snap).unwrap();
+    durable.save_snapshot(&snap).unwrap();
 }
 
 /// A chain of `levels` directories named `d`, a file at the bottom.
@@ -187,12 +187,12 @@ fn snapshots_at_the_ends_of_time_break_no_command() {
     let r = TempRepo::init();
     for secs in [i64::MIN, i64::MAX, 0] {
         let repo = Repository::open(Box::new(r.local_backend()), LockMode::Shared).unwrap();
-        let (root, _) =
+        let (root, _, durable) =
             BlobWriter::write(&repo, |w| w.save_tree(&Tree { entries: vec![empty_file("f")] })).unwrap();
         let mut snap = Snapshot::new(Timestamp { secs, nanos: 999_999_999 }, root);
         // One group each (host and paths): each is its group's newest, whose age status computes.
         snap.paths = vec![serde_bytes::ByteBuf::from(format!("/t{secs}").into_bytes())];
-        repo.save_snapshot(&snap).unwrap();
+        durable.save_snapshot(&snap).unwrap();
     }
     let target = r.root.join("restored");
     for args in [

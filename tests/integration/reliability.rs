@@ -96,12 +96,12 @@ fn plant_snapshot(r: &TempRepo, entries: Vec<Entry>) {
     let chunk = snap::hash::BlobHasher::Plain.chunk_id(&data);
     let bytes = Tree { entries }.encode();
     let id = snap::hash::BlobHasher::Plain.tree_id(&bytes);
-    BlobWriter::write(&repo, |writer| {
+    let (_, _, durable) = BlobWriter::write(&repo, |writer| {
         writer.save(BlobId::Chunk(chunk), &data)?;
         writer.save(BlobId::Tree(id), &bytes)
     })
     .unwrap();
-    repo.save_snapshot(&Snapshot::new(Timestamp::now(), id)).unwrap();
+    durable.save_snapshot(&Snapshot::new(Timestamp::now(), id)).unwrap();
 }
 
 fn file(name: &[u8]) -> Entry {

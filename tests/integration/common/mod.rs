@@ -1089,3 +1089,13 @@ pub fn repo_files(repo: &Path) -> BTreeMap<PathBuf, String> {
     }
     out
 }
+
+/// Commits `snapshot` as a test plants it, naming blobs already committed:
+/// an empty write is the proof that they are durable.
+pub fn save_snapshot(
+    repo: &snap::Repository,
+    snapshot: &snap::format::snapshot::Snapshot,
+) -> snap::id::SnapshotId {
+    let ((), _, durable) = snap::repo::BlobWriter::write(repo, |_| Ok(())).unwrap();
+    durable.save_snapshot(snapshot).unwrap()
+}
