@@ -22,7 +22,7 @@ pub mod format;
 pub mod hash;
 pub mod id;
 pub mod index;
-pub mod names;
+pub(crate) mod names;
 pub mod ops;
 pub mod pack;
 pub mod progress;
