@@ -29,8 +29,8 @@ use rustix::io::Errno;
 
 use super::cache::{self, CacheDir, INDEX_FILE};
 use super::{
-    Backend, CONFIG, FileKind, LockGuard, LockMode, LockState, Pieces, Put, Unlock, check_name, kind_dir,
-    object_key,
+    Backend, CONFIG, FileKind, LockGuard, LockMode, LockState, Pieces, Put, Unlock, check_name, is_lower_hex,
+    kind_dir, object_key,
 };
 use crate::error::{Error, IoContext, Result};
 
@@ -96,6 +96,15 @@ fn refusal(path: &Path, what: &str) -> Error {
          follows no link, and changed nothing (put the real directory or file in its place)",
         path.display()
     ))
+}
+
+/// `fd`, opened at `path`, as a file if it is a regular one.
+fn regular_file(fd: OwnedFd, path: &Path) -> Result<File> {
+    let kind = entry_kind(&rustix::fs::fstat(&fd).at(path)?);
+    if kind != FileType::RegularFile {
+        return Err(refusal(path, describe(kind)));
+    }
+    Ok(File::from(fd))
 }
 
 /// How `kind` is named in a refusal.
@@ -207,11 +216,7 @@ impl RepoDir {
             Err(Errno::LOOP) => return Err(refusal(&self.entry_path(name), "a symbolic link")),
             Err(e) => return Ok(Err(e)),
         };
-        let st = rustix::fs::fstat(&fd).at(self.entry_path(name))?;
-        if entry_kind(&st) != FileType::RegularFile {
-            return Err(refusal(&self.entry_path(name), describe(entry_kind(&st))));
-        }
-        Ok(Ok(File::from(fd)))
+        regular_file(fd, &self.entry_path(name)).map(Ok)
     }
 
     /// Makes this directory's entries durable.
@@ -352,11 +357,7 @@ impl LocalBackend {
         match self.resolve(&key, OFlags::RDONLY, 0) {
             Some(Ok(fd)) => {
                 let path = self.root.join(&key);
-                let st = rustix::fs::fstat(&fd).at(&path)?;
-                if entry_kind(&st) != FileType::RegularFile {
-                    return Err(refusal(&path, describe(entry_kind(&st))));
-                }
-                return Ok((File::from(fd), path));
+                return Ok((regular_file(fd, &path)?, path));
             }
             Some(Err(Errno::NOENT)) => return Err(not_found()),
             // A link on the way: the walk names it.
@@ -715,7 +716,7 @@ fn is_staging_name(name: &str) -> bool {
 
 /// Whether `name` is a directory packs fan out into (`data/<xx>`).
 fn is_fan_out(name: &str) -> bool {
-    name.len() == 2 && name.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    name.len() == 2 && is_lower_hex(name)
 }
 
 /// Adds the objects in `dir` whose names start with `prefix` (a pack's

@@ -287,7 +287,12 @@ pub const CONFIG: &str = "config";
 /// Whether `s` is an id as snap writes it in names: 64 lower-case hex
 /// digits (object names, and the repository id naming local caches).
 pub fn is_object_id(s: &str) -> bool {
-    s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    s.len() == 64 && is_lower_hex(s)
+}
+
+/// Whether `s` is lower-case hex digits only.
+pub(crate) fn is_lower_hex(s: &str) -> bool {
+    s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// Object names are fixed words or 64 hex digits; anything else could

@@ -127,8 +127,7 @@ fn a_pack_file_replaced_by_a_symlink_is_not_proof_that_its_data_is_lost() {
     }
     r.backup(&[]);
     let before = r.snapshots();
-    let packs = files_under(&r.repo.join("data"));
-    let biggest = packs.iter().max_by_key(|p| fs::metadata(p).unwrap().len()).unwrap();
+    let biggest = &common::largest_pack(&r.repo);
     let aside = r.root.join("pack-aside");
     fs::rename(biggest, &aside).unwrap();
     std::os::unix::fs::symlink(&aside, biggest).unwrap();
@@ -216,18 +215,7 @@ fn repair_index_keeps_the_damage_marks_of_a_pack_it_could_not_list() {
         },
     );
     for (case, (hide, restore)) in [("link", link), ("moved", moved), ("directory link", dir_link)] {
-        let r = TempRepo::init();
-        let mut rng = Rng::new(5);
-        for i in 0..10 {
-            write_random(&r.src.join(format!("f{i}")), &mut rng, 20_000);
-        }
-        r.backup(&[]);
-        let packs = files_under(&r.repo.join("data"));
-        let pack = packs.iter().max_by_key(|p| fs::metadata(p).unwrap().len()).unwrap().clone();
-        let mut bytes = fs::read(&pack).unwrap();
-        bytes[100_000] ^= 0xff;
-        fs::write(&pack, &bytes).unwrap();
-        assert_eq!(r.snap(["verify", "--read-data"]).code, Some(4), "{case}");
+        let (r, pack) = with_a_damaged_pack(5);
         let aside = r.root.join("pack-aside");
         hide(&pack, &aside);
         let rebuild = r.snap(["repair", "index"]);
@@ -239,23 +227,27 @@ fn repair_index_keeps_the_damage_marks_of_a_pack_it_could_not_list() {
     }
 }
 
+/// A repository of ten files whose data pack has one flipped byte, which
+/// `verify --read-data` has found (and marked).
+fn with_a_damaged_pack(seed: u64) -> (TempRepo, PathBuf) {
+    let r = TempRepo::init();
+    let mut rng = Rng::new(seed);
+    for i in 0..10 {
+        write_random(&r.src.join(format!("f{i}")), &mut rng, 20_000);
+    }
+    r.backup(&[]);
+    let pack = common::largest_pack(&r.repo);
+    common::flip_byte(&pack, 100_000);
+    assert_eq!(r.snap(["verify", "--read-data"]).code, Some(4));
+    (r, pack)
+}
+
 /// The same without `repair index`: any command run while a damaged pack
 /// is moved aside marks it missing, and the pack read again from its
 /// trailer when it is back kept none of its marks either.
 #[test]
 fn a_damaged_pack_moved_aside_and_back_is_still_known_damaged() {
-    let r = TempRepo::init();
-    let mut rng = Rng::new(6);
-    for i in 0..10 {
-        write_random(&r.src.join(format!("f{i}")), &mut rng, 20_000);
-    }
-    r.backup(&[]);
-    let packs = files_under(&r.repo.join("data"));
-    let pack = packs.iter().max_by_key(|p| fs::metadata(p).unwrap().len()).unwrap().clone();
-    let mut bytes = fs::read(&pack).unwrap();
-    bytes[100_000] ^= 0xff;
-    fs::write(&pack, &bytes).unwrap();
-    assert_eq!(r.snap(["verify", "--read-data"]).code, Some(4));
+    let (r, pack) = with_a_damaged_pack(6);
     let aside = r.root.join("pack-aside");
     fs::rename(&pack, &aside).unwrap();
     r.snap(["snapshots"]).assert_ok();
