@@ -169,6 +169,7 @@ impl Repository {
         keys: Keys,
         unlocked: Option<keys::Unlocked>,
     ) -> Result<Self> {
+        refuse_unfinished_rebuild(&backend.index_path(&config.local_name())?)?;
         let mut repo = Self::assemble(backend, lock, config, keys, unlocked)?;
         repo.sync = repo.sync_index()?;
         Ok(repo)
@@ -527,7 +528,15 @@ impl Repository {
         let marks = old.as_ref().and_then(|o| o.damage_marks().ok()).unwrap_or_default();
         Index::destroy(&path)?;
         crate::crash::point("repair-index-after-destroy");
-        let mut repo = Self::assemble(backend, (lock, true), config, keys, unlocked)?;
+        let mut repo = match Self::assemble(backend, (lock, true), config, keys, unlocked) {
+            Ok(repo) => repo,
+            Err(e) => {
+                // Nothing was built: the old index goes back as it was.
+                drop(old);
+                let _ = put_back(&path, &aside);
+                return Err(e);
+            }
+        };
         let built = repo.rebuild_from(old.as_ref(), &marks);
         drop(old);
         if let Err(e) = built {
@@ -561,8 +570,7 @@ impl Repository {
     fn put_back_index(self, path: &std::path::Path, aside: &std::path::Path) -> Result<()> {
         let Repository { index, lock, .. } = self;
         drop(index);
-        Index::destroy(path)?;
-        persist(aside, path)?;
+        put_back(path, aside)?;
         drop(lock);
         Ok(())
     }
@@ -683,9 +691,24 @@ fn chunker_for(config: &Config, keys: &Keys) -> Chunker {
     }
 }
 
-/// Whether SQLite found the database itself malformed.
 /// Where `repair index` keeps the old database while it rebuilds.
 const OLD_INDEX_FILE: &str = "index.old.sqlite";
+
+/// Fails while a rebuild of the index at `path` is unfinished (its copy
+/// of the old database is still beside it): the index may be partial,
+/// without the marks of damaged copies (a backup would deduplicate
+/// against them) or the rows of packs not read yet (a restore would call
+/// their blobs missing). Only `repair index` goes on from there.
+fn refuse_unfinished_rebuild(path: &std::path::Path) -> Result<()> {
+    let aside = path.with_file_name(OLD_INDEX_FILE);
+    match std::fs::symlink_metadata(&aside) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        _ => Err(Error::IndexDamaged(format!(
+            "a rebuild of the index did not finish (its copy of the old index is at {})",
+            aside.display()
+        ))),
+    }
+}
 
 /// Copies the index at `path` to `aside`, durably, unless a copy is there
 /// already (left by a rebuild that did not finish: the index beside it may
@@ -712,6 +735,13 @@ fn keep_old_index(path: &std::path::Path, aside: &std::path::Path) -> Result<()>
     persist(&partial, aside)
 }
 
+/// Puts the old index kept at `aside` back at `path`, over whatever a
+/// rebuild made there (its journal files too).
+fn put_back(path: &std::path::Path, aside: &std::path::Path) -> Result<()> {
+    Index::destroy(path)?;
+    persist(aside, path)
+}
+
 /// Makes the file `partial` durable under the name `dest`: fsync, rename,
 /// fsync of the directory.
 fn persist(partial: &std::path::Path, dest: &std::path::Path) -> Result<()> {
@@ -722,6 +752,7 @@ fn persist(partial: &std::path::Path, dest: &std::path::Path) -> Result<()> {
     std::fs::File::open(dir).and_then(|d| d.sync_all()).at(dir)
 }
 
+/// Whether SQLite found the database itself malformed.
 fn index_damaged(e: &rusqlite::Error) -> bool {
     matches!(
         e.sqlite_error_code(),
