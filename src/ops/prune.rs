@@ -132,7 +132,7 @@ pub fn prune(repo: &Repository, opts: &PruneOptions, progress: &dyn Progress) ->
     let missing = repo.missing_packs()?;
     report.missing_packs_forgotten = missing.len() as u64;
     let unused: Vec<PackId> = plan.delete.iter().chain(&missing).copied().collect();
-    repo.drop_packs(&unused, &live)?;
+    repo.drop_packs(&unused, &live, &HashSet::new())?;
     let written = repo.replace_packs(&plan.repack, &live, progress)?;
     report.packs_written = written.len() as u64;
     report.bytes_after += written.iter().map(|(_, size)| size).sum::<u64>();

@@ -53,9 +53,15 @@ impl Repository {
     }
 
     /// Deletes packs, files first and then their index rows, once it is
-    /// certain no live blob is only there.
-    pub(crate) fn drop_packs(&self, doomed: &[PackId], live: &HashSet<BlobId>) -> Result<()> {
-        self.ensure_copies_elsewhere(doomed, live)?;
+    /// certain no live blob is only there. `fresh` are packs this process
+    /// has just written from blobs it checked.
+    pub(crate) fn drop_packs(
+        &self,
+        doomed: &[PackId],
+        live: &HashSet<BlobId>,
+        fresh: &HashSet<PackId>,
+    ) -> Result<()> {
+        self.ensure_copies_elsewhere(doomed, live, fresh)?;
         for (n, id) in doomed.iter().enumerate() {
             // Each delete is checked: a prune paused in this loop must not go
             // on once a backup may have taken its lock for stale. The lease
@@ -79,26 +85,58 @@ impl Repository {
     }
 
     /// The last guard before anything is un-indexed or deleted: every live
-    /// blob of a pack about to go must have an indexed copy in a pack that
-    /// stays. Whatever the plan got wrong, prune then stops instead of losing data.
-    fn ensure_copies_elsewhere(&self, doomed: &[PackId], live: &HashSet<BlobId>) -> Result<()> {
+    /// blob of a pack about to go must have a copy in a pack that stays,
+    /// read and checked now unless that pack is `fresh` (an index row says
+    /// only that a copy was once written: a redundant pack deleted beside a
+    /// damaged copy no verify had read yet was the last good one).
+    /// Whatever the plan got wrong, prune then stops instead of losing data.
+    fn ensure_copies_elsewhere(
+        &self,
+        doomed: &[PackId],
+        live: &HashSet<BlobId>,
+        fresh: &HashSet<PackId>,
+    ) -> Result<()> {
         let doomed_set: HashSet<PackId> = doomed.iter().copied().collect();
         for id in doomed {
             let entries = self.with_index(|i| i.pack_entries(id))?;
             for entry in entries.iter().filter(|e| live.contains(&e.blob)) {
-                let packs = self.with_index(|i| i.packs_holding(&entry.blob))?;
-                if packs.iter().all(|p| doomed_set.contains(p)) {
-                    return Err(Error::corrupt(
-                        format!("pack {id}"),
-                        format!(
-                            "{} would be lost by removing it; prune stopped before removing anything",
-                            entry.blob
-                        ),
-                    ));
+                let mut stays = self.with_index(|i| i.packs_holding(&entry.blob))?;
+                stays.retain(|p| !doomed_set.contains(p));
+                if !stays.iter().any(|p| fresh.contains(p)) {
+                    self.read_a_copy(&entry.blob, &stays, id)?;
                 }
             }
         }
         Ok(())
+    }
+
+    /// Succeeds once one of the copies of `blob` in `packs` reads and
+    /// matches its id (a copy proved damaged is marked on the way);
+    /// otherwise the error says why `doomed` must stay.
+    fn read_a_copy(&self, blob: &BlobId, packs: &[PackId], doomed: &PackId) -> Result<()> {
+        let mut failed = None;
+        for pack in packs {
+            let Some(loc) = self.with_index(|i| i.lookup_in(pack, blob))? else { continue };
+            match self.read_blob_in(pack, &loc.entry) {
+                Ok(_) => return Ok(()),
+                Err(e) => failed = Some(e),
+            }
+        }
+        let stop = "prune stopped before removing anything";
+        Err(match failed {
+            None => Error::corrupt(
+                format!("pack {doomed}"),
+                format!("{blob} would be lost by removing it; {stop}"),
+            ),
+            Some(e) if e.proves_damage() => Error::InvalidInput(format!(
+                "pack {doomed} holds the only intact copy of {blob} ({e}); {stop}; run `snap verify` and \
+                 `snap repair packs`"
+            )),
+            Some(e) => Error::CannotTell(format!(
+                "the copy of {blob} that would stay could not be read ({e}), so pack {doomed}, which holds \
+                 another, was not removed"
+            )),
+        })
     }
 
     /// Moves the live blobs of `packs` into new packs, then deletes `packs`:
@@ -115,7 +153,8 @@ impl Repository {
         crate::crash::point("prune-after-repack");
         let doomed: Vec<PackId> =
             packs.iter().filter(|p| !written.iter().any(|(w, _)| w == *p)).copied().collect();
-        self.drop_packs(&doomed, live)?;
+        let fresh: HashSet<PackId> = written.iter().map(|(id, _)| *id).collect();
+        self.drop_packs(&doomed, live, &fresh)?;
         Ok(written)
     }
 
