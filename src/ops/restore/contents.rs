@@ -10,7 +10,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use rayon::prelude::*;
 
-use super::{Applied, At, Ctx, Located, Plan, apply_metadata, create_sized, identity};
+use super::metadata::{Applied, apply_metadata};
+use super::target::{At, Owned, create_sized, owned_identity};
+use super::{Action, Ctx, Located, Plan};
+use crate::dirfd::identity;
 use crate::error::{Error, Result};
 use crate::format::pack::PackEntry;
 use crate::hash::BlobHasher;
@@ -68,7 +71,7 @@ pub(super) fn write_contents(ctx: &Ctx, located: &Located) {
     let begin = |i: &usize| writes(i) && !ctx.is_failed(*i) && !ctx.stopped();
     sizes.par_iter().enumerate().filter(|(i, _)| begin(i)).for_each(|(i, len)| {
         let file = &ctx.plan.files[i];
-        let created = create_sized(&file.at, *len, file.action).and_then(|f| {
+        let created = create_sized(&file.at, *len, file.action != Action::New).and_then(|f| {
             let _ = ctx.created[i].set(identity(&rustix::fs::fstat(&f)?));
             Ok(f)
         });
@@ -255,7 +258,7 @@ pub(super) fn verify_file(
     at: &At,
     chunks: &[ChunkId],
     located: &Located,
-) -> std::io::Result<super::Owned> {
+) -> std::io::Result<Owned> {
     let mut f = at.parent.open(at.name(), rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::NONBLOCK, 0)?;
     let mut buf = Vec::new();
     for chunk in chunks {
@@ -269,7 +272,7 @@ pub(super) fn verify_file(
     if f.read(&mut [0u8; 1])? != 0 {
         return Err(std::io::Error::other("file is longer than in the snapshot"));
     }
-    Ok(super::owned_identity(&rustix::fs::fstat(&f)?))
+    Ok(owned_identity(&rustix::fs::fstat(&f)?))
 }
 
 #[cfg(test)]

@@ -19,28 +19,26 @@
 //! missing or corrupt is removed and named; the rest is restored.
 
 mod contents;
+mod metadata;
 mod overwrite;
 mod safety;
+mod target;
 
 use std::collections::{HashMap, HashSet};
-use std::ffi::OsStr;
 use std::fs;
 use std::io::ErrorKind;
-use std::os::fd::{AsFd, BorrowedFd};
-use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::DirBuilderExt;
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use rayon::prelude::*;
 use serde::Serialize;
 
 pub use overwrite::{Action, Change, Overwrite};
 pub use safety::{SAFETY_TAGS, SafetySnapshot};
 
 use super::{Warning, WarningKind, Warnings};
-use crate::dirfd::{Dir, fd_path, identity};
+use crate::dirfd::{Dir, identity};
 use crate::error::{Error, IoContext, Result};
 use crate::format::pack::PackEntry;
 use crate::format::snapshot::Snapshot;
@@ -51,6 +49,11 @@ use crate::progress::Progress;
 use crate::repo::Repository;
 use crate::tree::{self, Found};
 use contents::{locate_chunks, verify_files, write_contents};
+use metadata::apply_all_metadata;
+use target::{
+    At, Owned, below, is_dir, is_full, is_root, make_device, make_node, not_a_directory, prepare_target,
+    record_made, target_full,
+};
 
 /// What to restore, and where.
 #[derive(Clone, Debug, Default)]
@@ -101,33 +104,6 @@ pub struct RestoreReport {
     pub warnings: Vec<Warning>,
     /// True when something could not be restored.
     pub incomplete: bool,
-}
-
-/// Where a planned entry goes: its directory, and its path under the
-/// target (whose last component is its name) to name it in messages.
-#[derive(Clone)]
-struct At {
-    parent: Arc<Dir>,
-    path: PathBuf,
-}
-
-impl At {
-    fn name(&self) -> &OsStr {
-        self.path.file_name().expect("planned paths end in a validated name")
-    }
-
-    fn stat(&self) -> std::io::Result<rustix::fs::Stat> {
-        self.parent.stat(self.name())
-    }
-
-    /// Removes whatever non-directory is here, so a new file, link or node
-    /// can be created without following anything.
-    fn clear(&self) -> std::io::Result<()> {
-        match self.parent.remove(self.name()) {
-            Err(e) if e.kind() != ErrorKind::NotFound => Err(e),
-            _ => Ok(()),
-        }
-    }
 }
 
 struct PlannedDir {
@@ -331,18 +307,6 @@ fn stopped_full(ctx: &Ctx, path: &Path, error: &std::io::Error, made: u64) -> Er
     target_full(path, error, whole + made, left + planned.saturating_sub(made))
 }
 
-fn target_full(path: &Path, error: &std::io::Error, whole: u64, left: u64) -> Error {
-    Error::TargetFull { path: path.to_path_buf(), detail: error.to_string(), whole, left }
-}
-
-/// Whether an error says the target file system has no room (space,
-/// inodes or quota): every later write would fail the same way.
-fn is_full(error: &std::io::Error) -> bool {
-    [rustix::io::Errno::NOSPC, rustix::io::Errno::DQUOT]
-        .iter()
-        .any(|e| error.raw_os_error() == Some(e.raw_os_error()))
-}
-
 /// What a restore would do, from its plan alone.
 fn dry_run_report(plan: &Plan, safety_snapshot_needed: bool) -> RestoreReport {
     let (files, others) = plan.count(Action::writes);
@@ -416,59 +380,6 @@ impl Plan {
             + self.hardlinks.iter().filter(|l| wanted(l.action)).count();
         let others = self.others.iter().filter(|o| wanted(o.action)).count();
         (files as u64, others as u64)
-    }
-}
-
-/// Checks the target before creating anything (a target inside the
-/// repository is refused without leaving a trace there), then creates it
-/// unless this is a dry run. Returns it resolved through symlinks, and
-/// opened (not in a dry run of a target that does not exist yet).
-fn prepare_target(target: &Path, repo_dir: Option<&Path>, dry_run: bool) -> Result<(PathBuf, Arc<Dir>)> {
-    let resolved = resolve_existing_prefix(target)?;
-    if let Some(dir) = repo_dir {
-        let repo = dir.canonicalize().at(dir)?;
-        if resolved.starts_with(&repo) {
-            return Err(Error::InvalidInput(format!(
-                "cannot restore into {}: it lies inside the repository",
-                target.display()
-            )));
-        }
-    }
-    if fs::metadata(&resolved).is_ok_and(|m| !m.is_dir()) {
-        return Err(Error::InvalidInput(format!(
-            "cannot restore into {}: it is not a directory",
-            target.display()
-        )));
-    }
-    if dry_run && !resolved.exists() {
-        return Ok((resolved, Dir::root(None)));
-    }
-    if !dry_run {
-        fs::DirBuilder::new().recursive(true).mode(0o700).create(target).at(target)?;
-    }
-    let resolved = target.canonicalize().at(target)?;
-    // Resolved already: a symlink found there now was put there since.
-    let root = Dir::open_root(&resolved, false).at(&resolved)?;
-    Ok((resolved, root))
-}
-
-/// `path` made absolute, with its longest existing prefix resolved through
-/// symlinks and the rest appended as given.
-fn resolve_existing_prefix(path: &Path) -> Result<PathBuf> {
-    let abs = std::path::absolute(path).at(path)?;
-    let mut rest = Vec::new();
-    let mut base = abs.as_path();
-    loop {
-        match base.canonicalize() {
-            Ok(real) => return Ok(rest.iter().rev().fold(real, |p, c| p.join(c))),
-            Err(_) => match (base.parent(), base.file_name()) {
-                (Some(parent), Some(name)) => {
-                    rest.push(name.to_owned());
-                    base = parent;
-                }
-                _ => return Ok(abs),
-            },
-        }
     }
 }
 
@@ -598,57 +509,6 @@ fn create_dirs(plan: &Plan, warnings: &Warnings) -> Result<HashSet<PathBuf>> {
         }
     }
     Ok(unmade)
-}
-
-/// Whether `path` lies below one of `dirs`.
-fn below(dirs: &HashSet<PathBuf>, path: &Path) -> bool {
-    !dirs.is_empty() && path.ancestors().skip(1).any(|a| dirs.contains(a))
-}
-
-fn is_dir(st: &rustix::fs::Stat) -> bool {
-    rustix::fs::FileType::from_raw_mode(st.st_mode as _) == rustix::fs::FileType::Directory
-}
-
-/// Device, inode and owner: what identifies an entry the restore made or
-/// found, until it applies the entry's metadata. The owner is part of it
-/// because a device and inode are used again as soon as a file is
-/// removed: someone who can write into its directory may remove it and
-/// make one of theirs that gets the same inode, but not one of this
-/// process's (or of the owner it found).
-type Owned = (u64, u64, u32);
-
-fn owned_identity(st: &rustix::fs::Stat) -> Owned {
-    let (dev, ino) = identity(st);
-    (dev, ino, st.st_uid)
-}
-
-/// The error that stops a restore finding a non-directory where a directory belongs.
-fn not_a_directory(path: &Path) -> Error {
-    Error::InvalidInput(format!("cannot restore: {} exists and is not a directory", path.display()))
-}
-
-/// Whether this process may set owners and make devices (asked once: a
-/// restore would otherwise ask for every file).
-fn is_root() -> bool {
-    static ROOT: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *ROOT.get_or_init(|| rustix::process::geteuid().is_root())
-}
-
-/// Creates a file of `len` bytes in place of whatever was at `at` when
-/// the plan says something is there. Setting the length first leaves
-/// never-written (all-zero) chunks as holes.
-fn create_sized(at: &At, len: u64, action: Action) -> std::io::Result<fs::File> {
-    use rustix::fs::OFlags;
-    // Where the plan found nothing, nothing is removed: if something has
-    // appeared since, creating fails instead of replacing it.
-    if action != Action::New {
-        at.clear()?;
-    }
-    let f = at.parent.open(at.name(), OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL, 0o600)?;
-    // Made here, so taken back here if it cannot get its length: the
-    // caller only removes what it knows it created.
-    f.set_len(len).inspect_err(|_| drop(at.parent.remove(at.name())))?;
-    Ok(f)
 }
 
 impl Ctx<'_> {
@@ -786,18 +646,6 @@ fn create_others(ctx: &Ctx) -> (u64, u64) {
     (links, made)
 }
 
-/// Records the identity of the node just made at `at`, if what is there
-/// is owned by this process: someone who can write into its directory
-/// cannot make a node of this process's, so one swapped in since is not
-/// taken for it (and gets no metadata).
-fn record_made(at: &At, made: &OnceLock<Owned>) {
-    if let Ok(st) = at.stat()
-        && st.st_uid == rustix::process::geteuid().as_raw()
-    {
-        let _ = made.set(owned_identity(&st));
-    }
-}
-
 /// Makes `at` another name of the file planned as `leader`, if what is at
 /// the leader's path is still the file this restore created there: linking
 /// by name would link whatever was put there since (a symlink, or a file
@@ -817,214 +665,4 @@ fn link_to_created(ctx: &Ctx, leader: usize, at: &At) -> std::io::Result<()> {
             "its hardlinked file was replaced by another while being restored; not linked",
         )),
     }
-}
-
-fn make_device(at: &At, kind: rustix::fs::FileType, rdev: u64) -> std::io::Result<()> {
-    if !is_root() {
-        return Err(std::io::Error::new(ErrorKind::PermissionDenied, "device files need root to restore"));
-    }
-    make_node(at, kind, rdev)
-}
-
-fn make_node(at: &At, kind: rustix::fs::FileType, rdev: u64) -> std::io::Result<()> {
-    at.clear()?;
-    at.parent.mknod(at.name(), kind, rdev)
-}
-
-/// Applies metadata to what the restore did not write but leaves in place
-/// (not to what was skipped), and to what it made besides file contents:
-/// files and others first, in parallel, then directories deepest first
-/// (creating children changes a directory's mtime). Written files have
-/// theirs already.
-fn apply_all_metadata(ctx: &Ctx) {
-    let plan = &ctx.plan;
-    let files = plan
-        .files
-        .iter()
-        .enumerate()
-        .filter(|(i, f)| f.action == Action::Unchanged && !ctx.is_failed(*i))
-        .map(|(_, f)| (&f.at, &f.meta, false, f.found));
-    let others = plan
-        .others
-        .iter()
-        .filter(|o| o.action != Action::Skip && !ctx.unmade(&o.at) && o.at.stat().is_ok())
-        .map(|o| (&o.at, &o.meta, matches!(o.node, Node::Symlink { .. }), o.made.get().copied()));
-    let entries: Vec<_> = files.chain(others).collect();
-    let apply = |path: &Path, result: std::io::Result<()>| {
-        if let Err(e) = result {
-            ctx.stop_full(path, e);
-        }
-    };
-    entries.par_iter().filter(|_| !ctx.stopped()).for_each(|(at, meta, is_link, expected)| {
-        apply(&at.path, apply_to_entry(ctx, at, meta, *is_link, *expected));
-    });
-    let made = plan.dirs.iter().rev().filter(|d| !ctx.unmade.contains(&d.at.path));
-    for PlannedDir { at, dir, meta, .. } in made.take_while(|_| !ctx.stopped()) {
-        // Checked by name from its parent, whose own check comes later
-        // (deepest first) and the target's root is held: a directory moved
-        // out of the target took what was restored into it along.
-        if !at.stat().is_ok_and(|st| dir.is_still_at(&st)) {
-            let why = "moved or replaced while being restored: what was restored into it is not at this path";
-            ctx.warnings.push(&at.path, WarningKind::Failed, why);
-            continue;
-        }
-        match dir.fd() {
-            Ok(fd) => apply(
-                &at.path,
-                apply_metadata(ctx, &at.path, meta, Applied::Open { fd: fd.as_fd(), dir: true }),
-            ),
-            Err(e) => ctx.warnings.push(&at.path, WarningKind::Metadata, e),
-        }
-    }
-}
-
-/// Applies metadata to an entry the restore does not hold open, through
-/// an `O_PATH` descriptor of the entry itself, checked to be the very
-/// entry the restore made or found matching there (`expected`) and of the
-/// kind planned: a name swapped since, for a symlink or for a file of
-/// whoever can write into its directory, gets nothing (a root restore
-/// would otherwise give that file the snapshot's owner and mode, setuid
-/// bits included).
-fn apply_to_entry(
-    ctx: &Ctx,
-    at: &At,
-    meta: &Metadata,
-    is_link: bool,
-    expected: Option<Owned>,
-) -> std::io::Result<()> {
-    let replaced =
-        || std::io::Error::other("replaced by something else while being restored; metadata not applied");
-    let reached = at.parent.open_path(at.name()).and_then(|fd| {
-        let st = rustix::fs::fstat(&fd)?;
-        let kind = rustix::fs::FileType::from_raw_mode(st.st_mode as _);
-        let is_symlink = kind == rustix::fs::FileType::Symlink;
-        if expected != Some(owned_identity(&st))
-            || is_symlink != is_link
-            || kind == rustix::fs::FileType::Directory
-        {
-            return Err(replaced());
-        }
-        Ok((at.parent.fd()?, fd))
-    });
-    match reached {
-        Ok((dir, fd)) if is_link => apply_metadata(
-            ctx,
-            &at.path,
-            meta,
-            Applied::Link { dir: dir.as_fd(), name: at.name(), fd: fd.as_fd() },
-        ),
-        Ok((_, fd)) => apply_metadata(ctx, &at.path, meta, Applied::Node(fd.as_fd())),
-        Err(e) => {
-            ctx.warnings.push(&at.path, WarningKind::Metadata, e);
-            Ok(())
-        }
-    }
-}
-
-/// The mode bits to restore. Without root the owner cannot be set, so a
-/// setuid or setgid file would run as the restoring user (or group): those
-/// bits are left off and counted, as GNU tar does. A directory's setgid
-/// bit only passes its group on, and stays.
-fn restored_mode(ctx: &Ctx, mode: u32, dir: bool) -> u32 {
-    const SPECIAL: u32 = 0o6000;
-    if is_root() || mode & SPECIAL == 0 || dir {
-        return mode;
-    }
-    ctx.special_dropped.fetch_add(1, Ordering::Relaxed);
-    mode & !SPECIAL
-}
-
-/// What metadata is applied through.
-#[derive(Clone, Copy)]
-enum Applied<'a> {
-    /// A file or directory the restore has open.
-    Open { fd: BorrowedFd<'a>, dir: bool },
-    /// An `O_PATH` descriptor of a fifo, device or unchanged file.
-    Node(BorrowedFd<'a>),
-    /// A symlink: its owner through its `O_PATH` descriptor, its times and
-    /// xattrs by its name in its directory (not followed).
-    Link { dir: BorrowedFd<'a>, name: &'a OsStr, fd: BorrowedFd<'a> },
-}
-
-impl Applied<'_> {
-    fn set_xattr(self, name: &OsStr, value: &[u8]) -> std::io::Result<()> {
-        use rustix::fs::XattrFlags;
-        Ok(match self {
-            Applied::Open { fd, .. } => rustix::fs::fsetxattr(fd, name, value, XattrFlags::empty()),
-            // Through the descriptor's magic link, which leads to the node itself.
-            Applied::Node(fd) => rustix::fs::setxattr(fd_path(fd), name, value, XattrFlags::empty()),
-            Applied::Link { dir, name: link, .. } => {
-                rustix::fs::lsetxattr(fd_path(dir).join(link), name, value, XattrFlags::empty())
-            }
-        }?)
-    }
-
-    fn chown(self, uid: u32, gid: u32) -> std::io::Result<()> {
-        use rustix::fs::{AtFlags, Gid, Uid};
-        let (uid, gid) = (Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid)));
-        Ok(match self {
-            Applied::Open { fd, .. } => rustix::fs::fchown(fd, uid, gid),
-            Applied::Node(fd) | Applied::Link { fd, .. } => {
-                rustix::fs::chownat(fd, "", uid, gid, AtFlags::EMPTY_PATH)
-            }
-        }?)
-    }
-
-    /// A symlink has no mode of its own.
-    fn chmod(self, mode: u32) -> std::io::Result<()> {
-        let mode = rustix::fs::Mode::from_raw_mode(mode);
-        Ok(match self {
-            Applied::Open { fd, .. } => rustix::fs::fchmod(fd, mode),
-            Applied::Node(fd) => rustix::fs::chmod(fd_path(fd), mode),
-            Applied::Link { .. } => Ok(()),
-        }?)
-    }
-
-    fn set_times(self, mtime: crate::format::Timestamp) -> std::io::Result<()> {
-        use rustix::fs::{AtFlags, Timespec, Timestamps};
-        let t = Timespec { tv_sec: mtime.secs, tv_nsec: mtime.nanos.into() };
-        let times = Timestamps { last_access: t, last_modification: t };
-        Ok(match self {
-            Applied::Open { fd, .. } => rustix::fs::futimens(fd, &times),
-            Applied::Node(fd) => {
-                rustix::fs::utimensat(rustix::fs::CWD, fd_path(fd), &times, AtFlags::empty())
-            }
-            Applied::Link { dir, name, .. } => {
-                rustix::fs::utimensat(dir, name, &times, AtFlags::SYMLINK_NOFOLLOW)
-            }
-        }?)
-    }
-
-    fn is_dir(self) -> bool {
-        matches!(self, Applied::Open { dir: true, .. })
-    }
-}
-
-/// xattrs (while the file is still writable), owner (root only, before the
-/// mode because chown clears setuid), mode, then times. Problems are
-/// warnings about `path`, except a target without room for an xattr: that
-/// error is returned, to stop the restore.
-fn apply_metadata(ctx: &Ctx, path: &Path, meta: &Metadata, to: Applied) -> std::io::Result<()> {
-    let warn = |what: &str, e: &dyn std::fmt::Display| {
-        ctx.warnings.push(path, WarningKind::Metadata, format!("{what}: {e}"));
-    };
-    for x in &meta.xattrs {
-        match to.set_xattr(OsStr::from_bytes(&x.name), &x.value) {
-            Err(e) if is_full(&e) => return Err(e),
-            Err(e) => warn(&format!("xattr {}", names::escape(&x.name)), &e),
-            Ok(()) => {}
-        }
-    }
-    if is_root()
-        && let Err(e) = to.chown(meta.uid, meta.gid)
-    {
-        warn("owner", &e);
-    }
-    if let Err(e) = to.chmod(restored_mode(ctx, meta.mode, to.is_dir())) {
-        warn("mode", &e);
-    }
-    if let Err(e) = to.set_times(meta.mtime) {
-        warn("times", &e);
-    }
-    Ok(())
 }

@@ -13,7 +13,9 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use super::contents::verify_file;
-use super::{At, Located, Plan, PlannedFile, identity, is_dir, not_a_directory};
+use super::target::{At, Owned, is_dir, is_root, not_a_directory, owned_identity};
+use super::{Located, Plan, PlannedFile};
+use crate::dirfd::identity;
 use crate::error::Result;
 use crate::format::tree::Node;
 use crate::hash::BlobHasher;
@@ -103,7 +105,7 @@ pub(super) fn decide(plan: &mut Plan, mode: Overwrite, hasher: &BlobHasher, loca
     for o in plan.others.iter_mut().filter(|o| !in_new_dir(&o.at)) {
         let mut found = None;
         o.action = action(&o.at, mode, |existing| {
-            found = Some(super::owned_identity(existing));
+            found = Some(owned_identity(existing));
             same_node(&o.at, &o.node, existing)
         });
         if o.action == Action::Unchanged
@@ -143,10 +145,10 @@ fn file_action(
     mode: Overwrite,
     hasher: &BlobHasher,
     located: &Located,
-) -> (Action, Option<super::Owned>) {
+) -> (Action, Option<Owned>) {
     let mut found = None;
     let action = action(&f.at, mode, |existing| {
-        let owned = !super::is_root() || (existing.st_uid == f.meta.uid && existing.st_gid == f.meta.gid);
+        let owned = !is_root() || (existing.st_uid == f.meta.uid && existing.st_gid == f.meta.gid);
         FileType::from_raw_mode(existing.st_mode as _) == FileType::RegularFile
             && owned
             && existing.st_size as u64 == f.size
