@@ -14,15 +14,15 @@ pub enum Error {
     /// the message, not a separate source, so it is said once.
     #[error("{}: {error}", path.display())]
     Io { path: PathBuf, error: std::io::Error },
-    /// No repository at this location.
-    #[error("no snap repository at {} (run `snap init` first)", .0.display())]
-    RepoNotFound(PathBuf),
+    /// No repository at this location (a path or an `s3://` URL).
+    #[error("no snap repository at {0} (run `snap init` first)")]
+    RepoNotFound(String),
     /// `init` on a location that already holds a repository.
-    #[error("a repository already exists at {}", .0.display())]
-    RepoExists(PathBuf),
+    #[error("a repository already exists at {0}")]
+    RepoExists(String),
     /// The location exists but is not a snap repository.
-    #[error("{} is not a snap repository: {detail}", path.display())]
-    NotARepository { path: PathBuf, detail: String },
+    #[error("{location} is not a snap repository: {detail}")]
+    NotARepository { location: String, detail: String },
     /// The repository was written by a newer snap, or uses a feature this one lacks.
     #[error("repository format {found} is not supported by this snap (supports {supported}); upgrade snap")]
     UnsupportedFormat { found: String, supported: String },
@@ -59,6 +59,16 @@ pub enum Error {
     /// The user asked for something that cannot be done.
     #[error("{0}")]
     InvalidInput(String),
+    /// A command that would act on damage stopped before changing
+    /// anything: damage was proved, and what to drop or keep is for the
+    /// user to decide (`verify`, then `repair`).
+    #[error("{command} refused, nothing was changed: {why}; run `snap verify`")]
+    DamageFound { command: &'static str, why: String },
+    /// A command stopped before changing anything because going on could
+    /// cost data the user would want (a snapshot dated in the future would
+    /// make keep rules forget every real one, say).
+    #[error("{command} refused, nothing was changed: {why}")]
+    Refused { command: &'static str, why: String },
     /// Encryption could not be done (no randomness, a key cannot be made).
     #[error("encryption: {0}")]
     Crypto(String),

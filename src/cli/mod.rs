@@ -156,7 +156,7 @@ fn init(g: &args::Global, a: &args::InitArgs) -> Result<ExitCode> {
     let backend = loc.at.backend()?;
     // Checked before asking for a password that would then be thrown away.
     if backend.exists()? {
-        return Err(snap::Error::RepoExists(loc.at.to_string().into()).into());
+        return Err(snap::Error::RepoExists(loc.at.to_string()).into());
     }
     let repo = match a.encryption {
         args::EncryptionArg::None => Repository::init(backend, Protection::None)?,
@@ -189,7 +189,7 @@ fn completions(shell: clap_complete::Shell) -> Result<ExitCode> {
 fn unlock(g: &args::Global, a: &args::UnlockArgs) -> Result<ExitCode> {
     let backend = location(g)?.at.backend()?;
     if !backend.exists()? {
-        return Err(snap::Error::RepoNotFound(backend.location().into()).into());
+        return Err(snap::Error::RepoNotFound(backend.location()).into());
     }
     let which = if a.all { snap::backend::Unlock::All } else { snap::backend::Unlock::Stale };
     let removed = backend.unlock(which)?;

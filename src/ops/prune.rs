@@ -143,7 +143,7 @@ pub fn prune(repo: &Repository, opts: &PruneOptions, progress: &dyn Progress) ->
 /// `repair`); anything else may be gone on the next try.
 fn refuse(why: String, proved: bool) -> Error {
     if proved {
-        Error::InvalidInput(format!("prune refused, nothing was changed: {why}; run `snap verify`"))
+        Error::DamageFound { command: "prune", why }
     } else {
         Error::CannotTell(format!("prune stopped: {why}"))
     }
@@ -156,14 +156,17 @@ fn refuse_future_dated(snapshots: &[(SnapshotId, crate::format::snapshot::Snapsh
     let Some((id, s)) = policy::future_dated(snapshots, now.timestamp()) else { return Ok(()) };
     let when = chrono::DateTime::from_timestamp(s.time.secs, 0)
         .map_or_else(|| format!("{} seconds after 1970", s.time.secs), |t| t.to_rfc3339());
-    Err(Error::InvalidInput(format!(
-        "prune refused, nothing was changed: snapshot {} is dated {when}, more than a day after this \
-         machine's clock ({}), and keep rules would count it as the newest of its group; correct whichever \
-         clock is wrong, or forget that snapshot by id (`snap forget {}`)",
-        id.short(),
-        now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        id.short()
-    )))
+    Err(Error::Refused {
+        command: "prune",
+        why: format!(
+            "snapshot {} is dated {when}, more than a day after this machine's clock ({}), and keep rules \
+             would count it as the newest of its group; correct whichever clock is wrong, or forget that \
+             snapshot by id (`snap forget {}`)",
+            id.short(),
+            now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            id.short()
+        ),
+    })
 }
 
 /// The blobs kept snapshots need; any gap stops prune.

@@ -128,10 +128,10 @@ impl Repository {
                 format!("pack {doomed}"),
                 format!("{blob} would be lost by removing it; {stop}"),
             ),
-            Some(e) if e.proves_damage() => Error::InvalidInput(format!(
-                "pack {doomed} holds the only intact copy of {blob} ({e}); {stop}; run `snap verify` and \
-                 `snap repair packs`"
-            )),
+            Some(e) if e.proves_damage() => Error::DamageFound {
+                command: "prune",
+                why: format!("pack {doomed} holds the only intact copy of {blob} ({e})"),
+            },
             Some(e) => Error::CannotTell(format!(
                 "the copy of {blob} that would stay could not be read ({e}), so pack {doomed}, which holds \
                  another, was not removed"

@@ -103,7 +103,7 @@ impl Repository {
     pub fn init(backend: Box<dyn Backend>, protection: Protection<'_>) -> Result<Self> {
         let location = backend.location();
         if backend.exists()? {
-            return Err(Error::RepoExists(location.into()));
+            return Err(Error::RepoExists(location));
         }
         // As borg: a repository is made only where nothing is. Anything
         // else (an encrypted repository whose config was deleted, say)
@@ -132,7 +132,7 @@ impl Repository {
             }
         };
         if backend.put(FileKind::Config, "config", config_bytes.into())? == Put::Existed {
-            return Err(Error::RepoExists(location.into()));
+            return Err(Error::RepoExists(location));
         }
         let lock = backend.lock(LockMode::Shared)?;
         Self::open_unlocked(backend, (lock, false), config, keys, unlocked)
@@ -778,7 +778,7 @@ pub fn read_config(backend: &dyn Backend) -> Result<Config> {
 fn read_config_bytes(backend: &dyn Backend) -> Result<(Config, Vec<u8>)> {
     let location = backend.location();
     if !backend.exists()? {
-        return Err(Error::RepoNotFound(location.into()));
+        return Err(Error::RepoNotFound(location));
     }
     let bytes = backend.get_capped(FileKind::Config, "config", crate::format::config::MAX_CONFIG_LEN)?;
     let config = Config::decode(&bytes).map_err(|e| match e {
@@ -786,7 +786,7 @@ fn read_config_bytes(backend: &dyn Backend) -> Result<(Config, Vec<u8>)> {
             found: format!("version {found}"),
             supported: format!("version {supported}"),
         },
-        other => Error::NotARepository { path: location.into(), detail: format!("config: {other}") },
+        other => Error::NotARepository { location, detail: format!("config: {other}") },
     })?;
     Ok((config, bytes))
 }
