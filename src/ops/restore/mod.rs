@@ -34,7 +34,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use serde::Serialize;
 
-pub use overwrite::{Action, Change, Overwrite};
+pub use overwrite::{Change, Overwrite};
 pub use safety::{SAFETY_TAGS, SafetySnapshot};
 
 use super::{Warning, WarningKind, Warnings};
@@ -104,6 +104,38 @@ pub struct RestoreReport {
     pub warnings: Vec<Warning>,
     /// True when something could not be restored.
     pub incomplete: bool,
+}
+
+/// What a restore does (or would do) at one path.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// Nothing is there: create it.
+    #[default]
+    New,
+    /// Something is there: replace it.
+    Replace,
+    /// It already matches the snapshot: leave it, apply the metadata.
+    Unchanged,
+    /// Leave it untouched ([`Overwrite::Never`]).
+    Skip,
+}
+
+impl Action {
+    /// `+`, `M`, `=` or `s`, as a dry run shows it.
+    pub fn marker(self) -> char {
+        match self {
+            Action::New => '+',
+            Action::Replace => 'M',
+            Action::Unchanged => '=',
+            Action::Skip => 's',
+        }
+    }
+
+    /// Whether the restore writes the path.
+    pub fn writes(self) -> bool {
+        matches!(self, Action::New | Action::Replace)
+    }
 }
 
 struct PlannedDir {

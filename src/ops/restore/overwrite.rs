@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use super::contents::verify_file;
 use super::target::{At, Owned, is_dir, is_root, not_a_directory, owned_identity};
-use super::{Located, Plan, PlannedFile};
+use super::{Action, Located, Plan, PlannedFile};
 use crate::dirfd::identity;
 use crate::error::Result;
 use crate::format::tree::Node;
@@ -33,38 +33,6 @@ pub enum Overwrite {
     IfChanged,
     /// Leave it untouched.
     Never,
-}
-
-/// What a restore does (or would do) at one path.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Action {
-    /// Nothing is there: create it.
-    #[default]
-    New,
-    /// Something is there: replace it.
-    Replace,
-    /// It already matches the snapshot: leave it, apply the metadata.
-    Unchanged,
-    /// Leave it untouched ([`Overwrite::Never`]).
-    Skip,
-}
-
-impl Action {
-    /// `+`, `M`, `=` or `s`, as a dry run shows it.
-    pub fn marker(self) -> char {
-        match self {
-            Action::New => '+',
-            Action::Replace => 'M',
-            Action::Unchanged => '=',
-            Action::Skip => 's',
-        }
-    }
-
-    /// Whether the restore writes the path.
-    pub fn writes(self) -> bool {
-        matches!(self, Action::New | Action::Replace)
-    }
 }
 
 /// One path of a dry run.
