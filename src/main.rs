@@ -14,10 +14,10 @@ fn main() -> ExitCode {
     rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
     match cli::run(&args) {
         Ok(code) => code,
-        Err(e) if cli::is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) if cli::context::is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             cli::output::error_line(&format!("{e:#}"));
-            ExitCode::from(cli::exit_code_of(&e))
+            ExitCode::from(cli::context::exit_code_of(&e))
         }
     }
 }

@@ -1,8 +1,24 @@
-//! Command-line arguments (clap derive). Secrets never come from flags.
+//! Command-line arguments (clap derive): the top-level parser and the
+//! commands it dispatches to. Each command's options sit in its handler's
+//! file. Secrets never come from flags.
 
-use std::path::PathBuf;
+use clap::{Parser, Subcommand};
 
-use clap::{Args, Parser, Subcommand};
+use super::backup::BackupArgs;
+use super::context::Global;
+use super::copy::CopyArgs;
+use super::dump::DumpArgs;
+use super::find::{FindArgs, LogArgs};
+use super::init::InitArgs;
+use super::key::KeyCommand;
+use super::prune::{ForgetArgs, PruneArgs};
+use super::repair::{RepairPacksArgs, RepairSnapshotsArgs};
+use super::restore::RestoreArgs;
+use super::show::{DiffArgs, LsArgs, SnapshotsArgs};
+use super::stats::{StatsArgs, StatusArgs};
+use super::unlock::UnlockArgs;
+use super::verify::VerifyArgs;
+use super::watch::WatchArgs;
 
 /// A content-addressed, deduplicating snapshot store.
 #[derive(Debug, Parser)]
@@ -102,21 +118,6 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// Options every command takes.
-#[derive(Debug, Args)]
-pub struct Global {
-    /// Repository: a directory or s3://BUCKET/PREFIX [default: $XDG_DATA_HOME/snap or
-    /// ~/.local/share/snap]
-    #[arg(long, global = true, env = "SNAP_REPO", value_name = "PATH|URL")]
-    pub repo: Option<PathBuf>,
-    /// Print one JSON document on stdout instead of text
-    #[arg(long, global = true)]
-    pub json: bool,
-    /// Never draw a progress bar
-    #[arg(long, global = true)]
-    pub no_progress: bool,
-}
-
 // A command's doc comment is its help: the first paragraph is what `-h` and
 // the command list show, the whole comment the description `--help` shows.
 // It stays on the variant, since a variant's doc comment replaces any about
@@ -213,7 +214,7 @@ pub enum Command {
     ///
     /// Snapshots or directories that cannot be read are named in warnings, after the matches,
     /// and the exit status is then 1. Takes the shared lock.
-    Find(super::find::FindArgs),
+    Find(FindArgs),
     /// The history of one path across snapshots
     ///
     /// Lists each snapshot holding PATH, oldest first, with how it compares with the version
@@ -226,7 +227,7 @@ pub enum Command {
     /// it is relative, as a path on this machine. The exit status is 1 when no snapshot holds
     /// PATH, or when some snapshot could not be read (named in a warning, after the history).
     /// Takes the shared lock.
-    Log(super::find::LogArgs),
+    Log(LogArgs),
     /// Back up whenever something changes, at most once per interval, until stopped
     ///
     /// Runs `snap backup` with the given paths and options, and --skip-if-unchanged: once at
@@ -244,7 +245,7 @@ pub enum Command {
     ///
     /// Ctrl-C or SIGTERM stops it: at once while it waits, after the running backup otherwise.
     /// A second signal stops it at once, which is as safe as any interrupted backup.
-    Watch(super::watch::WatchArgs),
+    Watch(WatchArgs),
     /// Copy snapshots into another repository, storing only what it lacks
     ///
     /// Copies the named snapshots, or all of them, from this repository into the one --to
@@ -262,7 +263,7 @@ pub enum Command {
     /// The source's password comes from SNAP_PASSWORD, SNAP_PASSWORD_FILE or
     /// SNAP_PASSWORD_COMMAND, the destination's from SNAP_TO_PASSWORD, SNAP_TO_PASSWORD_FILE or
     /// SNAP_TO_PASSWORD_COMMAND; either is asked for on the terminal when not set.
-    Copy(super::copy::CopyArgs),
+    Copy(CopyArgs),
     /// Restore a snapshot, or part of it, into a directory
     ///
     /// Writes the snapshot, or only the path --include names and what is below it, under the
@@ -311,7 +312,7 @@ pub enum Command {
     /// A file whose data is damaged or missing ends the dump with an error naming it (exit
     /// status 1): an archive cannot leave a hole. A failed dump to --output leaves no file
     /// behind. Takes the shared lock; the repository is only read.
-    Dump(super::dump::DumpArgs),
+    Dump(DumpArgs),
     /// Check that every snapshot is whole; optionally read and re-hash the data
     ///
     /// Checks that every snapshot file decodes and matches its name, that every directory a
@@ -373,7 +374,7 @@ pub enum Command {
     ///
     /// Snapshots or directories that cannot be read, and chunks in no pack, are left out of
     /// the figures and named in warnings; the exit status is then 1. Takes the shared lock.
-    Stats(super::stats::StatsArgs),
+    Stats(StatsArgs),
     /// Show the last backup's age per host and paths, the lock and the index health
     ///
     /// Shows the repository (location, id, format, encryption); whether another snap process
@@ -390,7 +391,7 @@ pub enum Command {
     /// With --max-age SPAN the exit status is 5 when there is no snapshot at all, or when the
     /// newest snapshot of some host and paths is older than SPAN (marked OVERDUE and named in
     /// a warning): a check for cron or a monitoring system.
-    Status(super::stats::StatusArgs),
+    Status(StatusArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
     ///
     /// Prints on standard output a script with which the shell completes snap's commands,
@@ -470,323 +471,7 @@ Examples:
   # Remove another password's key by its id
   snap --repo /mnt/offsite key remove 3f2a9c01"
     )]
-    Key(super::key::KeyCommand),
-}
-
-#[derive(Debug, Args)]
-#[command(after_long_help = "\
-Examples:
-  # An unencrypted repository on a USB disk
-  snap --repo /mnt/usb/snap init
-  # An encrypted one; the password is asked for twice
-  snap --repo /mnt/offsite init --encryption xchacha20-poly1305
-  # The same from a script, with the password from a password manager
-  export SNAP_PASSWORD_COMMAND='pass show backup/offsite'
-  snap --repo /mnt/offsite init --encryption xchacha20-poly1305")]
-pub struct InitArgs {
-    /// Encrypt everything stored, with a password (from SNAP_PASSWORD,
-    /// SNAP_PASSWORD_FILE, SNAP_PASSWORD_COMMAND, or asked twice)
-    #[arg(long, value_enum, default_value = "none", value_name = "SCHEME")]
-    pub encryption: EncryptionArg,
-}
-
-/// Encryption schemes `init` offers.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum EncryptionArg {
-    /// No encryption (format 1)
-    None,
-    /// XChaCha20-Poly1305 with Argon2id password keys, padded packs and keyed chunking (format 3)
-    #[value(name = "xchacha20-poly1305", alias = "chacha20poly1305", alias = "chacha20-poly1305")]
-    XChaCha20Poly1305,
-}
-
-#[derive(Clone, Debug, Args)]
-#[command(after_long_help = "\
-Examples:
-  # Two directories, with a tag and a message
-  snap backup ~/projects ~/.config --tag daily -m \"before upgrade\"
-  # All of home, but no build output, caches, ISO images or files over 2 GiB
-  snap backup ~ --exclude-preset dev --exclude '*.iso' --exclude-larger-than 2G
-  # From cron: what git ignores left out, and no snapshot when nothing changed
-  snap backup ~/projects --git-ignore --skip-if-unchanged --no-progress
-  # The whole system disk, without /proc, /sys and other mounted file systems
-  snap --repo /mnt/usb/snap backup / --one-file-system --exclude-caches
-  # Also record SHA-256 checksums, for `snap ls --sha256`
-  snap backup ~/photos --sha256
-
-Exit status:
-  0   the snapshot was written, or (--skip-if-unchanged) nothing had changed
-  1   error
-  2   usage error
-  3   written, but files named on standard error could not be read
-  12  wrong or missing password")]
-pub struct BackupArgs {
-    /// Files and directories to back up
-    #[arg(required = true, value_name = "PATH")]
-    pub paths: Vec<PathBuf>,
-    /// Tag the snapshot (repeatable)
-    #[arg(long = "tag", value_name = "TAG")]
-    pub tags: Vec<String>,
-    /// Describe the snapshot
-    #[arg(long, short)]
-    pub message: Option<String>,
-    /// Take unchanged files from this snapshot instead of the latest matching one
-    #[arg(long, value_name = "SNAPSHOT", conflicts_with = "force")]
-    pub parent: Option<String>,
-    /// Read every file, even those unchanged since the parent snapshot
-    #[arg(long)]
-    pub force: bool,
-    /// Leave out paths matching a gitignore-style pattern, relative to `/`
-    /// (`*.log`, `node_modules/`, `/home/me/big`; `!pattern` re-includes; repeatable)
-    #[arg(long = "exclude", short = 'e', value_name = "GLOB")]
-    pub excludes: Vec<String>,
-    /// Read exclude patterns from a file, one per line (repeatable)
-    #[arg(long = "exclude-file", value_name = "FILE")]
-    pub exclude_files: Vec<PathBuf>,
-    /// Leave out a named set of patterns; `dev`: build output, caches, virtualenvs,
-    /// node_modules, target, .DS_Store, ... (repeatable)
-    #[arg(long = "exclude-preset", value_name = "NAME")]
-    pub exclude_presets: Vec<String>,
-    /// Leave out files larger than SIZE (500K, 10M, 2G)
-    #[arg(long, value_name = "SIZE")]
-    pub exclude_larger_than: Option<String>,
-    /// Leave out the contents of directories marked with a CACHEDIR.TAG file
-    #[arg(long)]
-    pub exclude_caches: bool,
-    /// Do not descend into other file systems mounted below a source
-    #[arg(long, short = 'x')]
-    pub one_file_system: bool,
-    /// Leave out what .gitignore files (and .git/info/exclude) ignore, as git does;
-    /// a source inside a work tree also follows the work tree's files above it
-    #[arg(long)]
-    pub git_ignore: bool,
-    /// Write no snapshot when nothing changed since the parent snapshot
-    #[arg(long, conflicts_with = "force")]
-    pub skip_if_unchanged: bool,
-    /// Also record each file's SHA-256, for `snap ls --sha256` (files unchanged
-    /// since a parent without checksums are read once more)
-    #[arg(long)]
-    pub sha256: bool,
-}
-
-#[derive(Debug, Args)]
-#[command(after_long_help = "\
-Examples:
-  snap snapshots
-  # Grouped by year, month and ISO week
-  snap snapshots --tree
-  # This host's snapshots of ~/projects or below it, tagged daily or weekly
-  snap snapshots --host \"$(hostname)\" --path ~/projects --tag daily --tag weekly
-  # The safety snapshots restore took of what it replaced
-  snap snapshots --tag safety
-  # Every snapshot's full id, for a script
-  snap --json snapshots | jq -r '.[].id'")]
-pub struct SnapshotsArgs {
-    /// Group by year, month and ISO week
-    #[arg(long)]
-    pub tree: bool,
-    /// Only snapshots with this tag (repeatable: any of them)
-    #[arg(long = "tag", value_name = "TAG")]
-    pub tags: Vec<String>,
-    /// Only snapshots made on this host (repeatable)
-    #[arg(long = "host", value_name = "HOST")]
-    pub hosts: Vec<String>,
-    /// Only snapshots of this path or of paths below it (repeatable)
-    #[arg(long = "path", value_name = "PATH")]
-    pub paths: Vec<PathBuf>,
-}
-
-#[derive(Debug, Args)]
-#[command(after_long_help = "\
-Examples:
-  # Everything in the newest snapshot
-  snap ls latest
-  # One directory, as it was one snapshot earlier
-  snap ls latest~1 /home/me/projects/app
-  # Check a restore against the checksums `snap backup --sha256` recorded
-  snap ls latest --sha256 > ~/SHA256SUMS
-  cd /tmp/r && sha256sum --quiet -c ~/SHA256SUMS
-  # Only the paths, as JSON strings
-  snap --json ls 1a2b3c4d /etc | jq '.entries[].path'
-
-Exit status:
-  0   success
-  1   error
-  2   usage error
-  3   --sha256: some files have no recorded checksum (the others are listed)
-  12  wrong or missing password")]
-pub struct LsArgs {
-    /// Snapshot: id prefix, latest, latest~N or YYYY-MM-DD
-    pub snapshot: String,
-    /// Only this path and what is below it
-    pub path: Option<PathBuf>,
-    /// Print `sha256sum -c` lines (paths relative, as restored under a target)
-    /// for the files that have a recorded SHA-256 (`backup --sha256`)
-    #[arg(long)]
-    pub sha256: bool,
-}
-
-#[derive(Debug, Args)]
-#[command(after_long_help = "\
-Examples:
-  # What the newest backup changed
-  snap diff latest~1 latest
-  # Only below one directory (the path goes after --)
-  snap diff latest~1 latest -- /home/me/projects/app
-  # A month of changes
-  snap diff 2026-11-01 2026-12-01
-  # Only the changed paths, from the JSON
-  snap --json diff latest~1 latest | jq -r '.changes[].path'")]
-pub struct DiffArgs {
-    /// The older snapshot
-    pub a: String,
-    /// The newer snapshot
-    pub b: String,
-    /// Compare only this path (give it after `--`)
-    #[arg(last = true, value_name = "PATH")]
-    pub path: Option<PathBuf>,
-}
-
-#[derive(Debug, Args)]
-#[command(after_long_help = "\
-Examples:
-  # The newest snapshot, whole, under /tmp/r (as /tmp/r/home/me/...)
-  snap restore latest --target /tmp/r
-  # One directory as it was on 20 November, read back and checked after writing
-  snap restore 2026-11-20 -t /tmp/r --include /home/me/projects/app --verify
-  # Put a snapshot back in place: first see what would change
-  snap restore 1a2b3c4d --target / --overwrite if-changed --dry-run
-  # then do it; what it replaces is saved first, as a safety snapshot
-  snap restore 1a2b3c4d --target / --overwrite if-changed
-  # To undo it: find the safety snapshot's id, and restore it the same way
-  snap snapshots --tag safety
-
-Exit status:
-  0   restored
-  1   error
-  2   usage error
-  3   incomplete: files named on standard error failed to restore or verify
-  12  wrong or missing password")]
-pub struct RestoreArgs {
-    /// Snapshot: id prefix, latest, latest~N or YYYY-MM-DD
-    pub snapshot: String,
-    /// Directory to restore into (created if missing)
-    #[arg(long, short, value_name = "DIR")]
-    pub target: PathBuf,
-    /// Restore only this path of the snapshot
-    #[arg(long, value_name = "PATH")]
-    pub include: Option<PathBuf>,
-    /// Re-read every restored file and check it against the snapshot
-    #[arg(long)]
-    pub verify: bool,
-    /// What to do with a file, symlink or other non-directory already at a restored path
-    #[arg(long, value_enum, default_value = "always", value_name = "WHEN")]
-    pub overwrite: super::restore::OverwriteArg,
-    /// Do not first back up (tagged safety, pre-restore) what the restore replaces in the target
-    #[arg(long)]
-    pub no_safety_snapshot: bool,
-    /// List what would be created (+), replaced (M), left unchanged (=) or skipped (s); write nothing
-    #[arg(long, conflicts_with = "verify")]
-    pub dry_run: bool,
-}
-
-#[derive(Debug, Args)]
-#[command(after_long_help = "\
-Examples:
-  # Structure only: snapshots, directories and index; no file data is read
-  snap verify
-  # Everything: every stored byte is read and checked
-  snap verify --read-data
-  # A random tenth of the data, say every night
-  snap verify --read-data-subset 10%
-  # A seventh on each day of the week, so that every pack is read once a week
-  snap verify --read-data-subset \"$(date +%u)/7\"
-
-Exit status:
-  0   no problems found
-  1   error, or cannot tell: something could not be read (an I/O or storage
-      error, a newer format) and no damage was proved; such objects are
-      listed as not checked
-  2   usage error
-  4   damage found: the damaged packs, chunks and snapshots, and the paths
-      they hold, are listed on standard output
-  12  wrong or missing password")]
-pub struct VerifyArgs {
-    /// Also read every pack, decompress and re-hash every chunk
-    #[arg(long, conflicts_with = "read_data_subset")]
-    pub read_data: bool,
-    /// Read only a share of the packs: a percentage (10%) or a part (2/5)
-    #[arg(long, value_name = "SUBSET")]
-    pub read_data_subset: Option<String>,
-}
-
-#[derive(Debug, Args)]
-#[command(after_long_help = "\
-Examples:
-  # The snapshot before the newest
-  snap forget latest~1
-  # Two snapshots by id, then free their space
-  snap forget 1a2b3c4d 5e6f7a8b && snap prune
-  # A safety snapshot, once what it saved is no longer wanted
-  snap snapshots --tag safety
-  snap forget 9c8d7e6f")]
-pub struct ForgetArgs {
-    /// Snapshots: id prefix, latest, latest~N or YYYY-MM-DD
-    #[arg(required = true, value_name = "SNAPSHOT")]
-    pub snapshots: Vec<String>,
-}
-
-#[derive(Debug, Args)]
-#[command(after_long_help = "\
-Examples:
-  # What a usual policy would remove, and why each other snapshot is kept
-  snap prune --keep 3 --keep-daily 7 --keep-weekly 4 --keep-monthly 12 --dry-run
-  # Apply it
-  snap prune --keep 3 --keep-daily 7 --keep-weekly 4 --keep-monthly 12
-  # Keep 30 days back from each group's newest snapshot, and all tagged release
-  snap prune --keep-within 30d --keep-tag release
-  # Only free what `snap forget` and interrupted backups left behind
-  snap prune
-  # The same, also rewriting packs of which only a fifth is unused
-  snap prune --repack-threshold 20")]
-pub struct PruneArgs {
-    /// Keep the newest N snapshots
-    #[arg(long, value_name = "N", default_value_t = 0)]
-    pub keep: u32,
-    /// Keep the newest snapshot of each of the last N hours
-    #[arg(long, value_name = "N", default_value_t = 0)]
-    pub keep_hourly: u32,
-    /// Keep the newest snapshot of each of the last N days
-    #[arg(long, value_name = "N", default_value_t = 0)]
-    pub keep_daily: u32,
-    /// Keep the newest snapshot of each of the last N ISO weeks
-    #[arg(long, value_name = "N", default_value_t = 0)]
-    pub keep_weekly: u32,
-    /// Keep the newest snapshot of each of the last N months
-    #[arg(long, value_name = "N", default_value_t = 0)]
-    pub keep_monthly: u32,
-    /// Keep the newest snapshot of each of the last N years
-    #[arg(long, value_name = "N", default_value_t = 0)]
-    pub keep_yearly: u32,
-    /// Keep snapshots younger than this span before the newest one (30d, 2w, 6m, 1y)
-    #[arg(long, value_name = "SPAN")]
-    pub keep_within: Option<String>,
-    /// Keep snapshots with this tag (repeatable)
-    #[arg(long, value_name = "TAG")]
-    pub keep_tag: Vec<String>,
-    /// Show what would be removed, and why the rest is kept; change nothing
-    #[arg(long)]
-    pub dry_run: bool,
-    /// Repack packs whose unused share is at least this percentage
-    #[arg(long, value_name = "PERCENT", default_value_t = 50, value_parser = clap::value_parser!(u8).range(1..=100))]
-    pub repack_threshold: u8,
-}
-
-#[derive(Debug, Args)]
-pub struct UnlockArgs {
-    /// Remove every lock, not only stale ones
-    #[arg(long)]
-    pub all: bool,
+    Key(KeyCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -840,28 +525,4 @@ Examples:
   snap repair packs
   snap repair snapshots    # drops what is really lost")]
     Packs(RepairPacksArgs),
-}
-
-#[derive(Debug, Args)]
-pub struct RepairPacksArgs {
-    /// Show what would be moved and lost; change nothing
-    #[arg(long)]
-    pub dry_run: bool,
-}
-
-#[derive(Debug, Args)]
-#[command(after_long_help = "\
-Examples:
-  # What would be dropped, reading all data to find damaged chunks too
-  snap repair snapshots --read-data --dry-run
-  # Drop it, then free the space the old snapshots held
-  snap repair snapshots --read-data
-  snap prune")]
-pub struct RepairSnapshotsArgs {
-    /// Also read all data to find damaged chunks (otherwise: missing data only)
-    #[arg(long)]
-    pub read_data: bool,
-    /// Show what would be dropped; change nothing
-    #[arg(long)]
-    pub dry_run: bool,
 }

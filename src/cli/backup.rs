@@ -5,14 +5,84 @@ use std::path::{Path, PathBuf};
 use std::process::{ExitCode, Stdio};
 
 use anyhow::Result;
+use clap::Args;
 use snap::Repository;
 use snap::backend::LockMode;
 use snap::ops::backup::{BackupOptions, BackupReport, ParentChoice, backup};
 use snap::repo::PasswordFn;
 use snap::walk::Selection;
 
-use super::args::{BackupArgs, Global};
-use super::{EXIT_INCOMPLETE, output, progress::Bar};
+use super::context::{EXIT_INCOMPLETE, Global};
+use super::{output, progress::Bar};
+
+#[derive(Clone, Debug, Args)]
+#[command(after_long_help = "\
+Examples:
+  # Two directories, with a tag and a message
+  snap backup ~/projects ~/.config --tag daily -m \"before upgrade\"
+  # All of home, but no build output, caches, ISO images or files over 2 GiB
+  snap backup ~ --exclude-preset dev --exclude '*.iso' --exclude-larger-than 2G
+  # From cron: what git ignores left out, and no snapshot when nothing changed
+  snap backup ~/projects --git-ignore --skip-if-unchanged --no-progress
+  # The whole system disk, without /proc, /sys and other mounted file systems
+  snap --repo /mnt/usb/snap backup / --one-file-system --exclude-caches
+  # Also record SHA-256 checksums, for `snap ls --sha256`
+  snap backup ~/photos --sha256
+
+Exit status:
+  0   the snapshot was written, or (--skip-if-unchanged) nothing had changed
+  1   error
+  2   usage error
+  3   written, but files named on standard error could not be read
+  12  wrong or missing password")]
+pub struct BackupArgs {
+    /// Files and directories to back up
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+    /// Tag the snapshot (repeatable)
+    #[arg(long = "tag", value_name = "TAG")]
+    pub tags: Vec<String>,
+    /// Describe the snapshot
+    #[arg(long, short)]
+    pub message: Option<String>,
+    /// Take unchanged files from this snapshot instead of the latest matching one
+    #[arg(long, value_name = "SNAPSHOT", conflicts_with = "force")]
+    pub parent: Option<String>,
+    /// Read every file, even those unchanged since the parent snapshot
+    #[arg(long)]
+    pub force: bool,
+    /// Leave out paths matching a gitignore-style pattern, relative to `/`
+    /// (`*.log`, `node_modules/`, `/home/me/big`; `!pattern` re-includes; repeatable)
+    #[arg(long = "exclude", short = 'e', value_name = "GLOB")]
+    pub excludes: Vec<String>,
+    /// Read exclude patterns from a file, one per line (repeatable)
+    #[arg(long = "exclude-file", value_name = "FILE")]
+    pub exclude_files: Vec<PathBuf>,
+    /// Leave out a named set of patterns; `dev`: build output, caches, virtualenvs,
+    /// node_modules, target, .DS_Store, ... (repeatable)
+    #[arg(long = "exclude-preset", value_name = "NAME")]
+    pub exclude_presets: Vec<String>,
+    /// Leave out files larger than SIZE (500K, 10M, 2G)
+    #[arg(long, value_name = "SIZE")]
+    pub exclude_larger_than: Option<String>,
+    /// Leave out the contents of directories marked with a CACHEDIR.TAG file
+    #[arg(long)]
+    pub exclude_caches: bool,
+    /// Do not descend into other file systems mounted below a source
+    #[arg(long, short = 'x')]
+    pub one_file_system: bool,
+    /// Leave out what .gitignore files (and .git/info/exclude) ignore, as git does;
+    /// a source inside a work tree also follows the work tree's files above it
+    #[arg(long)]
+    pub git_ignore: bool,
+    /// Write no snapshot when nothing changed since the parent snapshot
+    #[arg(long, conflicts_with = "force")]
+    pub skip_if_unchanged: bool,
+    /// Also record each file's SHA-256, for `snap ls --sha256` (files unchanged
+    /// since a parent without checksums are read once more)
+    #[arg(long)]
+    pub sha256: bool,
+}
 
 pub fn run(g: &Global, a: &BackupArgs) -> Result<ExitCode> {
     let report = perform(g, a, &super::password::current)?;
@@ -32,7 +102,7 @@ pub fn exit_code(report: &BackupReport) -> ExitCode {
 /// Runs a backup, its password (if the repository has one) from
 /// `password`, and prints its warnings; the caller shows the report.
 pub fn perform(g: &Global, a: &BackupArgs, password: PasswordFn<'_>) -> Result<BackupReport> {
-    let loc = super::location(g)?;
+    let loc = super::context::location(g)?;
     let backend = loc.at.backend()?;
     // The default repository is created on first use; a named one must exist.
     let repo = if loc.is_default && !backend.exists()? {
@@ -42,7 +112,7 @@ pub fn perform(g: &Global, a: &BackupArgs, password: PasswordFn<'_>) -> Result<B
     } else {
         Repository::open_with(backend, LockMode::Shared, password)?
     };
-    super::report_sync(&repo);
+    super::context::report_sync(&repo);
     let parent = match (&a.parent, a.force) {
         (_, true) => ParentChoice::Ignore,
         (Some(spec), false) => ParentChoice::Id(repo.resolve(spec)?.0),
@@ -54,8 +124,8 @@ pub fn perform(g: &Global, a: &BackupArgs, password: PasswordFn<'_>) -> Result<B
         message: a.message.clone(),
         parent,
         repository_dir: loc.dir(),
-        hostname: super::hostname(),
-        username: super::username(),
+        hostname: super::env::hostname(),
+        username: super::env::username(),
         selection: selection(a)?,
         skip_if_unchanged: a.skip_if_unchanged,
         sha256: a.sha256,
@@ -98,7 +168,7 @@ fn git_state(paths: &[PathBuf]) -> BTreeMap<String, String> {
 /// Output of a successful `git -C dir ARGS`, trimmed.
 fn git(dir: &Path, args: &[&str]) -> Option<String> {
     let out =
-        super::child_command("git").arg("-C").arg(dir).args(args).stderr(Stdio::null()).output().ok()?;
+        super::env::child_command("git").arg("-C").arg(dir).args(args).stderr(Stdio::null()).output().ok()?;
     out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }
 

@@ -9,7 +9,7 @@ use snap::Repository;
 use snap::backend::LockMode;
 use snap::ops::copy::{CopyReport, copy};
 
-use super::args::Global;
+use super::context::Global;
 use super::{output, password, progress::Bar};
 
 #[derive(Debug, Args)]
@@ -34,7 +34,7 @@ pub struct CopyArgs {
 }
 
 pub fn run(g: &Global, a: &CopyArgs) -> Result<ExitCode> {
-    let (src, _) = super::open(g, LockMode::Shared)?;
+    let (src, _) = super::context::open(g, LockMode::Shared)?;
     let wanted: Vec<_> = src.resolve_all(&a.snapshots)?.into_iter().map(|(id, _)| id).collect();
     let to = snap::backend::Location::parse(a.to.as_os_str())?;
     let dst = Repository::open_with(to.backend()?, LockMode::Shared, &password::destination)
@@ -48,7 +48,11 @@ pub fn run(g: &Global, a: &CopyArgs) -> Result<ExitCode> {
     for n in &report.not_copied {
         output::warn(&format!("snapshot {} not copied: {}", n.source.short(), n.error));
     }
-    Ok(if report.not_copied.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(super::EXIT_INCOMPLETE) })
+    Ok(if report.not_copied.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(super::context::EXIT_INCOMPLETE)
+    })
 }
 
 fn print(r: &CopyReport) -> Result<()> {

@@ -12,7 +12,7 @@ use snap::backend::LockMode;
 use snap::format::snapshot::Snapshot;
 use snap::ops::dump::{DumpOptions, DumpReport, Format, Output, dump};
 
-use super::args::Global;
+use super::context::Global;
 use super::{output, progress::Bar};
 
 #[derive(Debug, Args)]
@@ -57,7 +57,7 @@ pub fn run(g: &Global, a: &DumpArgs) -> Result<ExitCode> {
     if a.output.is_none() {
         check_stdout(g, format)?;
     }
-    let (repo, _) = super::open(g, LockMode::Shared)?;
+    let (repo, _) = super::context::open(g, LockMode::Shared)?;
     let (id, snap) = repo.resolve(&a.snapshot)?;
     let destination = a.output.clone().unwrap_or_else(|| PathBuf::from("standard output"));
     let opts = DumpOptions { format, path: a.path.clone(), destination };
@@ -80,7 +80,7 @@ pub fn run(g: &Global, a: &DumpArgs) -> Result<ExitCode> {
     }
     // A damaged directory is a hole in the archive: named, and exit 3.
     let incomplete = report.warnings.iter().any(|w| w.kind == snap::ops::WarningKind::Failed);
-    Ok(if incomplete { ExitCode::from(super::EXIT_INCOMPLETE) } else { ExitCode::SUCCESS })
+    Ok(if incomplete { ExitCode::from(super::context::EXIT_INCOMPLETE) } else { ExitCode::SUCCESS })
 }
 
 /// Refuses what would make the archive unusable on standard output.

@@ -10,8 +10,8 @@ use snap::ops::EntryInfo;
 use snap::ops::find::{FindOptions, FindReport, LogReport, UnreadableDir, find, log};
 use snap::repo::Unreadable;
 
-use super::args::Global;
-use super::{EXIT_ERROR, output, progress::Bar};
+use super::context::{EXIT_ERROR, Global};
+use super::{output, progress::Bar};
 
 #[derive(Debug, Args)]
 #[command(after_long_help = "\
@@ -59,7 +59,7 @@ pub struct LogArgs {
 }
 
 pub fn run_find(g: &Global, a: &FindArgs) -> Result<ExitCode> {
-    let (repo, _) = super::open(g, LockMode::Shared)?;
+    let (repo, _) = super::context::open(g, LockMode::Shared)?;
     let opts = FindOptions {
         pattern: a.pattern.clone(),
         ignore_case: a.ignore_case,
@@ -96,7 +96,7 @@ fn print_find(r: &FindReport) -> Result<()> {
 
 pub fn run_log(g: &Global, a: &LogArgs) -> Result<ExitCode> {
     let path = absolute(&a.path)?;
-    let (repo, _) = super::open(g, LockMode::Shared)?;
+    let (repo, _) = super::context::open(g, LockMode::Shared)?;
     let report = log(&repo, &path, &Bar::new(g))?;
     if report.versions == 0 {
         warn_incomplete(&report.damaged_snapshots, &report.unreadable, "looked at");

@@ -9,7 +9,7 @@ use anyhow::Result;
 use clap::{Args, Subcommand};
 use snap::backend::LockMode;
 
-use super::args::Global;
+use super::context::Global;
 use super::{output, password};
 
 #[derive(Debug, Subcommand)]
@@ -85,7 +85,7 @@ pub fn run(g: &Global, cmd: &KeyCommand) -> Result<ExitCode> {
         KeyCommand::List | KeyCommand::Add(_) => LockMode::Shared,
         KeyCommand::Remove { .. } | KeyCommand::Passwd(_) => LockMode::Exclusive,
     };
-    let (repo, _) = super::open(g, mode)?;
+    let (repo, _) = super::context::open(g, mode)?;
     // Before asking for a new password that could not be used.
     repo.ensure_encrypted()?;
     match cmd {

@@ -67,7 +67,7 @@ fn read_file(path: &Path, what: &str) -> snap::Result<Password> {
 
 /// The first line a shell command prints.
 fn run_command(cmd: &std::ffi::OsStr, var: &str) -> snap::Result<Password> {
-    let out = super::child_command("sh")
+    let out = super::env::child_command("sh")
         .arg("-c")
         .arg(cmd)
         .stdin(Stdio::inherit())
@@ -132,5 +132,5 @@ pub fn new(file: Option<&Path>) -> snap::Result<Password> {
 
 /// Who is adding a key, for `snap key list`.
 pub fn owner() -> KeyOwner {
-    KeyOwner { hostname: super::hostname(), username: super::username() }
+    KeyOwner { hostname: super::env::hostname(), username: super::env::username() }
 }

@@ -20,7 +20,7 @@ struct State {
 
 impl Bar {
     /// Draws only when stderr is a terminal and the user did not opt out.
-    pub fn new(global: &super::args::Global) -> Self {
+    pub fn new(global: &super::context::Global) -> Self {
         let enabled = !global.no_progress && !global.json && std::io::stderr().is_terminal();
         Bar { enabled, state: Mutex::new(None) }
     }

@@ -1,14 +1,59 @@
 //! `snap restore`.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Result;
+use clap::Args;
 use snap::backend::LockMode;
 use snap::id::SnapshotId;
 use snap::ops::restore::{Overwrite, RestoreOptions, RestoreReport, SAFETY_TAGS, SafetySnapshot, restore};
 
-use super::args::{Global, RestoreArgs};
-use super::{EXIT_INCOMPLETE, output, progress::Bar};
+use super::context::{EXIT_INCOMPLETE, Global};
+use super::{output, progress::Bar};
+
+#[derive(Debug, Args)]
+#[command(after_long_help = "\
+Examples:
+  # The newest snapshot, whole, under /tmp/r (as /tmp/r/home/me/...)
+  snap restore latest --target /tmp/r
+  # One directory as it was on 20 November, read back and checked after writing
+  snap restore 2026-11-20 -t /tmp/r --include /home/me/projects/app --verify
+  # Put a snapshot back in place: first see what would change
+  snap restore 1a2b3c4d --target / --overwrite if-changed --dry-run
+  # then do it; what it replaces is saved first, as a safety snapshot
+  snap restore 1a2b3c4d --target / --overwrite if-changed
+  # To undo it: find the safety snapshot's id, and restore it the same way
+  snap snapshots --tag safety
+
+Exit status:
+  0   restored
+  1   error
+  2   usage error
+  3   incomplete: files named on standard error failed to restore or verify
+  12  wrong or missing password")]
+pub struct RestoreArgs {
+    /// Snapshot: id prefix, latest, latest~N or YYYY-MM-DD
+    pub snapshot: String,
+    /// Directory to restore into (created if missing)
+    #[arg(long, short, value_name = "DIR")]
+    pub target: PathBuf,
+    /// Restore only this path of the snapshot
+    #[arg(long, value_name = "PATH")]
+    pub include: Option<PathBuf>,
+    /// Re-read every restored file and check it against the snapshot
+    #[arg(long)]
+    pub verify: bool,
+    /// What to do with a file, symlink or other non-directory already at a restored path
+    #[arg(long, value_enum, default_value = "always", value_name = "WHEN")]
+    pub overwrite: OverwriteArg,
+    /// Do not first back up (tagged safety, pre-restore) what the restore replaces in the target
+    #[arg(long)]
+    pub no_safety_snapshot: bool,
+    /// List what would be created (+), replaced (M), left unchanged (=) or skipped (s); write nothing
+    #[arg(long, conflicts_with = "verify")]
+    pub dry_run: bool,
+}
 
 /// `--overwrite`: what happens to a non-directory already at a restored path.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -32,12 +77,12 @@ impl From<OverwriteArg> for Overwrite {
 }
 
 pub fn run(g: &Global, a: &RestoreArgs) -> Result<ExitCode> {
-    let (repo, repo_path) = super::open(g, LockMode::Shared)?;
+    let (repo, repo_path) = super::context::open(g, LockMode::Shared)?;
     let (id, snap) = repo.resolve(&a.snapshot)?;
     let safety = (!a.no_safety_snapshot).then(|| SafetySnapshot {
         restoring: id,
-        hostname: super::hostname(),
-        username: super::username(),
+        hostname: super::env::hostname(),
+        username: super::env::username(),
     });
     let opts = RestoreOptions {
         target: a.target.clone(),

@@ -1,20 +1,99 @@
 //! `snap snapshots` and `snap ls`.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Result;
+use clap::Args;
 use snap::Repository;
 use snap::backend::LockMode;
 use snap::format::snapshot::Snapshot;
 use snap::ops::ls::{Listing, LsEntry, ls as list_entries, sha256_lines};
 use snap::ops::snapshots::{SnapshotFilter, SnapshotInfo, calendar, list};
 
-use super::args::{DiffArgs, Global, LsArgs, SnapshotsArgs};
+use super::context::Global;
 use super::output;
 
+#[derive(Debug, Args)]
+#[command(after_long_help = "\
+Examples:
+  snap snapshots
+  # Grouped by year, month and ISO week
+  snap snapshots --tree
+  # This host's snapshots of ~/projects or below it, tagged daily or weekly
+  snap snapshots --host \"$(hostname)\" --path ~/projects --tag daily --tag weekly
+  # The safety snapshots restore took of what it replaced
+  snap snapshots --tag safety
+  # Every snapshot's full id, for a script
+  snap --json snapshots | jq -r '.[].id'")]
+pub struct SnapshotsArgs {
+    /// Group by year, month and ISO week
+    #[arg(long)]
+    pub tree: bool,
+    /// Only snapshots with this tag (repeatable: any of them)
+    #[arg(long = "tag", value_name = "TAG")]
+    pub tags: Vec<String>,
+    /// Only snapshots made on this host (repeatable)
+    #[arg(long = "host", value_name = "HOST")]
+    pub hosts: Vec<String>,
+    /// Only snapshots of this path or of paths below it (repeatable)
+    #[arg(long = "path", value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+#[command(after_long_help = "\
+Examples:
+  # Everything in the newest snapshot
+  snap ls latest
+  # One directory, as it was one snapshot earlier
+  snap ls latest~1 /home/me/projects/app
+  # Check a restore against the checksums `snap backup --sha256` recorded
+  snap ls latest --sha256 > ~/SHA256SUMS
+  cd /tmp/r && sha256sum --quiet -c ~/SHA256SUMS
+  # Only the paths, as JSON strings
+  snap --json ls 1a2b3c4d /etc | jq '.entries[].path'
+
+Exit status:
+  0   success
+  1   error
+  2   usage error
+  3   --sha256: some files have no recorded checksum (the others are listed)
+  12  wrong or missing password")]
+pub struct LsArgs {
+    /// Snapshot: id prefix, latest, latest~N or YYYY-MM-DD
+    pub snapshot: String,
+    /// Only this path and what is below it
+    pub path: Option<PathBuf>,
+    /// Print `sha256sum -c` lines (paths relative, as restored under a target)
+    /// for the files that have a recorded SHA-256 (`backup --sha256`)
+    #[arg(long)]
+    pub sha256: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(after_long_help = "\
+Examples:
+  # What the newest backup changed
+  snap diff latest~1 latest
+  # Only below one directory (the path goes after --)
+  snap diff latest~1 latest -- /home/me/projects/app
+  # A month of changes
+  snap diff 2026-11-01 2026-12-01
+  # Only the changed paths, from the JSON
+  snap --json diff latest~1 latest | jq -r '.changes[].path'")]
+pub struct DiffArgs {
+    /// The older snapshot
+    pub a: String,
+    /// The newer snapshot
+    pub b: String,
+    /// Compare only this path (give it after `--`)
+    #[arg(last = true, value_name = "PATH")]
+    pub path: Option<PathBuf>,
+}
+
 pub fn snapshots(g: &Global, a: &SnapshotsArgs) -> Result<ExitCode> {
-    let (repo, _) = super::open(g, LockMode::Shared)?;
+    let (repo, _) = super::context::open(g, LockMode::Shared)?;
     let filter = SnapshotFilter {
         tags: a.tags.clone(),
         hosts: a.hosts.clone(),
@@ -31,7 +110,7 @@ pub fn snapshots(g: &Global, a: &SnapshotsArgs) -> Result<ExitCode> {
         (false, true) => print_calendar(infos)?,
         (false, false) => print_table(infos, &repo.config().encryption)?,
     }
-    Ok(if damaged.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(super::EXIT_ERROR) })
+    Ok(if damaged.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(super::context::EXIT_ERROR) })
 }
 
 fn row(s: &SnapshotInfo) -> String {
@@ -82,14 +161,17 @@ fn print_calendar(infos: &[SnapshotInfo]) -> Result<()> {
 }
 
 pub fn ls(g: &Global, a: &LsArgs) -> Result<ExitCode> {
-    let (repo, _) = super::open(g, LockMode::Shared)?;
+    let (repo, _) = super::context::open(g, LockMode::Shared)?;
     let (id, snap) = repo.resolve(&a.snapshot)?;
     if a.sha256 && !g.json {
         return checksums(&repo, &snap, a.path.as_deref());
     }
     let listing = list_entries(&repo, &snap, a.path.as_deref())?;
-    let code =
-        if listing.warnings.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(super::EXIT_INCOMPLETE) };
+    let code = if listing.warnings.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(super::context::EXIT_INCOMPLETE)
+    };
     if g.json {
         let Listing { entries, warnings } = listing;
         output::json(
@@ -117,7 +199,7 @@ fn checksums(repo: &Repository, snap: &Snapshot, path: Option<&Path>) -> Result<
         "{} file(s) have no recorded SHA-256 (they were backed up without --sha256)",
         sums.missing
     ));
-    Ok(ExitCode::from(super::EXIT_INCOMPLETE))
+    Ok(ExitCode::from(super::context::EXIT_INCOMPLETE))
 }
 
 fn ls_line(listed: &LsEntry) -> String {
@@ -155,12 +237,15 @@ fn mode_string(kind: char, mode: u32) -> String {
 }
 
 pub fn diff(g: &Global, a: &DiffArgs) -> Result<ExitCode> {
-    let (repo, _) = super::open(g, LockMode::Shared)?;
+    let (repo, _) = super::context::open(g, LockMode::Shared)?;
     let (id_a, snap_a) = repo.resolve(&a.a)?;
     let (id_b, snap_b) = repo.resolve(&a.b)?;
     let report = snap::ops::diff::diff(&repo, snap_a.tree, snap_b.tree, a.path.as_deref())?;
-    let code =
-        if report.warnings.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(super::EXIT_INCOMPLETE) };
+    let code = if report.warnings.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(super::context::EXIT_INCOMPLETE)
+    };
     if g.json {
         output::json(&serde_json::json!({
             "a": id_a.to_hex(),

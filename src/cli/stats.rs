@@ -8,8 +8,8 @@ use snap::backend::LockMode;
 use snap::ops::policy::Span;
 use snap::ops::stats::{LockState, Scope, StatsReport, StatusOptions, StatusReport, stats, status};
 
-use super::args::Global;
-use super::{EXIT_ERROR, output, progress::Bar};
+use super::context::{EXIT_ERROR, Global};
+use super::{output, progress::Bar};
 
 /// Exit code of `status --max-age` when a backup is overdue.
 pub const EXIT_STALE: u8 = 5;
@@ -56,7 +56,7 @@ pub struct StatusArgs {
 }
 
 pub fn run_stats(g: &Global, a: &StatsArgs) -> Result<ExitCode> {
-    let (repo, _) = super::open(g, LockMode::Shared)?;
+    let (repo, _) = super::context::open(g, LockMode::Shared)?;
     let report = stats(&repo, &a.snapshots, &Bar::new(g))?;
     if g.json {
         output::json(&report)?;
@@ -124,7 +124,7 @@ fn print_stats(r: &StatsReport) -> Result<()> {
 
 pub fn run_status(g: &Global, a: &StatusArgs) -> Result<ExitCode> {
     let max_age = a.max_age.as_ref().map(|s| Span::parse(s).map(|span| (span, s.clone()))).transpose()?;
-    let loc = super::location(g)?;
+    let loc = super::context::location(g)?;
     let report = status(
         loc.at.backend()?,
         &super::password::current,

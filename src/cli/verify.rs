@@ -1,13 +1,44 @@
-//! `snap verify` and `snap repair snapshots`, which acts on what verify finds.
+//! `snap verify`.
 
 use std::process::ExitCode;
 
 use anyhow::Result;
+use clap::Args;
 use snap::backend::LockMode;
 use snap::ops::verify::{ReadData, VerifyReport, parse_subset, verify};
 
-use super::args::{Global, RepairPacksArgs, RepairSnapshotsArgs, VerifyArgs};
-use super::{EXIT_DAMAGED, output, progress::Bar};
+use super::context::{EXIT_DAMAGED, Global};
+use super::{output, progress::Bar};
+
+#[derive(Debug, Args)]
+#[command(after_long_help = "\
+Examples:
+  # Structure only: snapshots, directories and index; no file data is read
+  snap verify
+  # Everything: every stored byte is read and checked
+  snap verify --read-data
+  # A random tenth of the data, say every night
+  snap verify --read-data-subset 10%
+  # A seventh on each day of the week, so that every pack is read once a week
+  snap verify --read-data-subset \"$(date +%u)/7\"
+
+Exit status:
+  0   no problems found
+  1   error, or cannot tell: something could not be read (an I/O or storage
+      error, a newer format) and no damage was proved; such objects are
+      listed as not checked
+  2   usage error
+  4   damage found: the damaged packs, chunks and snapshots, and the paths
+      they hold, are listed on standard output
+  12  wrong or missing password")]
+pub struct VerifyArgs {
+    /// Also read every pack, decompress and re-hash every chunk
+    #[arg(long, conflicts_with = "read_data_subset")]
+    pub read_data: bool,
+    /// Read only a share of the packs: a percentage (10%) or a part (2/5)
+    #[arg(long, value_name = "SUBSET")]
+    pub read_data_subset: Option<String>,
+}
 
 pub fn run(g: &Global, a: &VerifyArgs) -> Result<ExitCode> {
     let read = match (&a.read_data_subset, a.read_data) {
@@ -15,7 +46,7 @@ pub fn run(g: &Global, a: &VerifyArgs) -> Result<ExitCode> {
         (None, true) => ReadData::All,
         (None, false) => ReadData::None,
     };
-    let (repo, _) = super::open(g, LockMode::Shared)?;
+    let (repo, _) = super::context::open(g, LockMode::Shared)?;
     let report = verify(&repo, read, &Bar::new(g))?;
     if g.json {
         output::json(&serde_json::json!({ "ok": report.ok(), "report": report }))?;
@@ -32,7 +63,7 @@ pub fn run(g: &Global, a: &VerifyArgs) -> Result<ExitCode> {
              once the storage reads reliably",
             report.unverified.len()
         ));
-        return Ok(ExitCode::from(super::EXIT_ERROR));
+        return Ok(ExitCode::from(super::context::EXIT_ERROR));
     }
     output::warn(&format!(
         "the repository is damaged ({} problem(s), {} snapshot path(s) affected). Run `snap repair index` \
@@ -74,62 +105,4 @@ fn print(r: &VerifyReport) -> Result<()> {
         output::line("no problems found")?;
     }
     Ok(())
-}
-
-pub fn repair_snapshots(g: &Global, a: &RepairSnapshotsArgs) -> Result<ExitCode> {
-    let mode = if a.dry_run { LockMode::Shared } else { LockMode::Exclusive };
-    let (repo, _) = super::open(g, mode)?;
-    let read = if a.read_data { ReadData::All } else { ReadData::None };
-    let found = verify(&repo, read, &Bar::new(g))?;
-    let report = snap::ops::repair::repair_snapshots(&repo, &found, a.dry_run)?;
-    if g.json {
-        output::json(&report)?;
-        return Ok(ExitCode::SUCCESS);
-    }
-    for r in &report.repaired {
-        let what = match r.new {
-            Some(new) => format!("replaced snapshot {} by {}", r.old.short(), new.short()),
-            None => format!("would replace snapshot {}", r.old.short()),
-        };
-        output::line(&format!("{what}; lost:"))?;
-        for path in &r.lost {
-            output::line(&format!("  {path}"))?;
-        }
-    }
-    for d in &report.removed_corrupt {
-        let verb = if a.dry_run { "would remove" } else { "removed" };
-        output::line(&format!("{verb} corrupt snapshot file {}: {}", d.name, d.error))?;
-    }
-    if report.repaired.is_empty() && report.removed_corrupt.is_empty() {
-        output::line("no snapshot uses lost or damaged data; nothing to repair")?;
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-pub fn repair_packs(g: &Global, a: &RepairPacksArgs) -> Result<ExitCode> {
-    let mode = if a.dry_run { LockMode::Shared } else { LockMode::Exclusive };
-    let (repo, _) = super::open(g, mode)?;
-    let report = snap::ops::repair::repair_packs(&repo, a.dry_run, &Bar::new(g))?;
-    if g.json {
-        output::json(&report)?;
-        return Ok(ExitCode::SUCCESS);
-    }
-    if report.packs.is_empty() {
-        output::line("no pack holds data known to be damaged; nothing to repair")?;
-        return Ok(ExitCode::SUCCESS);
-    }
-    let verb = if a.dry_run { "would move" } else { "moved" };
-    output::line(&format!(
-        "{verb} {} intact blob(s) out of {} damaged pack(s), which {} deleted",
-        report.blobs_moved,
-        report.packs.len(),
-        if a.dry_run { "would be" } else { "were" }
-    ))?;
-    for blob in &report.blobs_lost {
-        output::line(&format!("lost (no intact copy): {blob}"))?;
-    }
-    if !report.blobs_lost.is_empty() {
-        output::warn("run `snap repair snapshots` to drop what uses the lost data");
-    }
-    Ok(ExitCode::SUCCESS)
 }

@@ -19,8 +19,10 @@ use clap::Args;
 use snap::crypto::keyfile::Password;
 use snap::walk::{Change, ChangeWatcher};
 
-use super::args::{BackupArgs, Global};
-use super::{backup, output, password};
+// watch runs backups: the one handler that uses another.
+use super::backup::{self, BackupArgs};
+use super::context::Global;
+use super::{output, password};
 
 #[derive(Debug, Args)]
 #[command(after_long_help = "\
@@ -63,7 +65,7 @@ pub fn run(g: &Global, a: &WatchArgs) -> Result<ExitCode> {
     for path in &a.backup.paths {
         std::fs::symlink_metadata(path).with_context(|| format!("cannot watch {}", path.display()))?;
     }
-    let repo_dir = super::location(g)?.dir();
+    let repo_dir = super::context::location(g)?.dir();
     let watcher = match ChangeWatcher::new(&a.backup.paths, repo_dir.as_deref()) {
         Ok(w) => Some(w),
         Err(e) => {
