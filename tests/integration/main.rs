@@ -4,6 +4,7 @@
 //! some the library, against local, encrypted and S3 repositories.
 
 mod attack_review;
+mod attack_review3;
 mod cli_backup_restore;
 mod cli_completions;
 mod cli_copy;
