@@ -235,9 +235,25 @@ impl Index {
         Ok(out)
     }
 
-    /// Forgets a pack and every blob row pointing into it.
-    pub fn remove_pack(&mut self, pack: &PackId) -> Result<()> {
-        self.conn.execute("DELETE FROM packs WHERE name = ?1", [&pack.as_bytes()[..]])?;
+    /// Forgets a pack deleted or gone from storage: its rows go, but for
+    /// the copies and padding marked damaged, which stay as a missing pack.
+    /// Should the same file come back (moved aside and put back, or copied
+    /// back from an old copy of the repository), it is indexed again with
+    /// its marks, so its damaged copies never serve a lookup.
+    pub fn forget_pack(&mut self, pack: &PackId) -> Result<()> {
+        let name = &pack.as_bytes()[..];
+        let tx = self.conn.transaction()?;
+        tx.execute(
+            "DELETE FROM blobs WHERE damaged = 0 AND pack = (SELECT id FROM packs WHERE name = ?1)",
+            [name],
+        )?;
+        tx.execute(
+            "DELETE FROM packs WHERE name = ?1 AND padding_damaged = 0
+                 AND NOT EXISTS (SELECT 1 FROM blobs b WHERE b.pack = packs.id)",
+            [name],
+        )?;
+        tx.execute("UPDATE packs SET missing = 1, trailer_damaged = 0 WHERE name = ?1", [name])?;
+        tx.commit()?;
         Ok(())
     }
 
@@ -539,8 +555,14 @@ mod tests {
         assert!(idx.lookup(&entry(1, 0).blob).unwrap().is_none());
         assert_eq!(idx.missing_packs().unwrap(), vec![pack]);
         assert_eq!(idx.pack_entries(&pack).unwrap().len(), 2, "but their rows are kept");
-        idx.remove_pack(&pack).unwrap();
+        idx.forget_pack(&pack).unwrap();
+        let kept: Vec<BlobId> = idx.pack_entries(&pack).unwrap().iter().map(|e| e.blob).collect();
+        assert_eq!(kept, vec![entry(2, 0).blob], "only the row of the damaged copy stays");
+        assert_eq!(idx.damaged_in(&pack).unwrap().len(), 1);
+        idx.clear_damaged(&pack, None).unwrap();
+        idx.forget_pack(&pack).unwrap();
         assert!(idx.pack_entries(&pack).unwrap().is_empty());
+        assert!(idx.missing_packs().unwrap().is_empty(), "nothing marked: the pack is forgotten whole");
     }
 
     #[test]

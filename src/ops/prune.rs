@@ -129,11 +129,17 @@ pub fn prune(repo: &Repository, opts: &PruneOptions, progress: &dyn Progress) ->
     crate::crash::point("prune-after-forget");
     // Records of packs gone from storage go too (with any truncated file
     // left under their name): the checks above proved nothing needs them.
-    let missing = repo.missing_packs()?;
+    // A pack kept only for its damage marks has nothing more to forget.
+    let mut missing = repo.missing_packs()?;
+    missing.retain(|p| {
+        let rows = repo.pack_entries(p).map(|e| e.len());
+        let marks = repo.damaged_in(p).map(|d| d.len());
+        !matches!((rows, marks), (Ok(rows), Ok(marks)) if rows == marks)
+    });
     report.missing_packs_forgotten = missing.len() as u64;
     let unused: Vec<PackId> = plan.delete.iter().chain(&missing).copied().collect();
     repo.drop_packs(&unused, &live, &HashSet::new())?;
-    let written = repo.replace_packs(&plan.repack, &live, progress)?;
+    let written = repo.replace_packs(&plan.repack, &live, &HashSet::new(), progress)?.written;
     report.packs_written = written.len() as u64;
     report.bytes_after += written.iter().map(|(_, size)| size).sum::<u64>();
     Ok(report)

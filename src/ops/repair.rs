@@ -47,23 +47,35 @@ pub fn repair_packs(repo: &Repository, dry_run: bool, progress: &dyn Progress) -
     }
     let names = packs.iter().map(PackId::to_hex).collect();
     let mut report = PackRepairReport { dry_run, packs: names, ..Default::default() };
-    let mut salvage = HashSet::new();
+    // Every blob is tried, a copy marked damaged too: the pack may hold
+    // another copy of it, which only a read of its trailer shows. Those
+    // with no intact copy indexed anywhere may be lost with the pack.
+    let (mut salvage, mut may_lose) = (HashSet::new(), HashSet::new());
     for pack in &packs {
         let damaged = repo.damaged_in(pack)?;
         for entry in repo.pack_entries(pack)? {
+            salvage.insert(entry.blob);
             if !damaged.contains(&entry.blob) {
-                salvage.insert(entry.blob);
+                report.blobs_moved += 1;
             } else if !repo.contains(&entry.blob)? {
-                report.blobs_lost.push(entry.blob.to_string());
+                may_lose.insert(entry.blob);
             }
         }
     }
-    report.blobs_moved = salvage.len() as u64;
     if dry_run || packs.is_empty() {
+        report.blobs_lost = sorted_names(&may_lose);
         return Ok(report);
     }
-    repo.replace_packs(&packs, &salvage, progress)?;
+    let replaced = repo.replace_packs(&packs, &salvage, &may_lose, progress)?;
+    report.blobs_moved = replaced.saved;
+    report.blobs_lost = sorted_names(&replaced.lost);
     Ok(report)
+}
+
+fn sorted_names(blobs: &HashSet<BlobId>) -> Vec<String> {
+    let mut names: Vec<String> = blobs.iter().map(BlobId::to_string).collect();
+    names.sort();
+    names
 }
 
 /// Tag given to snapshots this command rewrote.

@@ -52,8 +52,8 @@ impl Repository {
         Ok(true)
     }
 
-    /// Deletes packs, files first and then their index rows, once it is
-    /// certain no live blob is only there. `fresh` are packs this process
+    /// Deletes packs, files first and then their index rows (but for their
+    /// damage marks), once it is certain no live blob is only there. `fresh` are packs this process
     /// has just written from blobs it checked.
     pub(crate) fn drop_packs(
         &self,
@@ -78,7 +78,7 @@ impl Repository {
         crate::crash::point("prune-after-pack-delete");
         self.check_lock()?;
         for id in doomed {
-            self.with_index(|i| i.remove_pack(id))?;
+            self.with_index(|i| i.forget_pack(id))?;
         }
         crate::crash::point("prune-after-index-update");
         Ok(())
@@ -142,20 +142,26 @@ impl Repository {
     /// Moves the live blobs of `packs` into new packs, then deletes `packs`:
     /// all but one written again under its own name (the same blobs in the
     /// same order seal to the same bytes in an unencrypted repository), which
-    /// is whole now and stays. Returns the packs written, with their sizes.
+    /// is whole now and stays. A live blob none of whose copies opens, with
+    /// no intact copy elsewhere, stops the run before anything is deleted
+    /// unless it is one of `may_lose` (`repair packs` names the blobs proved
+    /// damaged before it began, and drops them with their packs): then it is
+    /// named in the answer.
     pub(crate) fn replace_packs(
         &self,
         packs: &[PackId],
         live: &HashSet<BlobId>,
+        may_lose: &HashSet<BlobId>,
         progress: &dyn Progress,
-    ) -> Result<Vec<(PackId, u64)>> {
-        let written = self.repack(packs, live, progress)?;
+    ) -> Result<Replaced> {
+        let replaced = self.repack(packs, live, may_lose, progress)?;
         crate::crash::point("prune-after-repack");
         let doomed: Vec<PackId> =
-            packs.iter().filter(|p| !written.iter().any(|(w, _)| w == *p)).copied().collect();
-        let fresh: HashSet<PackId> = written.iter().map(|(id, _)| *id).collect();
-        self.drop_packs(&doomed, live, &fresh)?;
-        Ok(written)
+            packs.iter().filter(|p| !replaced.written.iter().any(|(w, _)| w == *p)).copied().collect();
+        let fresh: HashSet<PackId> = replaced.written.iter().map(|(id, _)| *id).collect();
+        let kept: HashSet<BlobId> = live.difference(&replaced.lost).copied().collect();
+        self.drop_packs(&doomed, &kept, &fresh)?;
+        Ok(replaced)
     }
 
     /// The blobs of a pack read whole, from its trailer; for a pack whose
@@ -170,17 +176,22 @@ impl Repository {
     }
 
     /// Moves the live blobs of `packs` into new packs, durable and indexed when
-    /// this returns. A copy proved damaged (marked before, or now) is left
-    /// behind when an intact one is indexed elsewhere; otherwise prune stops,
-    /// keeping the pack, since it may still be the best copy there is.
+    /// this returns, with the live blobs no copy of which could be had. Every
+    /// copy a pack's trailer lists is tried, not only the one the index
+    /// points at (a pack may hold a blob twice, the first copy damaged). A
+    /// copy proved damaged (marked before, or now) is left behind when an
+    /// intact one is indexed elsewhere; a blob with none stops the run (the
+    /// pack may still be the best copy there is) unless it is one of
+    /// `may_lose`.
     fn repack(
         &self,
         packs: &[PackId],
         live: &HashSet<BlobId>,
+        may_lose: &HashSet<BlobId>,
         progress: &dyn Progress,
-    ) -> Result<Vec<(PackId, u64)>> {
+    ) -> Result<Replaced> {
         if packs.is_empty() {
-            return Ok(Vec::new());
+            return Ok(Replaced::default());
         }
         progress.begin("repack", None);
         // A blob with a good copy in a pack that stays is not copied again:
@@ -192,6 +203,7 @@ impl Repository {
             let holders = self.with_index(|i| i.packs_holding(blob))?;
             Ok(holders.iter().any(|p| !replaced.contains(p) && !damaged_packs.contains(p)))
         };
+        let (mut lost, mut saved) = (HashSet::new(), HashSet::new());
         let ((), stats) = BlobWriter::repack(self, |writer| {
             for id in packs {
                 let bytes = self.backend().get(FileKind::Pack, &id.to_hex())?;
@@ -200,34 +212,39 @@ impl Repository {
                 // damaged can still be emptied (`repair packs`).
                 let entries = self.pack_contents(id, &bytes)?;
                 let damaged = self.with_index(|i| i.damaged_in(id))?;
+                let mut failed = Vec::new();
                 for entry in entries.iter().filter(|e| live.contains(&e.blob)) {
-                    if kept_elsewhere(&entry.blob)? {
+                    if saved.contains(&entry.blob) || kept_elsewhere(&entry.blob)? {
                         continue;
                     }
                     let intact_elsewhere = || self.with_index(|i| i.contains(&entry.blob));
                     if damaged.contains(&entry.blob) && intact_elsewhere()? {
                         continue;
                     }
-                    let end = entry.offset.checked_add(entry.stored_len);
-                    let Some(stored) = end.and_then(|end| bytes.get(entry.offset as usize..end as usize))
-                    else {
-                        return Err(Error::corrupt(
-                            format!("pack {id}"),
-                            format!("{} lies past its end", entry.blob),
-                        ));
-                    };
-                    match self.open_blob(id, entry, stored) {
-                        Ok(raw) => drop(writer.save(entry.blob, &raw)?),
-                        Err(e) if e.proves_damage() && intact_elsewhere()? => {}
+                    match open_in(self, id, entry, &bytes) {
+                        Ok(raw) => {
+                            writer.save(entry.blob, &raw)?;
+                            saved.insert(entry.blob);
+                        }
+                        Err(e) if e.proves_damage() => failed.push((entry.blob, e)),
                         Err(e) => return Err(e),
                     }
+                }
+                for (blob, e) in failed {
+                    if saved.contains(&blob) || self.with_index(|i| i.contains(&blob))? {
+                        continue;
+                    }
+                    if !may_lose.contains(&blob) {
+                        return Err(e);
+                    }
+                    lost.insert(blob);
                 }
                 progress.advance(1, bytes.len() as u64);
             }
             Ok(())
         })?;
         progress.end();
-        Ok(stats.packs)
+        Ok(Replaced { written: stats.packs, saved: saved.len() as u64, lost })
     }
 
     /// Reads a pack marked damaged again, whole, before anything is deleted on
@@ -276,4 +293,24 @@ impl Repository {
         self.with_index(|i| i.set_padding_damaged(pack, false))?;
         Ok(false)
     }
+}
+
+/// What replacing packs wrote, and which live blobs it could not save.
+#[derive(Default)]
+pub(crate) struct Replaced {
+    /// The packs written, with their sizes.
+    pub written: Vec<(PackId, u64)>,
+    /// How many blobs were written into them.
+    pub saved: u64,
+    /// Live blobs with no copy that opens, here or anywhere.
+    pub lost: HashSet<BlobId>,
+}
+
+/// Opens the copy `entry` places in `bytes`, the whole of pack `id`.
+fn open_in(repo: &Repository, id: &PackId, entry: &PackEntry, bytes: &[u8]) -> Result<Vec<u8>> {
+    let end = entry.offset.checked_add(entry.stored_len);
+    let Some(stored) = end.and_then(|end| bytes.get(entry.offset as usize..end as usize)) else {
+        return Err(Error::corrupt(format!("pack {id}"), format!("{} lies past its end", entry.blob)));
+    };
+    repo.open_blob(id, entry, stored)
 }

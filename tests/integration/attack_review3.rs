@@ -1,6 +1,5 @@
 //! Findings of the third adversarial review (an unlucky user and an
-//! attacker): each test fails on the code it was written against and is
-//! marked ignored with its finding until fixed.
+//! attacker): each test failed on the code it was written against.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -35,7 +34,6 @@ fn with_a_damaged_pack(seed: u64) -> (TempRepo, PathBuf) {
 /// must keep the marks of a missing pack (as `repair index` does), or
 /// keep its rows.
 #[test]
-#[ignore = "finding 1: prune forgets the damage marks of a missing pack; put back, it serves dedup"]
 fn prune_while_a_damaged_pack_is_aside_keeps_its_damage_marks() {
     let (r, pack) = with_a_damaged_pack(31);
     let first = r.snapshots()[0]["id"].as_str().unwrap().to_owned();
@@ -81,7 +79,6 @@ fn plant_pack_with_a_duplicate(repo: &Path, raw: &[u8]) -> (PathBuf, u32, u32) {
 /// trailer names the second copy; repair must read it before calling the
 /// blob lost, and must not delete the only intact copy.
 #[test]
-#[ignore = "finding 2: repair packs calls a blob lost without trying its second copy in the same pack"]
 fn repair_packs_tries_the_second_copy_of_a_blob_in_one_pack() {
     let r = TempRepo::init();
     let mut rng = Rng::new(32);
